@@ -1,0 +1,2 @@
+export * from './sse.js';
+export * from './usage.js';
