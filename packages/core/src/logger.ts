@@ -17,7 +17,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const opts = {
     name: options.name,
     level: options.level ?? 'info',
-    base: { svc: options.name },
+    base: undefined,
     redact: {
       paths: ['authorization', 'apiKey', 'api_key', 'headers.authorization', 'headers["x-api-key"]', '*.apiKey'],
       censor: '[redacted]',

@@ -1,1 +1,5 @@
-export {};
+export * from './types.js';
+export * from './snapshot.js';
+export * from './validate.js';
+export * from './compile.js';
+export * from './load.js';

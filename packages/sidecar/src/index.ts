@@ -1,1 +1,5 @@
-export {};
+export * from './config.js';
+export * from './router.js';
+export * from './runtime.js';
+export * from './server.js';
+export type { RequestRecord, Endpoint, Ingress } from './handler.js';

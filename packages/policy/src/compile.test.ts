@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compile, formatIssue, parseYamlDocuments } from './index.js';
+
+const YAML = `
+apiVersion: sluice.dev/v1alpha1
+kind: LLMBackend
+metadata: { name: oai }
+spec:
+  provider: openai
+  auth: { env: KEY }
+  models:
+    - id: gpt-4o-mini
+      aliases: [small]
+      pricing: { input: 1, output: 2 }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMRoute
+metadata: { name: r }
+spec:
+  rules:
+    - match: { models: ["gpt-*", small] }
+      backends: [{ name: oai }]
+`;
+
+const secrets = { resolveSecret: (_ns: string, a: { env?: string }) => (a.env === 'KEY' ? 'sk-test' : undefined) };
+
+test('compiles backends and routes into a versioned snapshot', () => {
+  const { objects, issues: parseIssues } = parseYamlDocuments(YAML, 'p.yaml');
+  assert.deepEqual(parseIssues, []);
+  const { snapshot, issues } = compile(objects, secrets);
+  assert.deepEqual(issues, []);
+  const b = snapshot.backends[0];
+  assert.equal(b?.id, 'default/oai');
+  assert.equal(b?.authHeader, 'authorization');
+  assert.equal(b?.authValue, 'Bearer sk-test');
+  assert.equal(b?.baseUrl, 'https://api.openai.com');
+  assert.deepEqual(b?.aliases, { small: 'gpt-4o-mini' });
+  // Unset price fields fall back to the bundled price, set ones win.
+  assert.deepEqual(b?.prices['gpt-4o-mini'], { input: 1, cachedInput: 75_000, cacheWrite: 150_000, output: 2, reasoning: 600_000 });
+  assert.deepEqual(snapshot.rules[0]?.exact, ['small']);
+  assert.deepEqual(snapshot.rules[0]?.patterns, ['gpt-*']);
+  assert.match(snapshot.version, /^[0-9a-f]{16}$/);
+});
+
+test('the version depends on content only, not on object order', () => {
+  const { objects } = parseYamlDocuments(YAML, 'p.yaml');
+  const a = compile(objects, secrets).snapshot.version;
+  const b = compile([...objects].reverse(), secrets).snapshot.version;
+  assert.equal(a, b);
+  const c = compile(objects, { resolveSecret: () => 'other' }).snapshot.version;
+  assert.notEqual(a, c);
+});
+
+test('invalid objects are reported with path and reason and left out', () => {
+  const bad = parseYamlDocuments(
+    `
+apiVersion: sluice.dev/v1alpha1
+kind: LLMBackend
+metadata: { name: x }
+spec: { provider: nope, models: [{ id: 3 }], timeouts: { idleMs: -1 }, extra: 1 }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMRoute
+metadata: { name: r }
+spec: { rules: [{ match: { models: [a] }, backends: [{ name: missing }] }] }
+---
+kind: Thing
+`,
+    'bad.yaml',
+  );
+  const { snapshot, issues } = compile(bad.objects, secrets);
+  const text = issues.map(formatIssue);
+  assert.ok(text.includes('LLMBackend default/x: spec.provider: unknown provider "nope"'), text.join('\n'));
+  assert.ok(text.includes('LLMBackend default/x: spec.models[0].id: must be a non-empty string'));
+  assert.ok(text.includes('LLMBackend default/x: spec.timeouts.idleMs: must be an integer from 1 to 3600000'));
+  assert.ok(text.includes('LLMBackend default/x: spec.extra: is not a known field'));
+  assert.ok(text.includes('LLMRoute default/r: spec.rules[0].backends[0].name: no LLMBackend "missing" in namespace default'));
+  assert.ok(text.some((t) => t.startsWith('Thing bad.yaml#2: kind: must be one of')));
+  assert.equal(snapshot.backends.length, 0);
+  assert.equal(snapshot.rules.length, 0);
+});
+
+test('YAML syntax errors and duplicates are issues, not crashes', () => {
+  const r = parseYamlDocuments('a: [unclosed', 'x.yaml');
+  assert.equal(r.issues.length, 1);
+  const { objects } = parseYamlDocuments(YAML + '\n---\n' + YAML.split('---')[1], 'p.yaml');
+  const { issues } = compile(objects, secrets);
+  assert.equal(issues.length, 1);
+  assert.match(formatIssue(issues[0]!), /defined more than once/);
+});

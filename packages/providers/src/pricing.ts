@@ -1,0 +1,93 @@
+import { ceilDiv, TOKENS_PER_PRICE_UNIT } from '@sluice/core';
+import type { Usage } from './usage.js';
+
+/** Prices of one model in integer micro-USD per million tokens. */
+export interface ModelPrice {
+  readonly input: number;
+  /** Input tokens read from a prompt cache. */
+  readonly cachedInput: number;
+  /** Input tokens written to a prompt cache. */
+  readonly cacheWrite: number;
+  readonly output: number;
+  /** Reasoning (thinking) output tokens; providers bill them as output today. */
+  readonly reasoning: number;
+}
+
+/** `$/M` → micro-USD per million tokens, written as integers in the table to keep it exact. */
+function p(input: number, cachedInput: number, cacheWrite: number, output: number, reasoning = output): ModelPrice {
+  return Object.freeze({ input, cachedInput, cacheWrite, output, reasoning });
+}
+
+/**
+ * Bundled list prices (standard tier, USD per million tokens × 10^6), checked 2026-11 against the
+ * providers' public pricing pages. Dated snapshots (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`)
+ * resolve to their family entry. Override per backend model in `LLMBackend.spec.models[].pricing`.
+ */
+export const BUNDLED_PRICES: Readonly<Record<string, Readonly<Record<string, ModelPrice>>>> = Object.freeze({
+  openai: Object.freeze({
+    'gpt-5.1': p(1_250_000, 125_000, 1_250_000, 10_000_000),
+    'gpt-5': p(1_250_000, 125_000, 1_250_000, 10_000_000),
+    'gpt-5-mini': p(250_000, 25_000, 250_000, 2_000_000),
+    'gpt-5-nano': p(50_000, 5_000, 50_000, 400_000),
+    'gpt-4.1': p(2_000_000, 500_000, 2_000_000, 8_000_000),
+    'gpt-4.1-mini': p(400_000, 100_000, 400_000, 1_600_000),
+    'gpt-4.1-nano': p(100_000, 25_000, 100_000, 400_000),
+    'gpt-4o': p(2_500_000, 1_250_000, 2_500_000, 10_000_000),
+    'gpt-4o-mini': p(150_000, 75_000, 150_000, 600_000),
+    o1: p(15_000_000, 7_500_000, 15_000_000, 60_000_000),
+    o3: p(2_000_000, 500_000, 2_000_000, 8_000_000),
+    'o3-mini': p(1_100_000, 550_000, 1_100_000, 4_400_000),
+    'o4-mini': p(1_100_000, 275_000, 1_100_000, 4_400_000),
+    'text-embedding-3-small': p(20_000, 20_000, 20_000, 0),
+    'text-embedding-3-large': p(130_000, 130_000, 130_000, 0),
+    'text-embedding-ada-002': p(100_000, 100_000, 100_000, 0),
+  }),
+  anthropic: Object.freeze({
+    'claude-opus-4-5': p(5_000_000, 500_000, 6_250_000, 25_000_000),
+    'claude-opus-4-1': p(15_000_000, 1_500_000, 18_750_000, 75_000_000),
+    'claude-opus-4': p(15_000_000, 1_500_000, 18_750_000, 75_000_000),
+    'claude-sonnet-4-5': p(3_000_000, 300_000, 3_750_000, 15_000_000),
+    'claude-sonnet-4': p(3_000_000, 300_000, 3_750_000, 15_000_000),
+    'claude-3-7-sonnet': p(3_000_000, 300_000, 3_750_000, 15_000_000),
+    'claude-haiku-4-5': p(1_000_000, 100_000, 1_250_000, 5_000_000),
+    'claude-3-5-haiku': p(800_000, 80_000, 1_000_000, 4_000_000),
+    'claude-3-haiku': p(250_000, 30_000, 300_000, 1_250_000),
+  }),
+});
+
+const SNAPSHOT_SUFFIX = /^-(\d{4}-?\d{2}-?\d{2}|latest|v\d+(:\d+)?)$/;
+
+/**
+ * The bundled price of `model` at `provider` (a provider id or price family), or undefined.
+ * Exact id first, then the longest family id that the model extends with a date/`latest` suffix.
+ */
+export function bundledPrice(family: string, model: string): ModelPrice | undefined {
+  const table = BUNDLED_PRICES[family];
+  if (table === undefined) return undefined;
+  const exact = table[model];
+  if (exact !== undefined) return exact;
+  let best: string | undefined;
+  for (const id of Object.keys(table)) {
+    if (model.startsWith(id) && SNAPSHOT_SUFFIX.test(model.slice(id.length)) && (best === undefined || id.length > best.length)) best = id;
+  }
+  return best === undefined ? undefined : table[best];
+}
+
+/**
+ * Cost of a request in integer micro-USD: Σ tokens × price over each token class, divided by 10^6
+ * once and rounded up, so a budget never under-counts and no float touches money.
+ */
+export function costMicros(usage: Usage, price: ModelPrice): number {
+  const cached = Math.min(usage.cachedInputTokens, usage.inputTokens);
+  const written = Math.min(usage.cacheWriteTokens, usage.inputTokens - cached);
+  const uncached = usage.inputTokens - cached - written;
+  const reasoning = Math.min(usage.reasoningTokens, usage.outputTokens);
+  const visible = usage.outputTokens - reasoning;
+  const total =
+    uncached * price.input +
+    cached * price.cachedInput +
+    written * price.cacheWrite +
+    visible * price.output +
+    reasoning * price.reasoning;
+  return ceilDiv(total, TOKENS_PER_PRICE_UNIT);
+}

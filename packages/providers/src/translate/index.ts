@@ -1,0 +1,6 @@
+export type { StreamTranslator } from './stream.js';
+export { anthropicStopToOpenAI, openaiFinishToAnthropic } from './stream.js';
+export { chatRequestToAnthropic, anthropicResponseToChat, createAnthropicStreamToChat } from './openai/to-anthropic.js';
+export { messagesRequestToOpenAI, chatResponseToAnthropic, createChatStreamToAnthropic } from './anthropic/to-openai.js';
+export { createOpenAIPassthrough } from './openai/passthrough.js';
+export { createAnthropicPassthrough } from './anthropic/passthrough.js';

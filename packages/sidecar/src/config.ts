@@ -1,0 +1,63 @@
+/**
+ * Every setting of the sidecar, read once from the environment. Each variable has a default and a
+ * doc line; the README's configuration reference is generated from the same list by hand.
+ */
+export interface SidecarConfig {
+  /** LLM API listen address (loopback only: the app calls localhost). */
+  readonly host: string;
+  readonly port: number;
+  /** Admin listener (/healthz, /ready). */
+  readonly adminHost: string;
+  readonly adminPort: number;
+  /** Largest request body accepted (413 beyond). */
+  readonly maxBodyBytes: number;
+  /** Time allowed to receive a whole request body (408 beyond). */
+  readonly bodyTimeoutMs: number;
+  /** Largest non-streamed upstream response body read. */
+  readonly maxResponseBytes: number;
+  /** `max_tokens` written into a translated request to Anthropic when the caller gave none. */
+  readonly defaultMaxTokens: number;
+  readonly logLevel: string;
+}
+
+interface Var {
+  readonly env: string;
+  readonly doc: string;
+  readonly def: string;
+}
+
+export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
+  host: { env: 'SLUICE_SIDECAR_HOST', def: '127.0.0.1', doc: 'LLM API listen address' },
+  port: { env: 'SLUICE_SIDECAR_PORT', def: '4000', doc: 'LLM API port' },
+  adminHost: { env: 'SLUICE_SIDECAR_ADMIN_HOST', def: '0.0.0.0', doc: 'admin listen address (/healthz, /ready)' },
+  adminPort: { env: 'SLUICE_SIDECAR_ADMIN_PORT', def: '4001', doc: 'admin port' },
+  maxBodyBytes: { env: 'SLUICE_SIDECAR_MAX_BODY_BYTES', def: String(16 * 1024 * 1024), doc: 'largest request body accepted (413 beyond)' },
+  bodyTimeoutMs: { env: 'SLUICE_SIDECAR_BODY_TIMEOUT_MS', def: '30000', doc: 'time to receive a whole request body (408 beyond)' },
+  maxResponseBytes: { env: 'SLUICE_SIDECAR_MAX_RESPONSE_BYTES', def: String(64 * 1024 * 1024), doc: 'largest non-streamed provider response read' },
+  defaultMaxTokens: { env: 'SLUICE_SIDECAR_DEFAULT_MAX_TOKENS', def: '4096', doc: 'max_tokens sent to Anthropic when an OpenAI caller gave none' },
+  logLevel: { env: 'SLUICE_LOG_LEVEL', def: 'info', doc: 'pino log level' },
+};
+
+function intVar(v: Var, env: NodeJS.ProcessEnv, min: number, max: number): number {
+  const raw = env[v.env] ?? v.def;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`${v.env}=${raw}: must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+/** Reads the configuration; throws with the variable's name on a bad value. */
+export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<SidecarConfig> = {}): SidecarConfig {
+  const e = SIDECAR_ENV;
+  return {
+    host: env[e.host.env] ?? e.host.def,
+    port: intVar(e.port, env, 0, 65535),
+    adminHost: env[e.adminHost.env] ?? e.adminHost.def,
+    adminPort: intVar(e.adminPort, env, 0, 65535),
+    maxBodyBytes: intVar(e.maxBodyBytes, env, 1024, 1024 * 1024 * 1024),
+    bodyTimeoutMs: intVar(e.bodyTimeoutMs, env, 100, 3_600_000),
+    maxResponseBytes: intVar(e.maxResponseBytes, env, 1024, 1024 * 1024 * 1024),
+    defaultMaxTokens: intVar(e.defaultMaxTokens, env, 1, 1_000_000),
+    logLevel: env[e.logLevel.env] ?? e.logLevel.def,
+    ...overrides,
+  };
+}

@@ -1,0 +1,307 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { acceptRequestId, errorEvent, newRequestId, SluiceError, toSluiceError, type ApiShape, type Logger } from '@sluice/core';
+import {
+  anthropicResponseToChat,
+  chatRequestToAnthropic,
+  chatResponseToAnthropic,
+  costMicros,
+  createAnthropicPassthrough,
+  createAnthropicStreamToChat,
+  createChatStreamToAnthropic,
+  createOpenAIPassthrough,
+  createSseParser,
+  messagesRequestToOpenAI,
+  setTopLevelMembers,
+  usageFromAnthropic,
+  usageFromOpenAI,
+  type StreamTranslator,
+  type Usage,
+} from '@sluice/providers';
+import type { SnapshotBackend } from '@sluice/policy';
+import type { SidecarConfig } from './config.js';
+import { drained, readBody, sendError } from './http-util.js';
+import type { Runtime } from './runtime.js';
+import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
+
+export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages';
+
+export interface Endpoint {
+  readonly ingress: Ingress;
+  readonly shape: ApiShape;
+}
+
+/** How one request travels: same format (bytes kept) or translated, and how its answer is read. */
+type Mode = 'openai-pass' | 'anthropic-pass' | 'openai-to-anthropic' | 'anthropic-to-openai';
+
+interface Plan {
+  readonly mode: Mode;
+  readonly path: string;
+  readonly body: string;
+  /** The client did not ask for the usage chunk the gateway forced: hide it. */
+  readonly stripUsageChunk: boolean;
+  readonly includeUsage: boolean;
+  readonly extraHeaders: Readonly<Record<string, string>> | undefined;
+}
+
+/** The fields of the one log line written per request. */
+export interface RequestRecord {
+  id: string;
+  api: string;
+  route: string | undefined;
+  backend: string | undefined;
+  model: string | undefined;
+  upstreamModel: string | undefined;
+  stream: boolean;
+  status: number;
+  code: string | undefined;
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens: number;
+  cacheWriteTokens: number;
+  reasoningTokens: number;
+  costMicros: number | null;
+  ttfbMs: number | null;
+  ttftMs: number | null;
+  durMs: number;
+}
+
+export interface HandlerDeps {
+  readonly config: SidecarConfig;
+  readonly logger: Logger;
+  readonly pools: UpstreamPools;
+  runtime(): Runtime;
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const ms = (t0: number): number => Math.round((performance.now() - t0) * 100) / 100;
+
+function parseJsonBody(raw: string): Json {
+  let body: unknown;
+  try {
+    body = JSON.parse(raw);
+  } catch (e) {
+    throw new SluiceError('SLUICE_ERR_REQUEST_MALFORMED_JSON', `Request body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!isObj(body)) throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', 'Request body must be a JSON object');
+  return body;
+}
+
+function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw: string, model: string, upstreamModel: string, stream: boolean, req: IncomingMessage, config: SidecarConfig): Plan {
+  const path = (name: string): string => {
+    const p = backend.paths[name];
+    if (p === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} (${backend.provider}) does not serve the ${name} API`);
+    return p;
+  };
+  const modelEdit: Record<string, string> = upstreamModel === model ? {} : { model: JSON.stringify(upstreamModel) };
+  if (ingress === 'openai-embeddings') {
+    if (backend.schema !== 'openai') throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} (${backend.provider}) has no embeddings API`);
+    return { mode: 'openai-pass', path: path('embeddings'), body: setTopLevelMembers(raw, modelEdit), stripUsageChunk: false, includeUsage: false, extraHeaders: undefined };
+  }
+  if (ingress === 'openai-chat') {
+    const so = body['stream_options'];
+    if (so !== undefined && so !== null && !isObj(so)) throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', 'stream_options must be an object', { param: 'stream_options' });
+    const includeUsage = isObj(so) && so['include_usage'] === true;
+    if (backend.schema === 'openai') {
+      const edits = stream && !includeUsage ? { ...modelEdit, stream_options: JSON.stringify({ ...(isObj(so) ? so : {}), include_usage: true }) } : modelEdit;
+      return { mode: 'openai-pass', path: path('chat'), body: setTopLevelMembers(raw, edits), stripUsageChunk: stream && !includeUsage, includeUsage, extraHeaders: undefined };
+    }
+    const translated = chatRequestToAnthropic(body, upstreamModel, { defaultMaxTokens: config.defaultMaxTokens });
+    return { mode: 'openai-to-anthropic', path: path('messages'), body: JSON.stringify(translated), stripUsageChunk: false, includeUsage, extraHeaders: undefined };
+  }
+  // anthropic-messages
+  if (backend.schema === 'anthropic') {
+    const extra: Record<string, string> = {};
+    for (const h of ['anthropic-version', 'anthropic-beta']) {
+      const v = req.headers[h];
+      if (typeof v === 'string' && v.length <= 512) extra[h] = v;
+    }
+    return { mode: 'anthropic-pass', path: path('messages'), body: setTopLevelMembers(raw, modelEdit), stripUsageChunk: false, includeUsage: true, extraHeaders: extra };
+  }
+  const translated = messagesRequestToOpenAI(body, upstreamModel, { maxTokensField: backend.maxTokensField });
+  return { mode: 'anthropic-to-openai', path: path('chat'), body: JSON.stringify(translated), stripUsageChunk: false, includeUsage: true, extraHeaders: undefined };
+}
+
+function readJsonResponse(plan: Plan, buf: Buffer, rec: RequestRecord): { out: string | Buffer; usage: Usage | undefined } {
+  let json: unknown;
+  try {
+    json = JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The provider answered with a body that is not JSON');
+  }
+  if (!isObj(json)) throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The provider answered with JSON that is not an object');
+  const model = rec.upstreamModel ?? '';
+  switch (plan.mode) {
+    case 'openai-pass':
+      return { out: buf, usage: usageFromOpenAI(json['usage']) };
+    case 'anthropic-pass':
+      return { out: buf, usage: usageFromAnthropic(json['usage']) };
+    case 'openai-to-anthropic': {
+      const r = anthropicResponseToChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
+      return { out: JSON.stringify(r.body), usage: r.usage };
+    }
+    case 'anthropic-to-openai': {
+      const r = chatResponseToAnthropic(json, { model, id: `msg_${rec.id}` });
+      return { out: JSON.stringify(r.body), usage: r.usage };
+    }
+  }
+}
+
+function streamTranslator(plan: Plan, rec: RequestRecord): StreamTranslator {
+  const model = rec.upstreamModel ?? '';
+  switch (plan.mode) {
+    case 'openai-pass':
+      return createOpenAIPassthrough({ stripUsageChunk: plan.stripUsageChunk });
+    case 'anthropic-pass':
+      return createAnthropicPassthrough();
+    case 'openai-to-anthropic':
+      return createAnthropicStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: plan.includeUsage });
+    case 'anthropic-to-openai':
+      return createChatStreamToAnthropic({ model, id: `msg_${rec.id}` });
+  }
+}
+
+function sluiceHeaders(rec: RequestRecord): Record<string, string> {
+  return {
+    'x-request-id': rec.id,
+    'x-sluice-route': rec.route ?? '',
+    'x-sluice-backend': rec.backend ?? '',
+    'x-sluice-model': rec.upstreamModel ?? '',
+  };
+}
+
+/** Handles one LLM API call end to end and writes exactly one log line. */
+export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const t0 = performance.now();
+  const hdrId = req.headers['x-request-id'];
+  const rec: RequestRecord = {
+    id: acceptRequestId(typeof hdrId === 'string' ? hdrId : undefined) ?? newRequestId(),
+    api: ep.ingress,
+    route: undefined,
+    backend: undefined,
+    model: undefined,
+    upstreamModel: undefined,
+    stream: false,
+    status: 0,
+    code: undefined,
+    inputTokens: 0,
+    outputTokens: 0,
+    cachedInputTokens: 0,
+    cacheWriteTokens: 0,
+    reasoningTokens: 0,
+    costMicros: null,
+    ttfbMs: null,
+    ttftMs: null,
+    durMs: 0,
+  };
+  const rt = deps.runtime();
+  let usage: Usage | undefined;
+  let backend: SnapshotBackend | undefined;
+  const ac = new AbortController();
+  let clientGone = false;
+  res.on('close', () => {
+    if (!res.writableFinished) {
+      clientGone = true;
+      ac.abort();
+    }
+  });
+  try {
+    const raw = (await readBody(req, deps.config.maxBodyBytes, deps.config.bodyTimeoutMs)).toString('utf8');
+    const body = parseJsonBody(raw);
+    const model = body['model'];
+    if (model === undefined || model === null || model === '') throw new SluiceError('SLUICE_ERR_REQUEST_MODEL_MISSING', 'Request has no model', { param: 'model' });
+    if (typeof model !== 'string' || model.length > 256) throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', 'model must be a string of at most 256 characters', { param: 'model' });
+    rec.model = model;
+    const streamField = body['stream'];
+    if (streamField !== undefined && streamField !== null && typeof streamField !== 'boolean') throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', 'stream must be a boolean', { param: 'stream' });
+    const stream = streamField === true && ep.ingress !== 'openai-embeddings';
+    rec.stream = stream;
+    const target = rt.router.resolve(model);
+    if (target === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_MODEL_UNKNOWN', `The model ${JSON.stringify(model)} is not served by any route of this gateway`, { param: 'model' });
+    backend = target.backend;
+    rec.route = target.route;
+    rec.backend = backend.id;
+    rec.upstreamModel = target.upstreamModel;
+    const plan = planRequest(ep.ingress, backend, body, raw, model, target.upstreamModel, stream, req, deps.config);
+
+    const up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });
+    if (up.statusCode >= 400) {
+      const text = (await readUpstreamBody(up.body, 1024 * 1024)).toString('utf8');
+      throw upstreamStatusError(up.statusCode, up.headers, text);
+    }
+    const contentType = String(up.headers['content-type'] ?? '');
+    if (!stream) {
+      const buf = await readUpstreamBody(up.body, deps.config.maxResponseBytes);
+      const { out, usage: u } = readJsonResponse(plan, buf, rec);
+      usage = u;
+      const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), ...sluiceHeaders(rec) };
+      const price = usage === undefined ? undefined : rt.priceOf(backend, target.upstreamModel);
+      if (usage !== undefined && price !== undefined) {
+        rec.costMicros = costMicros(usage, price);
+        headers['x-sluice-cost-micros'] = rec.costMicros;
+      }
+      rec.ttfbMs = ms(t0);
+      res.writeHead(200, headers);
+      res.end(out);
+      rec.status = 200;
+      return;
+    }
+    if (!contentType.includes('text/event-stream')) {
+      await readUpstreamBody(up.body, 1024 * 1024).catch(() => undefined);
+      throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `The provider answered a stream request with ${contentType || 'no content type'}`);
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...sluiceHeaders(rec) });
+    res.flushHeaders();
+    rec.ttfbMs = ms(t0);
+    rec.status = 200;
+    const parser = createSseParser();
+    const tr = streamTranslator(plan, rec);
+    try {
+      const forward = async (text: string): Promise<void> => {
+        if (text.length === 0 || clientGone) return;
+        if (rec.ttftMs === null) rec.ttftMs = ms(t0);
+        if (!res.write(text)) await drained(res);
+      };
+      for await (const chunk of up.body) {
+        for (const ev of parser.push(chunk as Buffer)) await forward(tr.push(ev));
+      }
+      if (clientGone) throw new SluiceError('SLUICE_ERR_REQUEST_ABORTED');
+      for (const ev of parser.end()) await forward(tr.push(ev));
+      await forward(tr.end());
+      res.end();
+    } catch (e) {
+      throw clientGone ? new SluiceError('SLUICE_ERR_REQUEST_ABORTED') : transportError(e, true);
+    } finally {
+      usage = tr.usage;
+    }
+  } catch (e) {
+    const err = toSluiceError(e);
+    rec.code = err.code;
+    if (clientGone || err.code === 'SLUICE_ERR_REQUEST_ABORTED') {
+      rec.status = 499;
+      if (!res.destroyed) res.destroy();
+    } else if (!res.headersSent) {
+      rec.status = err.status;
+      sendError(res, ep.shape, err, rec.id, err.code === 'SLUICE_ERR_REQUEST_TOO_LARGE' || err.code === 'SLUICE_ERR_REQUEST_BODY_TIMEOUT');
+    } else {
+      // The stream had started: one terminal error event in the caller's shape, then close.
+      res.end(errorEvent(ep.shape, err, rec.id));
+    }
+    if (err.code === 'SLUICE_ERR_INTERNAL') deps.logger.error({ id: rec.id, err: err.cause }, 'internal error');
+  } finally {
+    if (usage !== undefined) {
+      rec.inputTokens = usage.inputTokens;
+      rec.outputTokens = usage.outputTokens;
+      rec.cachedInputTokens = usage.cachedInputTokens;
+      rec.cacheWriteTokens = usage.cacheWriteTokens;
+      rec.reasoningTokens = usage.reasoningTokens;
+      if (rec.costMicros === null && backend !== undefined && rec.upstreamModel !== undefined) {
+        const price = rt.priceOf(backend, rec.upstreamModel);
+        if (price !== undefined) rec.costMicros = costMicros(usage, price);
+      }
+    }
+    rec.durMs = ms(t0);
+    deps.logger.info(rec, 'request');
+  }
+}

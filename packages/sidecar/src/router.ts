@@ -1,0 +1,63 @@
+import type { Snapshot, SnapshotBackend, SnapshotRule } from '@sluice/policy';
+
+/** A resolved routing decision for one request. */
+export interface RouteTarget {
+  readonly route: string;
+  readonly backend: SnapshotBackend;
+  /** Model sent upstream: the rule's override, else the backend's alias target, else as asked. */
+  readonly upstreamModel: string;
+}
+
+export interface Router {
+  resolve(model: string): RouteTarget | undefined;
+  /** Every model name a caller can ask for (declared models, aliases, exact rule names), sorted. */
+  readonly modelNames: readonly { id: string; provider: string }[];
+}
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * Built once per snapshot: an exact-name map and an ordered list of compiled patterns; a lookup is a
+ * map get, then at most one regex test per pattern. Nothing is compiled per request.
+ */
+export function createRouter(snapshot: Snapshot): Router {
+  const backends = new Map(snapshot.backends.map((b) => [b.id, b]));
+  const exact = new Map<string, SnapshotRule>();
+  const patterns: Array<{ re: RegExp; rule: SnapshotRule }> = [];
+  for (const rule of snapshot.rules) {
+    for (const name of rule.exact) if (!exact.has(name)) exact.set(name, rule);
+    for (const p of rule.patterns) patterns.push({ re: globToRegExp(p), rule });
+  }
+  function target(rule: SnapshotRule, model: string): RouteTarget | undefined {
+    const t = rule.targets[0];
+    const backend = t === undefined ? undefined : backends.get(t.backend);
+    if (t === undefined || backend === undefined) return undefined;
+    return { route: rule.route, backend, upstreamModel: t.modelOverride ?? backend.aliases[model] ?? model };
+  }
+  const names = new Map<string, string>();
+  for (const b of snapshot.backends) {
+    for (const m of b.models) names.set(m, b.provider);
+    for (const a of Object.keys(b.aliases)) names.set(a, b.provider);
+  }
+  for (const rule of snapshot.rules) {
+    const b = rule.targets[0] && backends.get(rule.targets[0].backend);
+    for (const n of rule.exact) if (!names.has(n) && b) names.set(n, b.provider);
+  }
+  // Only names some rule routes are listed.
+  const modelNames = [...names]
+    .filter(([id]) => exact.has(id) || patterns.some((p) => p.re.test(id)))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([id, provider]) => ({ id, provider }));
+  return {
+    resolve(model) {
+      const rule = exact.get(model);
+      if (rule !== undefined) return target(rule, model);
+      for (const p of patterns) if (p.re.test(model)) return target(p.rule, model);
+      return undefined;
+    },
+    modelNames,
+  };
+}

@@ -1,0 +1,47 @@
+import { bundledPrice, type ModelPrice } from '@sluice/providers';
+import type { Snapshot, SnapshotBackend } from '@sluice/policy';
+import { createRouter, type Router } from './router.js';
+
+const PRICE_CACHE_MAX = 4096;
+
+/**
+ * Everything the hot path needs from one snapshot, built once when the snapshot is applied: the
+ * router, the pre-rendered model lists, and a bounded price lookup cache.
+ */
+export interface Runtime {
+  readonly snapshot: Snapshot;
+  readonly router: Router;
+  readonly modelsOpenAI: string;
+  readonly modelsAnthropic: string;
+  priceOf(backend: SnapshotBackend, model: string): ModelPrice | undefined;
+}
+
+export function createRuntime(snapshot: Snapshot): Runtime {
+  const router = createRouter(snapshot);
+  const modelsOpenAI = JSON.stringify({
+    object: 'list',
+    data: router.modelNames.map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.provider })),
+  });
+  const anthropicData = router.modelNames.map((m) => ({ type: 'model', id: m.id, display_name: m.id, created_at: '1970-01-01T00:00:00Z' }));
+  const modelsAnthropic = JSON.stringify({
+    data: anthropicData,
+    has_more: false,
+    first_id: anthropicData[0]?.id ?? null,
+    last_id: anthropicData[anthropicData.length - 1]?.id ?? null,
+  });
+  const prices = new Map<string, ModelPrice | null>();
+  return {
+    snapshot,
+    router,
+    modelsOpenAI,
+    modelsAnthropic,
+    priceOf(backend, model) {
+      const key = `${backend.id}\u0000${model}`;
+      const hit = prices.get(key);
+      if (hit !== undefined) return hit ?? undefined;
+      const price = backend.prices[model] ?? bundledPrice(backend.priceFamily, model);
+      if (prices.size < PRICE_CACHE_MAX) prices.set(key, price ?? null);
+      return price;
+    },
+  };
+}

@@ -1,0 +1,176 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { acceptRequestId, errorBody, newRequestId, SluiceError, type ApiShape, type Logger } from '@sluice/core';
+import type { Snapshot } from '@sluice/policy';
+import type { SidecarConfig } from './config.js';
+import { handleLlmRequest, type Endpoint } from './handler.js';
+import { sendError } from './http-util.js';
+import { createRuntime, type Runtime } from './runtime.js';
+import { UpstreamPools } from './upstream.js';
+
+const ENDPOINTS: Readonly<Record<string, Endpoint>> = Object.freeze({
+  '/v1/chat/completions': { ingress: 'openai-chat', shape: 'openai' },
+  '/v1/embeddings': { ingress: 'openai-embeddings', shape: 'openai' },
+  '/v1/messages': { ingress: 'anthropic-messages', shape: 'anthropic' },
+});
+
+const shapeOfPath = (path: string): ApiShape => (path.startsWith('/v1/messages') ? 'anthropic' : 'openai');
+
+export interface Sidecar {
+  /** Resolves once both listeners are bound. */
+  readonly url: string;
+  readonly adminUrl: string;
+  applySnapshot(snapshot: Snapshot): void;
+  readonly snapshotVersion: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface SidecarOptions {
+  readonly config: SidecarConfig;
+  readonly logger: Logger;
+  /** First snapshot; without one the sidecar is not ready and answers 503 until one is applied. */
+  readonly snapshot?: Snapshot;
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+const hostForUrl = (a: AddressInfo): string => (a.family === 'IPv6' ? `[${a.address}]` : a.address);
+
+/**
+ * The sidecar process: the LLM API listener (loopback), the admin listener, the applied snapshot.
+ */
+export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
+  const { config, logger } = options;
+  const pools = new UpstreamPools();
+  let runtime: Runtime | undefined = options.snapshot ? createRuntime(options.snapshot) : undefined;
+  const deps = {
+    config,
+    logger,
+    pools,
+    runtime: (): Runtime => runtime as Runtime,
+  };
+
+  function logSimple(req: IncomingMessage, id: string, status: number, code: string | undefined, t0: number): void {
+    logger.info({ id, api: 'http', method: req.method, path: req.url?.slice(0, 200), status, code, durMs: Math.round((performance.now() - t0) * 100) / 100 }, 'request');
+  }
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const t0 = performance.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const ep = ENDPOINTS[path];
+    if (ep !== undefined) {
+      if (req.method !== 'POST') {
+        const id = newRequestId();
+        sendError(res, ep.shape, new SluiceError('SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED', `${req.method ?? '?'} is not allowed on ${path}; use POST`), id);
+        req.resume();
+        logSimple(req, id, 405, 'SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED', t0);
+        return;
+      }
+      if (runtime === undefined) {
+        const id = newRequestId();
+        sendError(res, ep.shape, new SluiceError('SLUICE_ERR_INTERNAL', 'The gateway has no policy yet', { status: 503 }), id);
+        req.resume();
+        logSimple(req, id, 503, 'SLUICE_ERR_INTERNAL', t0);
+        return;
+      }
+      handleLlmRequest(deps, ep, req, res).catch((e: unknown) => {
+        logger.error({ err: e }, 'unhandled request failure');
+        if (!res.headersSent) sendError(res, ep.shape, new SluiceError('SLUICE_ERR_INTERNAL'), newRequestId());
+        else res.destroy();
+      });
+      return;
+    }
+    const hdrId = req.headers['x-request-id'];
+    const id = acceptRequestId(typeof hdrId === 'string' ? hdrId : undefined) ?? newRequestId();
+    if (path === '/v1/models' && runtime !== undefined) {
+      if (req.method !== 'GET') {
+        sendError(res, 'openai', new SluiceError('SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED', `${req.method ?? '?'} is not allowed on ${path}; use GET`), id);
+        logSimple(req, id, 405, 'SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED', t0);
+      } else {
+        const body = req.headers['anthropic-version'] !== undefined ? runtime.modelsAnthropic : runtime.modelsOpenAI;
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': id });
+        res.end(body);
+        logSimple(req, id, 200, undefined, t0);
+      }
+      req.resume();
+      return;
+    }
+    sendError(res, shapeOfPath(path), new SluiceError('SLUICE_ERR_HTTP_NOT_FOUND', `No endpoint ${req.method ?? ''} ${path.slice(0, 200)}`), id);
+    req.resume();
+    logSimple(req, id, 404, 'SLUICE_ERR_HTTP_NOT_FOUND', t0);
+  }
+
+  const server = createServer({ headersTimeout: 30_000, requestTimeout: 0, keepAliveTimeout: 65_000 }, onRequest);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // Node's HTTP parser refused the request (bad framing, header overflow): answer in the OpenAI
+    // shape unless the request line shows the Anthropic endpoint.
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const raw = (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 64).toString('latin1') ?? '';
+    const shape: ApiShape = raw.includes('/v1/messages') ? 'anthropic' : 'openai';
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const e = new SluiceError('SLUICE_ERR_HTTP_BAD_REQUEST', status === 431 ? 'Request headers are too large' : 'Malformed HTTP request', { status });
+    const body = errorBody(shape, e);
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-sluice-error-code: ${e.code}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    logger.info({ api: 'http', status, code: e.code, parseError: err.code }, 'request');
+  });
+
+  const admin = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    let status = 404;
+    let body: string;
+    if (path === '/healthz') {
+      status = 200;
+      body = '{"status":"ok"}';
+    } else if (path === '/ready') {
+      status = runtime !== undefined ? 200 : 503;
+      body = JSON.stringify({ status: runtime !== undefined ? 'ready' : 'waiting for policy', version: runtime?.snapshot.version ?? null });
+    } else {
+      body = '{"error":"not found"}';
+    }
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+
+  const [main, adm] = await Promise.all([listen(server, config.port, config.host), listen(admin, config.adminPort, config.adminHost)]);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  return {
+    url: `http://${hostForUrl(main)}:${main.port}`,
+    adminUrl: `http://${hostForUrl(adm)}:${adm.port}`,
+    applySnapshot(snapshot) {
+      runtime = createRuntime(snapshot);
+      pools.retain(snapshot.backends).catch((e: unknown) => logger.warn({ err: e }, 'closing unused upstream pools failed'));
+      logger.info({ version: snapshot.version, backends: snapshot.backends.length, rules: snapshot.rules.length }, 'snapshot applied');
+    },
+    get snapshotVersion() {
+      return runtime?.snapshot.version;
+    },
+    async close() {
+      const closed = Promise.all([new Promise((r) => server.close(r)), new Promise((r) => admin.close(r))]);
+      server.closeIdleConnections();
+      for (const s of sockets) s.destroy();
+      await closed;
+      await pools.close();
+    },
+  };
+}

@@ -1,0 +1,145 @@
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { SluiceError } from '@sluice/core';
+import type { SnapshotBackend } from '@sluice/policy';
+
+/**
+ * One undici connection pool per backend origin, keep-alive, reused across snapshots while the
+ * origin and connect timeout stay the same.
+ */
+export class UpstreamPools {
+  readonly #pools = new Map<string, Pool>();
+
+  pool(backend: SnapshotBackend): { pool: Pool; pathPrefix: string } {
+    const url = new URL(backend.baseUrl);
+    const key = `${url.origin}|${backend.timeouts.connectMs}`;
+    let pool = this.#pools.get(key);
+    if (pool === undefined) {
+      pool = new Pool(url.origin, {
+        connections: 256,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 120_000,
+        connect: { timeout: backend.timeouts.connectMs },
+      });
+      this.#pools.set(key, pool);
+    }
+    return { pool, pathPrefix: url.pathname.replace(/\/+$/, '') };
+  }
+
+  /** Closes pools no longer used by the given backends. */
+  async retain(backends: readonly SnapshotBackend[]): Promise<void> {
+    const keep = new Set(backends.map((b) => `${new URL(b.baseUrl).origin}|${b.timeouts.connectMs}`));
+    const closing: Array<Promise<void>> = [];
+    for (const [key, pool] of this.#pools) {
+      if (!keep.has(key)) {
+        this.#pools.delete(key);
+        closing.push(pool.close());
+      }
+    }
+    await Promise.all(closing);
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.destroy()));
+  }
+}
+
+export interface UpstreamRequest {
+  readonly backend: SnapshotBackend;
+  readonly path: string;
+  readonly body: string;
+  readonly extraHeaders: Readonly<Record<string, string>> | undefined;
+  readonly signal: AbortSignal;
+}
+
+/** Sends one request upstream with the backend's credential; the caller's own credentials never go. */
+export async function sendUpstream(pools: UpstreamPools, r: UpstreamRequest): Promise<Dispatcher.ResponseData> {
+  const { pool, pathPrefix } = pools.pool(r.backend);
+  const headers: Record<string, string> = { ...r.backend.headers, ...r.extraHeaders, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  if (r.backend.authHeader !== '') headers[r.backend.authHeader] = r.backend.authValue;
+  try {
+    return await pool.request({
+      method: 'POST',
+      path: pathPrefix + r.path,
+      headers,
+      body: r.body,
+      signal: r.signal,
+      headersTimeout: r.backend.timeouts.firstByteMs,
+      bodyTimeout: r.backend.timeouts.idleMs,
+    });
+  } catch (e) {
+    throw transportError(e, false);
+  }
+}
+
+/** Maps an undici / socket failure to a stable error. `midBody`: the response had started. */
+export function transportError(e: unknown, midBody: boolean): SluiceError {
+  if (e instanceof SluiceError) return e;
+  if (e instanceof undiciErrors.RequestAbortedError || (e instanceof Error && e.name === 'AbortError')) {
+    return new SluiceError('SLUICE_ERR_REQUEST_ABORTED', undefined, { cause: e });
+  }
+  if (e instanceof undiciErrors.HeadersTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'The provider did not start answering in time', { cause: e });
+  if (e instanceof undiciErrors.BodyTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'The provider stopped sending in the middle of its answer', { cause: e });
+  if (e instanceof undiciErrors.ConnectTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_CONNECT', 'Timed out connecting to the provider', { cause: e });
+  if (midBody) return new SluiceError('SLUICE_ERR_UPSTREAM_STREAM_INTERRUPTED', undefined, { cause: e });
+  const code = (e as { code?: unknown } | null)?.code;
+  const detail = typeof code === 'string' ? ` (${code})` : '';
+  return new SluiceError('SLUICE_ERR_UPSTREAM_CONNECT', `Could not connect to the provider${detail}`, { cause: e });
+}
+
+/** Reads a body up to `maxBytes`; beyond it the provider's answer is treated as garbage. */
+export async function readUpstreamBody(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      const b = chunk as Buffer;
+      size += b.length;
+      if (size > maxBytes) {
+        body.destroy();
+        throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `Provider response exceeds ${maxBytes} bytes`);
+      }
+      chunks.push(b);
+    }
+  } catch (e) {
+    throw transportError(e, true);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function providerMessage(text: string): string | undefined {
+  try {
+    const j = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
+    const m = typeof j.error === 'string' ? j.error : j.error?.message ?? j.message;
+    if (typeof m === 'string' && m.length > 0) return m.slice(0, 2000);
+  } catch {
+    // not JSON: fall through
+  }
+  return undefined;
+}
+
+function providerErrorType(text: string): string | undefined {
+  try {
+    const j = JSON.parse(text) as { error?: { type?: unknown } };
+    return typeof j.error?.type === 'string' ? j.error.type : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An upstream error status as a stable error in the gateway's table, keeping the provider's message. */
+export function upstreamStatusError(status: number, headers: Dispatcher.ResponseData['headers'], text: string): SluiceError {
+  const msg = providerMessage(text);
+  const say = (fallback: string): string => (msg === undefined ? `${fallback} (HTTP ${status})` : `Provider error (HTTP ${status}): ${msg}`);
+  if (status === 401 || status === 403) return new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', say('The provider rejected the gateway credentials'));
+  if (status === 429) {
+    const retryAfter = headers['retry-after'];
+    const h = typeof retryAfter === 'string' ? { 'retry-after': retryAfter } : undefined;
+    return new SluiceError('SLUICE_ERR_UPSTREAM_RATE_LIMITED', say('The provider is rate limiting'), h === undefined ? {} : { headers: h });
+  }
+  if (status === 529 || providerErrorType(text) === 'overloaded_error') return new SluiceError('SLUICE_ERR_UPSTREAM_OVERLOADED', say('The provider is overloaded'));
+  if (status >= 400 && status < 500) return new SluiceError('SLUICE_ERR_UPSTREAM_CLIENT_ERROR', say('The provider rejected the request'), { status });
+  return new SluiceError('SLUICE_ERR_UPSTREAM_SERVER_ERROR', say('The provider failed'));
+}

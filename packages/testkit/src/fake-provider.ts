@@ -1,0 +1,975 @@
+/**
+ * A fake LLM provider: an HTTP server speaking the real OpenAI (chat completions, embeddings, models)
+ * and Anthropic (messages) wire formats, scriptable per request. Used by the gateway's tests, by
+ * `npm start` without API keys and by the benchmark, so the default path is cheap: response bodies
+ * are built once per (script, endpoint, model, input size) and only the id and timestamp are spliced
+ * in per request; nothing is logged.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { sseData, sseNamed } from '@sluice/providers';
+
+export interface FakeScript {
+  /** Delay before the response headers, in milliseconds. */
+  latencyMs?: number;
+  /** Reply text; default {@link DEFAULT_REPLY_TEXT} (none when `toolCall` is set and `text` is not). */
+  text?: string;
+  /** Number of content deltas in a stream (text, or tool arguments, split into this many pieces); default 4. */
+  chunks?: number;
+  /** Delay between stream chunks, in milliseconds; default 0 (the whole stream is written at once). */
+  chunkIntervalMs?: number;
+  /** If >= 400: answer with this status and the provider's real error JSON shape. */
+  status?: number;
+  /** Provider error type for that error (or for `midStreamError`), e.g. 'rate_limit_error'. */
+  errorType?: string;
+  errorMessage?: string;
+  /** Extra response headers (e.g. retry-after). */
+  headers?: Record<string, string>;
+  /**
+   * Destroy the socket mid-stream after the preamble and this many content deltas (0: right after the
+   * preamble). For a JSON answer: send the headers, then destroy before the body.
+   */
+  resetAfterChunks?: number;
+  /** json: non-JSON body with 200 + application/json; sse: a data line that is not JSON; html: text/html 200. */
+  garbage?: 'json' | 'sse' | 'html';
+  /** Send the provider's in-stream error event after the first content delta, then end the stream. */
+  midStreamError?: boolean;
+  /** Answer with a tool call (arguments: a JSON string, as OpenAI sends it). */
+  toolCall?: { name: string; arguments: string };
+  /** Token counts. `input` includes the `cached` and `cacheWrite` parts; `output` includes `reasoning`. */
+  usage?: { input?: number; output?: number; cached?: number; cacheWrite?: number; reasoning?: number };
+  /** Override of the OpenAI finish_reason / Anthropic stop_reason. */
+  stopReason?: string;
+  /** Answer without any usage at all (no usage object, no usage chunk / usage fields in streams). */
+  omitUsage?: boolean;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export interface FakeProvider {
+  /** e.g. http://127.0.0.1:PORT */
+  readonly url: string;
+  readonly port: number;
+  /** Every request received, in order (the last 1000); empty when recording is disabled. */
+  readonly requests: RecordedRequest[];
+  /** Requests whose client went away before the response finished (deliberate resets excluded). */
+  readonly aborted: number;
+  /** Script for requests without a more specific one. */
+  setDefault(script: FakeScript): void;
+  /** Script for requests whose body's `model` equals `model`. */
+  forModel(model: string, script: FakeScript): void;
+  /** One-shot scripts consumed in order by the next generation requests (take precedence). */
+  enqueue(...scripts: FakeScript[]): void;
+  /** Clear scripts, queue, recorded requests and counters. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+export interface FakeProviderOptions {
+  /** 0 (default): an ephemeral port. */
+  port?: number;
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Record requests (default true); the benchmark turns it off. */
+  record?: boolean;
+}
+
+export const DEFAULT_REPLY_TEXT = 'Hello from the Sluice fake provider.';
+
+/** Model ids listed by GET /v1/models. */
+export const FAKE_OPENAI_MODELS: readonly string[] = Object.freeze([
+  'gpt-4o',
+  'gpt-4o-mini',
+  'gpt-4.1-mini',
+  'text-embedding-3-small',
+]);
+export const FAKE_ANTHROPIC_MODELS: readonly string[] = Object.freeze([
+  'claude-sonnet-4-5',
+  'claude-haiku-4-5',
+  'claude-3-5-haiku',
+]);
+
+const MAX_RECORDED = 1000;
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+const MAX_PLANS_PER_SCRIPT = 512;
+const EMBEDDING_DIMS = 8;
+const SYSTEM_FINGERPRINT = 'fp_sluicefake';
+const NO_SCRIPT: FakeScript = Object.freeze({});
+
+// ---------------------------------------------------------------------------------------------------
+// Ids and body templates
+
+const ID_PREFIX = randomBytes(5).toString('hex');
+let idCounter = 0;
+
+/** A response id suffix unique within the process (fixed width, so bodies keep their length). */
+function nextId(): string {
+  idCounter = (idCounter + 1) >>> 0;
+  return ID_PREFIX + idCounter.toString(16).padStart(8, '0');
+}
+
+const ID_MARK = '@@sluice-fake-id@@';
+const CREATED_MARK = '@@sluice-fake-created@@';
+/** How the created marker appears once JSON-encoded (a string where the number goes). */
+const CREATED_JSON = `"${CREATED_MARK}"`;
+
+/** A body with slots for the response id and the `created` timestamp. */
+interface Template {
+  readonly parts: readonly string[];
+  /** slots[i] sits between parts[i] and parts[i+1]: 0 = id, 1 = created. */
+  readonly slots: readonly number[];
+}
+
+function compile(s: string): Template {
+  const parts: string[] = [];
+  const slots: number[] = [];
+  let from = 0;
+  for (;;) {
+    const a = s.indexOf(ID_MARK, from);
+    const b = s.indexOf(CREATED_JSON, from);
+    if (a === -1 && b === -1) break;
+    const isId = a !== -1 && (b === -1 || a < b);
+    const at = isId ? a : b;
+    parts.push(s.slice(from, at));
+    slots.push(isId ? 0 : 1);
+    from = at + (isId ? ID_MARK.length : CREATED_JSON.length);
+  }
+  parts.push(s.slice(from));
+  return { parts, slots };
+}
+
+function render(t: Template, id: string, created: string): string {
+  let out = t.parts[0] ?? '';
+  for (let i = 0; i < t.slots.length; i++) out += (t.slots[i] === 0 ? id : created) + (t.parts[i + 1] ?? '');
+  return out;
+}
+
+function joinTemplates(ts: readonly Template[]): Template {
+  const parts: string[] = [''];
+  const slots: number[] = [];
+  for (const t of ts) {
+    parts[parts.length - 1] += t.parts[0] ?? '';
+    for (let i = 0; i < t.slots.length; i++) {
+      slots.push(t.slots[i] ?? 0);
+      parts.push(t.parts[i + 1] ?? '');
+    }
+  }
+  return { parts, slots };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// What a script answers
+
+interface Tokens {
+  input: number;
+  cached: number;
+  cacheWrite: number;
+  output: number;
+  reasoning: number;
+}
+
+interface Reply {
+  /** undefined: a tool call without text. */
+  readonly text: string | undefined;
+  readonly tool: { readonly name: string; readonly arguments: string } | undefined;
+  readonly pieces: number;
+  readonly tokens: Tokens;
+  readonly omitUsage: boolean;
+  readonly stopReason: string | undefined;
+}
+
+function countWords(s: string): number {
+  let n = 0;
+  let inWord = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const space = c === 32 || (c >= 9 && c <= 13) || c === 160 || c === 0x2028 || c === 0x2029 || c === 0xfeff;
+    if (space) inWord = false;
+    else if (!inWord) {
+      inWord = true;
+      n++;
+    }
+  }
+  return n;
+}
+
+function nonNegInt(v: number | undefined, fallback: number): number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : fallback;
+}
+
+function resolveReply(script: FakeScript, inputTokens: number): Reply {
+  const tool = script.toolCall;
+  const text = script.text ?? (tool === undefined ? DEFAULT_REPLY_TEXT : undefined);
+  let output = countWords(text ?? '');
+  if (tool !== undefined) output += Math.max(1, countWords(tool.arguments));
+  const u = script.usage ?? {};
+  return {
+    text,
+    tool,
+    pieces: Math.max(1, nonNegInt(script.chunks, 4)),
+    tokens: {
+      input: nonNegInt(u.input, inputTokens),
+      cached: nonNegInt(u.cached, 0),
+      cacheWrite: nonNegInt(u.cacheWrite, 0),
+      output: nonNegInt(u.output, output),
+      reasoning: nonNegInt(u.reasoning, 0),
+    },
+    omitUsage: script.omitUsage === true,
+    stopReason: script.stopReason,
+  };
+}
+
+/** Split into at most `n` non-empty pieces of about equal length, never inside a code point. */
+function splitPieces(s: string, n: number): string[] {
+  if (s.length === 0) return [];
+  const cps = Array.from(s);
+  const count = Math.min(n, cps.length);
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    out.push(cps.slice(Math.floor((i * cps.length) / count), Math.floor(((i + 1) * cps.length) / count)).join(''));
+  }
+  return out;
+}
+
+function openaiUsage(t: Tokens): Record<string, unknown> {
+  return {
+    prompt_tokens: t.input,
+    completion_tokens: t.output,
+    total_tokens: t.input + t.output,
+    prompt_tokens_details: { cached_tokens: t.cached, audio_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: t.reasoning,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
+  };
+}
+
+/** Anthropic's input_tokens excludes the cache reads and writes, which it reports separately. */
+function anthropicUsage(t: Tokens, outputTokens: number): Record<string, unknown> {
+  return {
+    input_tokens: Math.max(0, t.input - t.cached - t.cacheWrite),
+    cache_creation_input_tokens: t.cacheWrite,
+    cache_read_input_tokens: t.cached,
+    output_tokens: outputTokens,
+  };
+}
+
+function parseToolInput(args: string): unknown {
+  try {
+    return JSON.parse(args) as unknown;
+  } catch {
+    return {};
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Errors
+
+const OPENAI_ERROR_TYPES: Readonly<Record<number, string>> = {
+  400: 'invalid_request_error',
+  401: 'invalid_request_error',
+  403: 'invalid_request_error',
+  404: 'invalid_request_error',
+  409: 'invalid_request_error',
+  413: 'invalid_request_error',
+  422: 'invalid_request_error',
+  429: 'requests',
+};
+const OPENAI_ERROR_CODES: Readonly<Record<number, string>> = {
+  401: 'invalid_api_key',
+  429: 'rate_limit_exceeded',
+};
+const ANTHROPIC_ERROR_TYPES: Readonly<Record<number, string>> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  402: 'billing_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  504: 'timeout_error',
+  529: 'overloaded_error',
+};
+const ERROR_MESSAGES: Readonly<Record<number, string>> = {
+  400: 'Invalid request.',
+  401: 'Incorrect API key provided.',
+  402: 'Your credit balance is too low.',
+  403: 'You do not have access to this resource.',
+  404: 'Not found.',
+  413: 'Request exceeds the maximum allowed size.',
+  429: 'Rate limit reached for requests. Please try again later.',
+  500: 'The server had an error while processing your request. Sorry about that!',
+  502: 'Bad gateway.',
+  503: 'The engine is currently overloaded, please try again later.',
+  504: 'The server did not respond in time.',
+  529: 'Overloaded',
+};
+
+type Shape = 'openai' | 'anthropic';
+
+function errorType(shape: Shape, status: number, explicit: string | undefined): string {
+  if (explicit !== undefined) return explicit;
+  if (shape === 'openai') return OPENAI_ERROR_TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error');
+  return ANTHROPIC_ERROR_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
+}
+
+function errorBody(shape: Shape, status: number, type?: string, message?: string): string {
+  const msg = message ?? ERROR_MESSAGES[status] ?? (status >= 500 ? 'Internal server error.' : 'Request failed.');
+  const t = errorType(shape, status, type);
+  if (shape === 'openai') {
+    return JSON.stringify({ error: { message: msg, type: t, param: null, code: OPENAI_ERROR_CODES[status] ?? null } });
+  }
+  return JSON.stringify({ type: 'error', error: { type: t, message: msg } });
+}
+
+function streamErrorFrame(shape: Shape, script: FakeScript): string {
+  if (shape === 'openai') {
+    return sseData({
+      error: {
+        message: script.errorMessage ?? ERROR_MESSAGES[500],
+        type: script.errorType ?? 'server_error',
+        param: null,
+        code: null,
+      },
+    });
+  }
+  return sseNamed('error', {
+    type: 'error',
+    error: { type: script.errorType ?? 'overloaded_error', message: script.errorMessage ?? 'Overloaded' },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Response plans (built once per script/endpoint/model/input size, then cached)
+
+interface StreamPlan {
+  /** Frames before the first content delta (role chunk / message_start, content_block_start, ping). */
+  readonly pre: Template;
+  /** Content deltas; one may carry structural frames (e.g. a new content block) before its delta. */
+  readonly deltas: readonly Template[];
+  /** Frames after the last delta up to the end of the stream. */
+  readonly post: Template;
+  /** The provider's in-stream error event. */
+  readonly error: Template;
+  readonly whole: Template;
+}
+
+function streamPlan(pre: string, deltas: string[], post: string, error: string): StreamPlan {
+  const p = compile(pre);
+  const d = deltas.map(compile);
+  const q = compile(post);
+  return { pre: p, deltas: d, post: q, error: compile(error), whole: joinTemplates([p, ...d, q]) };
+}
+
+function openaiChatJson(r: Reply, model: string): string {
+  const message: Record<string, unknown> = { role: 'assistant', content: r.text ?? null, refusal: null, annotations: [] };
+  if (r.tool !== undefined) {
+    message['tool_calls'] = [
+      { id: 'call_' + ID_MARK, type: 'function', function: { name: r.tool.name, arguments: r.tool.arguments } },
+    ];
+  }
+  const body: Record<string, unknown> = {
+    id: 'chatcmpl-' + ID_MARK,
+    object: 'chat.completion',
+    created: CREATED_MARK,
+    model,
+    choices: [
+      {
+        index: 0,
+        message,
+        logprobs: null,
+        finish_reason: r.stopReason ?? (r.tool !== undefined ? 'tool_calls' : 'stop'),
+      },
+    ],
+  };
+  if (!r.omitUsage) body['usage'] = openaiUsage(r.tokens);
+  body['service_tier'] = 'default';
+  body['system_fingerprint'] = SYSTEM_FINGERPRINT;
+  return JSON.stringify(body);
+}
+
+function openaiChatStream(r: Reply, model: string, includeUsage: boolean, script: FakeScript): StreamPlan {
+  const usageNull = includeUsage && !r.omitUsage;
+  const chunk = (delta: Record<string, unknown>, finish: string | null): string => {
+    const c: Record<string, unknown> = {
+      id: 'chatcmpl-' + ID_MARK,
+      object: 'chat.completion.chunk',
+      created: CREATED_MARK,
+      model,
+      service_tier: 'default',
+      system_fingerprint: SYSTEM_FINGERPRINT,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    };
+    if (usageNull) c['usage'] = null;
+    return sseData(c);
+  };
+  const toolStart = (withRole: boolean): Record<string, unknown> => {
+    const call = { index: 0, id: 'call_' + ID_MARK, type: 'function', function: { name: r.tool?.name, arguments: '' } };
+    return withRole
+      ? { role: 'assistant', content: null, tool_calls: [call], refusal: null }
+      : { tool_calls: [call] };
+  };
+  const argDelta = (piece: string): string => chunk({ tool_calls: [{ index: 0, function: { arguments: piece } }] }, null);
+
+  let pre: string;
+  const deltas: string[] = [];
+  if (r.text !== undefined) {
+    pre = chunk({ role: 'assistant', content: '', refusal: null }, null);
+    for (const piece of splitPieces(r.text, r.pieces)) deltas.push(chunk({ content: piece }, null));
+    if (r.tool !== undefined) {
+      const args = splitPieces(r.tool.arguments, r.pieces);
+      const start = chunk(toolStart(false), null);
+      if (args.length === 0) deltas.push(start);
+      args.forEach((piece, i) => deltas.push((i === 0 ? start : '') + argDelta(piece)));
+    }
+  } else {
+    pre = chunk(toolStart(true), null);
+    for (const piece of splitPieces(r.tool?.arguments ?? '', r.pieces)) deltas.push(argDelta(piece));
+  }
+  let post = chunk({}, r.stopReason ?? (r.tool !== undefined ? 'tool_calls' : 'stop'));
+  if (usageNull) {
+    post += sseData({
+      id: 'chatcmpl-' + ID_MARK,
+      object: 'chat.completion.chunk',
+      created: CREATED_MARK,
+      model,
+      service_tier: 'default',
+      system_fingerprint: SYSTEM_FINGERPRINT,
+      choices: [],
+      usage: openaiUsage(r.tokens),
+    });
+  }
+  post += 'data: [DONE]\n\n';
+  return streamPlan(pre, deltas, post, streamErrorFrame('openai', script));
+}
+
+function anthropicJson(r: Reply, model: string): string {
+  const content: unknown[] = [];
+  if (r.text !== undefined) content.push({ type: 'text', text: r.text });
+  if (r.tool !== undefined) {
+    content.push({ type: 'tool_use', id: 'toolu_' + ID_MARK, name: r.tool.name, input: parseToolInput(r.tool.arguments) });
+  }
+  const body: Record<string, unknown> = {
+    id: 'msg_' + ID_MARK,
+    type: 'message',
+    role: 'assistant',
+    model,
+    content,
+    stop_reason: r.stopReason ?? (r.tool !== undefined ? 'tool_use' : 'end_turn'),
+    stop_sequence: null,
+  };
+  if (!r.omitUsage) body['usage'] = anthropicUsage(r.tokens, r.tokens.output);
+  return JSON.stringify(body);
+}
+
+function anthropicStream(r: Reply, model: string, script: FakeScript): StreamPlan {
+  const message: Record<string, unknown> = {
+    id: 'msg_' + ID_MARK,
+    type: 'message',
+    role: 'assistant',
+    model,
+    content: [],
+    stop_reason: null,
+    stop_sequence: null,
+  };
+  if (!r.omitUsage) message['usage'] = anthropicUsage(r.tokens, 1);
+  const blockStart = (index: number, block: unknown): string =>
+    sseNamed('content_block_start', { type: 'content_block_start', index, content_block: block });
+  const blockDelta = (index: number, delta: unknown): string =>
+    sseNamed('content_block_delta', { type: 'content_block_delta', index, delta });
+  const blockStop = (index: number): string => sseNamed('content_block_stop', { type: 'content_block_stop', index });
+  const toolBlock = { type: 'tool_use', id: 'toolu_' + ID_MARK, name: r.tool?.name, input: {} };
+  const ping = sseNamed('ping', { type: 'ping' });
+
+  let pre = sseNamed('message_start', { type: 'message_start', message });
+  const deltas: string[] = [];
+  let last = 0;
+  if (r.text !== undefined) {
+    pre += blockStart(0, { type: 'text', text: '' }) + ping;
+    for (const piece of splitPieces(r.text, r.pieces)) deltas.push(blockDelta(0, { type: 'text_delta', text: piece }));
+    if (r.tool !== undefined) {
+      last = 1;
+      const start = blockStop(0) + blockStart(1, toolBlock);
+      const args = splitPieces(r.tool.arguments, r.pieces);
+      if (args.length === 0) deltas.push(start);
+      args.forEach((piece, i) =>
+        deltas.push((i === 0 ? start : '') + blockDelta(1, { type: 'input_json_delta', partial_json: piece })),
+      );
+    }
+  } else {
+    pre += blockStart(0, toolBlock) + ping;
+    for (const piece of splitPieces(r.tool?.arguments ?? '', r.pieces)) {
+      deltas.push(blockDelta(0, { type: 'input_json_delta', partial_json: piece }));
+    }
+  }
+  const messageDelta: Record<string, unknown> = {
+    type: 'message_delta',
+    delta: { stop_reason: r.stopReason ?? (r.tool !== undefined ? 'tool_use' : 'end_turn'), stop_sequence: null },
+  };
+  if (!r.omitUsage) messageDelta['usage'] = { output_tokens: r.tokens.output };
+  const post =
+    blockStop(last) + sseNamed('message_delta', messageDelta) + sseNamed('message_stop', { type: 'message_stop' });
+  return streamPlan(pre, deltas, post, streamErrorFrame('anthropic', script));
+}
+
+type Plan = Template | StreamPlan;
+
+const planCache = new WeakMap<FakeScript, Map<string, Plan>>();
+
+function cachedPlan(script: FakeScript, key: string, build: () => Plan): Plan {
+  let m = planCache.get(script);
+  if (m === undefined) {
+    m = new Map();
+    planCache.set(script, m);
+  }
+  let p = m.get(key);
+  if (p === undefined) {
+    if (m.size >= MAX_PLANS_PER_SCRIPT) m.clear();
+    p = build();
+    m.set(key, p);
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Request helpers
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Characters of text in a message content (a string, or parts / blocks carrying text). */
+function contentChars(v: unknown, depth: number): number {
+  if (typeof v === 'string') return v.length;
+  if (depth > 8) return 0;
+  if (Array.isArray(v)) {
+    let n = 0;
+    for (const x of v) n += contentChars(x, depth + 1);
+    return n;
+  }
+  if (isObject(v)) {
+    let n = 0;
+    const text = v['text'];
+    if (typeof text === 'string') n += text.length;
+    if (v['content'] !== undefined) n += contentChars(v['content'], depth + 1);
+    return n;
+  }
+  return 0;
+}
+
+/** ceil(characters of the message contents (and the Anthropic `system`) / 4), at least 1. */
+function promptTokens(body: Record<string, unknown>): number {
+  let chars = contentChars(body['system'], 0);
+  const messages = body['messages'];
+  if (Array.isArray(messages)) {
+    for (const m of messages) if (isObject(m)) chars += contentChars(m['content'], 0);
+  }
+  return Math.max(1, Math.ceil(chars / 4));
+}
+
+function embeddingInputs(input: unknown): (string | number[])[] | undefined {
+  if (typeof input === 'string') return [input];
+  if (!Array.isArray(input) || input.length === 0) return undefined;
+  if (input.every((x) => typeof x === 'number')) return [input as number[]];
+  const out: (string | number[])[] = [];
+  for (const x of input) {
+    if (typeof x === 'string') out.push(x);
+    else if (Array.isArray(x) && x.every((y) => typeof y === 'number')) out.push(x as number[]);
+    else return undefined;
+  }
+  return out;
+}
+
+/** A deterministic unit vector of float32 values derived from the input. */
+function embed(input: string | number[]): number[] {
+  const s = typeof input === 'string' ? input : input.join(',');
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  let x = h >>> 0 || 1;
+  const v: number[] = [];
+  let norm = 0;
+  for (let i = 0; i < EMBEDDING_DIMS; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const f = ((x >>> 0) / 0x100000000) * 2 - 1;
+    v.push(f);
+    norm += f * f;
+  }
+  norm = Math.sqrt(norm) || 1;
+  return v.map((f) => Math.fround(f / norm));
+}
+
+const JSON_CONTENT_TYPE = 'application/json';
+const SSE_HEADERS = Object.freeze({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+
+const OPENAI_MODELS_BODY = JSON.stringify({
+  object: 'list',
+  data: FAKE_OPENAI_MODELS.map((id) => ({ id, object: 'model', created: 1715367049, owned_by: 'system' })),
+});
+const ANTHROPIC_MODELS_BODY = JSON.stringify({
+  data: FAKE_ANTHROPIC_MODELS.map((id) => ({
+    type: 'model',
+    id,
+    display_name: id,
+    created_at: '2025-01-01T00:00:00Z',
+  })),
+  has_more: false,
+  first_id: FAKE_ANTHROPIC_MODELS[0] ?? null,
+  last_id: FAKE_ANTHROPIC_MODELS[FAKE_ANTHROPIC_MODELS.length - 1] ?? null,
+});
+
+const GARBAGE_JSON = '{"id": "chatcmpl-garbage", "object": <<this is not json>>';
+const GARBAGE_HTML = '<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>';
+const GARBAGE_SSE_OPENAI = 'data: {"id":"chatcmpl-garbage","choices":[{"delta":<<not json\n\n';
+const GARBAGE_SSE_ANTHROPIC = 'event: content_block_delta\ndata: {"type":"content_block_delta",<<not json\n\n';
+
+/** Per-request state shared with the response's close listener. */
+interface Exchange {
+  timer: NodeJS.Timeout | undefined;
+  /** The fake destroyed the socket on purpose (a scripted reset): not an abort. */
+  intentional: boolean;
+}
+
+function noop(): void {}
+
+/** Answer a whole body (Node adds its content-length). */
+function sendBody(res: ServerResponse, status: number, contentType: string, body: string): void {
+  res.statusCode = status;
+  res.setHeader('content-type', contentType);
+  res.end(body);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Server
+
+class FakeProviderServer implements FakeProvider {
+  readonly requests: RecordedRequest[] = [];
+  private abortedCount = 0;
+  private defaultScript: FakeScript | undefined;
+  private readonly byModel = new Map<string, FakeScript>();
+  private readonly queue: FakeScript[] = [];
+  private closing: Promise<void> | undefined;
+  url = '';
+  port = 0;
+
+  constructor(
+    readonly server: Server,
+    private readonly record: boolean,
+  ) {}
+
+  get aborted(): number {
+    return this.abortedCount;
+  }
+
+  setDefault(script: FakeScript): void {
+    this.defaultScript = { ...script };
+  }
+
+  forModel(model: string, script: FakeScript): void {
+    this.byModel.set(model, { ...script });
+  }
+
+  enqueue(...scripts: FakeScript[]): void {
+    for (const s of scripts) this.queue.push({ ...s });
+  }
+
+  reset(): void {
+    this.defaultScript = undefined;
+    this.byModel.clear();
+    this.queue.length = 0;
+    this.requests.length = 0;
+    this.abortedCount = 0;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    return this.closing;
+  }
+
+  private pick(model: string): FakeScript {
+    return this.queue.shift() ?? this.byModel.get(model) ?? this.defaultScript ?? NO_SCRIPT;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const ex: Exchange = { timer: undefined, intentional: false };
+    req.on('error', noop);
+    res.on('error', noop);
+    res.on('close', () => {
+      if (ex.timer !== undefined) clearTimeout(ex.timer);
+      ex.timer = undefined;
+      if (!res.writableFinished && !ex.intentional) this.abortedCount++;
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(c);
+    });
+    req.on('end', () => {
+      if (res.destroyed) return;
+      const body = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
+      this.dispatch(req, res, ex, body, size > MAX_BODY_BYTES);
+    });
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse, ex: Exchange, body: string, tooLarge: boolean): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const method = req.method ?? 'GET';
+    if (this.record) {
+      this.requests.push({ method, path, headers: req.headers, body });
+      if (this.requests.length > MAX_RECORDED) this.requests.shift();
+    }
+    const anthropicClient = req.headers['anthropic-version'] !== undefined;
+    let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
+    if (method === 'POST' && path === '/v1/chat/completions') endpoint = 'chat';
+    else if (method === 'POST' && path === '/v1/embeddings') endpoint = 'embeddings';
+    else if (method === 'POST' && path === '/v1/messages') endpoint = 'messages';
+    else if (method === 'GET' && path === '/v1/models') {
+      // Only the default script applies here, so a model-list probe never eats one-shot scripts.
+      const shape: Shape = anthropicClient ? 'anthropic' : 'openai';
+      const payload = anthropicClient ? ANTHROPIC_MODELS_BODY : OPENAI_MODELS_BODY;
+      this.afterLatency(res, ex, this.defaultScript ?? NO_SCRIPT, () =>
+        this.respondJson(res, ex, this.defaultScript ?? NO_SCRIPT, shape, payload),
+      );
+      return;
+    } else {
+      const shape: Shape = path.startsWith('/v1/messages') || anthropicClient ? 'anthropic' : 'openai';
+      const msg = shape === 'openai' ? `Invalid URL (${method} ${path})` : 'Not found';
+      this.sendError(res, shape, 404, undefined, msg);
+      return;
+    }
+    const shape: Shape = endpoint === 'messages' ? 'anthropic' : 'openai';
+    if (tooLarge) {
+      this.sendError(res, shape, 413, shape === 'anthropic' ? 'request_too_large' : undefined, 'Request too large.');
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      parsed = undefined;
+    }
+    if (!isObject(parsed)) {
+      const msg =
+        shape === 'openai'
+          ? 'We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.'
+          : 'There was an error parsing the body of your request: the body is not valid JSON.';
+      this.sendError(res, shape, 400, 'invalid_request_error', msg);
+      return;
+    }
+    const model = typeof parsed['model'] === 'string' ? parsed['model'] : '';
+    const script = this.pick(model);
+    this.afterLatency(res, ex, script, () => {
+      if (endpoint === 'embeddings') this.embeddings(res, ex, script, parsed, model);
+      else this.generate(res, ex, script, parsed, model, endpoint);
+    });
+  }
+
+  private afterLatency(res: ServerResponse, ex: Exchange, script: FakeScript, go: () => void): void {
+    const latency = script.latencyMs ?? 0;
+    if (latency > 0) {
+      ex.timer = setTimeout(() => {
+        ex.timer = undefined;
+        if (!res.destroyed) go();
+      }, latency);
+    } else {
+      go();
+    }
+  }
+
+  private sendError(res: ServerResponse, shape: Shape, status: number, type?: string, message?: string): void {
+    sendBody(res, status, JSON_CONTENT_TYPE, errorBody(shape, status, type, message));
+  }
+
+  /** Status, extra headers and garbage, common to every scripted answer. Returns true when it answered. */
+  private preface(res: ServerResponse, script: FakeScript, shape: Shape, ssePrefix = ''): boolean {
+    const id = 'req_' + nextId();
+    res.setHeader(shape === 'openai' ? 'x-request-id' : 'request-id', id);
+    if (script.headers !== undefined) {
+      for (const [k, v] of Object.entries(script.headers)) res.setHeader(k, v);
+    }
+    const status = script.status;
+    if (status !== undefined && status >= 400) {
+      this.sendError(res, shape, status, script.errorType, script.errorMessage);
+      return true;
+    }
+    switch (script.garbage) {
+      case 'json':
+        sendBody(res, 200, JSON_CONTENT_TYPE, GARBAGE_JSON);
+        return true;
+      case 'html':
+        sendBody(res, 200, 'text/html; charset=utf-8', GARBAGE_HTML);
+        return true;
+      case 'sse':
+        // A stream request gets its valid preamble first, then the garbage line.
+        res.writeHead(200, SSE_HEADERS);
+        res.end(ssePrefix + (shape === 'openai' ? GARBAGE_SSE_OPENAI : GARBAGE_SSE_ANTHROPIC));
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  private respondJson(res: ServerResponse, ex: Exchange, script: FakeScript, shape: Shape, body: string): void {
+    if (this.preface(res, script, shape)) return;
+    if (script.resetAfterChunks !== undefined) {
+      res.writeHead(200, { 'content-type': JSON_CONTENT_TYPE, 'content-length': String(Buffer.byteLength(body)) });
+      this.destroyAfter(res, ex, '');
+      return;
+    }
+    sendBody(res, 200, JSON_CONTENT_TYPE, body);
+  }
+
+  /** Write `data` (and the headers), then destroy the socket once it is flushed. */
+  private destroyAfter(res: ServerResponse, ex: Exchange, data: string): void {
+    ex.intentional = true;
+    res.write(data, () => res.destroy());
+  }
+
+  private embeddings(
+    res: ServerResponse,
+    ex: Exchange,
+    script: FakeScript,
+    body: Record<string, unknown>,
+    model: string,
+  ): void {
+    const inputs = embeddingInputs(body['input']);
+    if (inputs === undefined) {
+      if (this.preface(res, script, 'openai')) return;
+      this.sendError(res, 'openai', 400, 'invalid_request_error', "'input' must be a string or an array of strings or token arrays.");
+      return;
+    }
+    const base64 = body['encoding_format'] === 'base64';
+    let tokens = 0;
+    const data = inputs.map((input, index) => {
+      tokens += typeof input === 'string' ? Math.ceil(input.length / 4) : input.length;
+      const v = embed(input);
+      return {
+        object: 'embedding',
+        index,
+        embedding: base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v,
+      };
+    });
+    const promptTokens = nonNegInt(script.usage?.input, Math.max(1, tokens));
+    const out: Record<string, unknown> = { object: 'list', data, model };
+    if (script.omitUsage !== true) out['usage'] = { prompt_tokens: promptTokens, total_tokens: promptTokens };
+    this.respondJson(res, ex, script, 'openai', JSON.stringify(out));
+  }
+
+  private generate(
+    res: ServerResponse,
+    ex: Exchange,
+    script: FakeScript,
+    body: Record<string, unknown>,
+    model: string,
+    endpoint: 'chat' | 'messages',
+  ): void {
+    const shape: Shape = endpoint === 'chat' ? 'openai' : 'anthropic';
+    const stream = body['stream'] === true;
+    const opts = body['stream_options'];
+    const includeUsage = endpoint === 'chat' && stream && isObject(opts) && opts['include_usage'] === true;
+    const inputTokens = promptTokens(body);
+    const key = `${endpoint === 'chat' ? 'c' : 'm'}${stream ? 1 : 0}${includeUsage ? 1 : 0}|${inputTokens}|${model}`;
+    const plan = cachedPlan(script, key, () => {
+      const r = resolveReply(script, inputTokens);
+      if (!stream) return compile(endpoint === 'chat' ? openaiChatJson(r, model) : anthropicJson(r, model));
+      return endpoint === 'chat' ? openaiChatStream(r, model, includeUsage, script) : anthropicStream(r, model, script);
+    });
+    const id = nextId();
+    const created = String(Math.floor(Date.now() / 1000));
+    if (!('whole' in plan)) {
+      this.respondJson(res, ex, script, shape, render(plan, id, created));
+      return;
+    }
+    if (this.preface(res, script, shape, script.garbage === 'sse' ? render(plan.pre, id, created) : '')) return;
+    this.stream(res, ex, script, plan, id, created);
+  }
+
+  private stream(res: ServerResponse, ex: Exchange, script: FakeScript, plan: StreamPlan, id: string, created: string): void {
+    res.writeHead(200, SSE_HEADERS);
+    const reset = script.resetAfterChunks;
+    const interval = script.chunkIntervalMs ?? 0;
+    if (reset === undefined && script.midStreamError !== true && !(interval > 0)) {
+      res.write(render(plan.whole, id, created));
+      res.end();
+      return;
+    }
+    // Groups written one per interval: the preamble with the first delta, each further delta, the end.
+    const groups: string[] = [];
+    let ending: 'end' | 'reset' = 'end';
+    if (reset !== undefined) {
+      const n = Math.min(Math.max(0, Math.floor(reset)), plan.deltas.length);
+      let first = render(plan.pre, id, created);
+      if (n > 0) first += render(plan.deltas[0] as Template, id, created);
+      groups.push(first);
+      for (let i = 1; i < n; i++) groups.push(render(plan.deltas[i] as Template, id, created));
+      ending = 'reset';
+    } else if (script.midStreamError === true) {
+      let first = render(plan.pre, id, created);
+      if (plan.deltas.length > 0) first += render(plan.deltas[0] as Template, id, created);
+      groups.push(first, render(plan.error, id, created));
+    } else {
+      let first = render(plan.pre, id, created);
+      if (plan.deltas.length > 0) first += render(plan.deltas[0] as Template, id, created);
+      groups.push(first);
+      for (let i = 1; i < plan.deltas.length; i++) groups.push(render(plan.deltas[i] as Template, id, created));
+      groups.push(render(plan.post, id, created));
+    }
+    const finish = (data: string): void => {
+      if (ending === 'reset') this.destroyAfter(res, ex, data);
+      else res.end(data);
+    };
+    if (!(interval > 0)) {
+      finish(groups.join(''));
+      return;
+    }
+    let i = 0;
+    const step = (): void => {
+      ex.timer = undefined;
+      if (res.destroyed) return;
+      const g = groups[i++] ?? '';
+      if (i >= groups.length) {
+        finish(g);
+        return;
+      }
+      res.write(g);
+      ex.timer = setTimeout(step, interval);
+    };
+    step();
+  }
+}
+
+/** Start a fake provider on 127.0.0.1 (by default) and an ephemeral port (by default). */
+export function startFakeProvider(options: FakeProviderOptions = {}): Promise<FakeProvider> {
+  const host = options.host ?? '127.0.0.1';
+  const server = createServer();
+  server.keepAliveTimeout = 65_000;
+  const fake = new FakeProviderServer(server, options.record !== false);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => fake.handle(req, res));
+  return new Promise<FakeProvider>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      const port = (server.address() as AddressInfo).port;
+      fake.port = port;
+      fake.url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+      resolve(fake);
+    });
+  });
+}
