@@ -15,9 +15,8 @@ export interface LoggerOptions {
  */
 export function createLogger(options: LoggerOptions): Logger {
   const opts = {
-    name: options.name,
     level: options.level ?? 'info',
-    base: undefined,
+    base: { name: options.name },
     redact: {
       paths: ['authorization', 'apiKey', 'api_key', 'headers.authorization', 'headers["x-api-key"]', '*.apiKey'],
       censor: '[redacted]',

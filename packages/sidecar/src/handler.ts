@@ -226,7 +226,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     const plan = planRequest(ep.ingress, backend, body, raw, model, target.upstreamModel, stream, req, deps.config);
 
     const up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });
-    if (up.statusCode >= 400) {
+    if (up.statusCode >= 300) {
       const text = (await readUpstreamBody(up.body, 1024 * 1024)).toString('utf8');
       throw upstreamStatusError(up.statusCode, up.headers, text);
     }
