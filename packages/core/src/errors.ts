@@ -19,7 +19,6 @@ export const ERRORS = Object.freeze({
   SLUICE_ERR_HTTP_NOT_FOUND: spec(404, 'invalid_request_error', 'not_found_error', false, 'No such endpoint'),
   SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED: spec(405, 'invalid_request_error', 'invalid_request_error', false, 'Method not allowed on this endpoint'),
   SLUICE_ERR_HTTP_BAD_REQUEST: spec(400, 'invalid_request_error', 'invalid_request_error', false, 'Malformed HTTP request'),
-  SLUICE_ERR_REQUEST_CONTENT_TYPE: spec(415, 'invalid_request_error', 'invalid_request_error', false, 'Request body must be application/json'),
   SLUICE_ERR_REQUEST_MALFORMED_JSON: spec(400, 'invalid_request_error', 'invalid_request_error', false, 'Request body is not valid JSON'),
   SLUICE_ERR_REQUEST_INVALID: spec(400, 'invalid_request_error', 'invalid_request_error', false, 'Request body is invalid'),
   SLUICE_ERR_REQUEST_MODEL_MISSING: spec(400, 'invalid_request_error', 'invalid_request_error', false, 'Request has no model'),
@@ -37,6 +36,7 @@ export const ERRORS = Object.freeze({
   SLUICE_ERR_UPSTREAM_OVERLOADED: spec(529, 'api_error', 'overloaded_error', true, 'The provider is overloaded'),
   SLUICE_ERR_UPSTREAM_BAD_RESPONSE: spec(502, 'api_error', 'api_error', true, 'The provider sent a response the gateway cannot read'),
   SLUICE_ERR_UPSTREAM_STREAM_INTERRUPTED: spec(502, 'api_error', 'api_error', false, 'The provider stream ended abruptly'),
+  SLUICE_ERR_NOT_READY: spec(503, 'api_error', 'api_error', true, 'The gateway has no policy yet'),
   SLUICE_ERR_INTERNAL: spec(500, 'api_error', 'api_error', false, 'Internal gateway error'),
 } satisfies Record<string, ErrorSpec>);
 

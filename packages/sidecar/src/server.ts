@@ -78,9 +78,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       }
       if (runtime === undefined) {
         const id = newRequestId();
-        sendError(res, ep.shape, new SluiceError('SLUICE_ERR_INTERNAL', 'The gateway has no policy yet', { status: 503 }), id);
+        sendError(res, ep.shape, new SluiceError('SLUICE_ERR_NOT_READY'), id);
         req.resume();
-        logSimple(req, id, 503, 'SLUICE_ERR_INTERNAL', t0);
+        logSimple(req, id, 503, 'SLUICE_ERR_NOT_READY', t0);
         return;
       }
       handleLlmRequest(deps, ep, req, res).catch((e: unknown) => {
@@ -92,8 +92,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     }
     const hdrId = req.headers['x-request-id'];
     const id = acceptRequestId(typeof hdrId === 'string' ? hdrId : undefined) ?? newRequestId();
-    if (path === '/v1/models' && runtime !== undefined) {
-      if (req.method !== 'GET') {
+    if (path === '/v1/models') {
+      if (runtime === undefined) {
+        sendError(res, 'openai', new SluiceError('SLUICE_ERR_NOT_READY'), id);
+        logSimple(req, id, 503, 'SLUICE_ERR_NOT_READY', t0);
+      } else if (req.method !== 'GET') {
         sendError(res, 'openai', new SluiceError('SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED', `${req.method ?? '?'} is not allowed on ${path}; use GET`), id);
         logSimple(req, id, 405, 'SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED', t0);
       } else {

@@ -1,0 +1,98 @@
+/**
+ * What the orchestrator (main.ts) asks of the Node load generator child (loadgen.ts), and what it
+ * answers: one JSON line on stdout.
+ */
+import type { LatencySummary } from './stats.js';
+
+/** Requests all phases send: one POST with a JSON body. */
+export interface RequestSpec {
+  /** Origin, e.g. http://127.0.0.1:4000 */
+  readonly origin: string;
+  readonly path: string;
+  readonly body: string;
+}
+
+/** Fixed-rate (open-loop) run: latency from each request's scheduled send time. */
+export interface OpenLoopJob extends RequestSpec {
+  readonly mode: 'open';
+  readonly rate: number;
+  readonly durationSec: number;
+  /** Run at the same rate first, unrecorded (warms the client, the connections and the target). */
+  readonly warmupSec: number;
+  /** Upper bound of client connections (opened on demand). */
+  readonly connections: number;
+}
+
+/** Closed-loop max throughput (the fallback when wrk is not installed). */
+export interface ClosedLoopJob extends RequestSpec {
+  readonly mode: 'closed';
+  readonly connections: number;
+  readonly durationSec: number;
+  readonly warmupSec: number;
+}
+
+/** Sequential streaming requests: time to the first body byte. */
+export interface TtfbJob extends RequestSpec {
+  readonly mode: 'ttfb';
+  readonly requests: number;
+  /** Unrecorded requests sent first. */
+  readonly warmup: number;
+}
+
+export type LoadJob = OpenLoopJob | ClosedLoopJob | TtfbJob;
+
+/** Request outcome counters of one phase. */
+export interface Counts {
+  /** Requests whose answer was recorded (any status) or that failed. */
+  requests: number;
+  ok: number;
+  non2xx: number;
+  /** Socket / protocol errors, timeouts, unfinished requests, broken streams. */
+  errors: number;
+}
+
+export interface OpenLoopResult {
+  readonly mode: 'open';
+  readonly counts: Counts;
+  /** Milliseconds from the scheduled send time to the end of the response body (2xx only). */
+  readonly latency: LatencySummary;
+  /** Milliseconds from the scheduled send time to the actual call into the HTTP client. */
+  readonly sendLag: LatencySummary;
+  /** Requests per second actually completed over the recorded window. */
+  readonly achievedRate: number;
+  /** One example of the first failure, if any. */
+  readonly firstError?: string;
+}
+
+export interface ClosedLoopResult {
+  readonly mode: 'closed';
+  readonly counts: Counts;
+  readonly rps: number;
+  readonly latency: LatencySummary;
+  readonly firstError?: string;
+}
+
+export interface TtfbResult {
+  readonly mode: 'ttfb';
+  readonly counts: Counts;
+  /** Milliseconds from the call to the first body byte. */
+  readonly ttfb: LatencySummary;
+  /** Milliseconds from the call to the response headers. */
+  readonly headers: LatencySummary;
+  /** Milliseconds from the call to the end of the stream. */
+  readonly total: LatencySummary;
+  readonly firstError?: string;
+}
+
+export type LoadResult = OpenLoopResult | ClosedLoopResult | TtfbResult;
+
+/** What the pacer worker is given (times in nanoseconds of process.hrtime.bigint()). */
+export interface PacerData {
+  readonly t0Ns: number;
+  readonly intervalNs: number;
+  readonly total: number;
+}
+
+export function emptyCounts(): Counts {
+  return { requests: 0, ok: 0, non2xx: 0, errors: 0 };
+}

@@ -1,0 +1,61 @@
+/** Readiness, snapshot application and unbuffered streaming. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createLogger } from '@sluice/core';
+import { Writable } from 'node:stream';
+import { startFakeProvider } from '@sluice/testkit';
+import { loadSidecarConfig, startSidecar } from '../src/index.js';
+import { policy, snapshotFor, startHarness } from './harness.js';
+
+const quiet = createLogger({ name: 't', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+
+test('not ready until a snapshot is applied; health is always ok', async () => {
+  const fake = await startFakeProvider();
+  const sc = await startSidecar({ config: loadSidecarConfig({}, { port: 0, adminPort: 0, adminHost: '127.0.0.1' }), logger: quiet });
+  try {
+    assert.equal((await fetch(`${sc.adminUrl}/healthz`)).status, 200);
+    assert.equal((await fetch(`${sc.adminUrl}/ready`)).status, 503);
+    const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const r = await fetch(`${sc.url}/v1/chat/completions`, { method: 'POST', body });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('x-sluice-error-code'), 'SLUICE_ERR_NOT_READY');
+    const snap = snapshotFor(policy(fake.url));
+    sc.applySnapshot(snap);
+    const ready = (await (await fetch(`${sc.adminUrl}/ready`)).json()) as { version: string };
+    assert.equal(ready.version, snap.version);
+    assert.equal(sc.snapshotVersion, snap.version);
+    assert.equal((await fetch(`${sc.url}/v1/chat/completions`, { method: 'POST', body })).status, 200);
+  } finally {
+    await sc.close();
+    await fake.close();
+  }
+});
+
+test('streams are forwarded as they arrive, not buffered', async () => {
+  const h = await startHarness();
+  try {
+    // Four content chunks 250 ms apart: the first must reach the client long before the last is sent.
+    h.fake.enqueue({ chunks: 4, chunkIntervalMs: 250 });
+    const t0 = Date.now();
+    const res = await fetch(`${h.sidecar.url}/v1/chat/completions`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'claude-haiku-4-5', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let text = '';
+    let firstContentAt = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+      if (firstContentAt === 0 && text.includes('"content":"Hello')) firstContentAt = Date.now() - t0;
+    }
+    const total = Date.now() - t0;
+    assert.ok(firstContentAt > 0, 'content arrived');
+    assert.ok(total >= 700, `stream took ${total} ms`);
+    assert.ok(firstContentAt < total - 500, `first content at ${firstContentAt} ms of ${total} ms`);
+  } finally {
+    await h.close();
+  }
+});
