@@ -1,0 +1,628 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: one run on loopback measuring a bare `node:http` pipe proxy and the Sluice sidecar,
+ * both in front of the same fake LLM provider, each in its own process.
+ *
+ * Placement (when taskset works and two CPUs are allowed): the proxy under test alone on the first
+ * CPU; the fake provider, the load generator and this orchestrator on the second.
+ *
+ * Per target: start it, warm it up (closed loop), read its idle RSS, measure max throughput (closed
+ * loop; RSS sampled every 100 ms), then fixed-rate latency (open loop) and streaming time to first
+ * byte, each right after the same measurement made directly against the fake, so "added" is
+ * proxied minus direct.
+ */
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { summarizeProfile, type ProfileSummary } from './profile.js';
+import {
+  allowedCpus,
+  Child,
+  commandExists,
+  cpuModel,
+  crashed,
+  killAllNow,
+  LineHub,
+  memoryOf,
+  pinSelf,
+  sampleRss,
+  stopAll,
+  tasksetWorks,
+  waitForLine,
+} from './procs.js';
+import type { ClosedLoopResult, Counts, LoadJob, LoadResult, OpenLoopResult, TtfbResult } from './protocol.js';
+import { fmtMiB, fmtMs, fmtRate, fmtRateShort, type LatencySummary } from './stats.js';
+import { runWrk, writeWrkScript } from './wrk.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = resolve(HERE, '../../../..');
+const CLI_MAIN = join(REPO_ROOT, 'packages/cli/dist/src/main.js');
+const NODE = process.execPath;
+
+const CHAT_PATH = '/v1/chat/completions';
+const MODEL = 'gpt-4o-mini';
+const JSON_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 32 });
+const STREAM_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 32, stream: true });
+/** The fake's answer: 8 stream deltas, 1 ms apart (non-streamed answers are immediate). */
+const FAKE_SCRIPT = { chunks: 8, chunkIntervalMs: 1 };
+
+/** Targets the sidecar is measured against (the check list). */
+const GOALS = { ratio: 0.7, addedP50Ms: 0.3, addedP99Ms: 3, ttfbAddedMs: 0.5, rssIdleMiB: 60 };
+const MAX_ERROR_SHARE = 0.01;
+
+const USAGE = `usage: node packages/bench/dist/src/main.js [options]
+
+  --duration S         seconds of each measured closed-loop and fixed-rate run (default 5; env SLUICE_BENCH_DURATION)
+  --rate N             requests/s of the fixed-rate latency run (default 2000; env SLUICE_BENCH_RATE)
+  --connections N      closed-loop connections (default 64)
+  --warmup S           closed-loop warm-up seconds per target (default 2)
+  --stream-requests N  sequential streaming requests for time to first byte (default 200)
+  --loadgen auto|wrk|node   closed-loop generator (default auto: wrk when installed)
+  --cpu-prof           run the proxies under node --cpu-prof and list their hottest functions (slows them)
+  --json               print the result as JSON instead of the tables
+  -h, --help`;
+
+// ---------------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  durationSec: number;
+  rate: number;
+  connections: number;
+  warmupSec: number;
+  streamRequests: number;
+  loadgen: 'auto' | 'wrk' | 'node';
+  cpuProf: boolean;
+  json: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      duration: { type: 'string' },
+      rate: { type: 'string' },
+      connections: { type: 'string' },
+      warmup: { type: 'string' },
+      'stream-requests': { type: 'string' },
+      loadgen: { type: 'string' },
+      'cpu-prof': { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const num = (name: string, raw: string | undefined, def: number, min: number, max: number): number => {
+    if (raw === undefined || raw === '') return def;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`${name} must be a number from ${min} to ${max} (got ${raw})`);
+    return n;
+  };
+  const loadgen = values.loadgen ?? 'auto';
+  if (loadgen !== 'auto' && loadgen !== 'wrk' && loadgen !== 'node') throw new UsageError(`--loadgen must be auto, wrk or node (got ${loadgen})`);
+  return {
+    durationSec: num('--duration', values.duration ?? process.env['SLUICE_BENCH_DURATION'], 5, 1, 600),
+    rate: num('--rate', values.rate ?? process.env['SLUICE_BENCH_RATE'], 2000, 1, 100_000),
+    connections: Math.round(num('--connections', values.connections, 64, 1, 4096)),
+    warmupSec: num('--warmup', values.warmup, 2, 0, 600),
+    streamRequests: Math.round(num('--stream-requests', values['stream-requests'], 200, 1, 100_000)),
+    loadgen,
+    cpuProf: values['cpu-prof'] === true,
+    json: values.json === true,
+  };
+}
+
+class UsageError extends Error {}
+
+// ---------------------------------------------------------------------------------------------------
+// Results
+
+type TargetId = 'bare' | 'sidecar';
+
+interface PhaseRecord {
+  readonly target: string;
+  readonly phase: string;
+  readonly counts: Counts;
+  readonly firstError?: string;
+}
+
+interface TargetResult {
+  readonly id: TargetId;
+  readonly label: string;
+  url?: string;
+  pid?: number;
+  maxRps?: number;
+  /** Closed-loop latency seen by the generator at max throughput (ms). */
+  closedLatency?: { mean: number; p50: number; p99: number; max: number };
+  latency?: LatencySummary;
+  directLatency?: LatencySummary;
+  addedP50Ms?: number;
+  addedP99Ms?: number;
+  achievedRate?: number;
+  sendLagP99Ms?: number;
+  ttfb?: LatencySummary;
+  directTtfb?: LatencySummary;
+  ttfbAddedP50Ms?: number;
+  rssIdleKb?: number;
+  rssPeakKb?: number;
+  /** VmHWM at the end of the throughput run: the kernel's own peak since start. */
+  rssHwmKb?: number;
+  rssSamples?: number;
+  profile?: ProfileSummary;
+}
+
+interface Check {
+  readonly name: string;
+  readonly goal: string;
+  readonly value: string;
+  readonly pass: boolean | undefined;
+}
+
+interface BenchResult {
+  node: string;
+  cpu: string;
+  cpus: number;
+  pinning: { proxyCpu: number; loadCpu: number } | null;
+  loadGenerator: string;
+  config: Options;
+  fakeCeilingRps?: number;
+  targets: TargetResult[];
+  ratio?: number;
+  checks: Check[];
+  phases: PhaseRecord[];
+  warnings: string[];
+  failures: string[];
+  profileDir?: string;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Helpers
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function progress(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Throws if a server child died on its own. */
+function assertNoCrash(): void {
+  const dead = crashed();
+  if (dead.length > 0) throw new Error(`child process crashed: ${dead.map((c) => c.describeExit()).join('\n')}`);
+}
+
+interface Placement {
+  proxyCpu: number | undefined;
+  loadCpu: number | undefined;
+}
+
+/** Runs one Node load generator job in a child pinned to the load CPU. */
+async function runLoadgen<T extends LoadResult>(job: LoadJob, place: Placement): Promise<T> {
+  let last: string | undefined;
+  const child = new Child('loadgen', NODE, [join(HERE, 'loadgen.js'), JSON.stringify(job)], {
+    cpu: place.loadCpu,
+    stdout: 'lines',
+    onStdoutLine: (l) => {
+      if (l.startsWith('{')) last = l;
+    },
+    stdinPipe: true,
+  });
+  const exit = await child.exited;
+  if (exit.code !== 0 || last === undefined) throw new Error(`load generator failed: ${child.describeExit()}`);
+  return JSON.parse(last) as T;
+}
+
+async function httpSanity(origin: string, what: string): Promise<Record<string, string>> {
+  const post = (body: string): Promise<Response> =>
+    fetch(origin + CHAT_PATH, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) });
+  const r = await post(JSON_BODY);
+  const text = await r.text();
+  if (r.status !== 200) throw new Error(`${what}: sanity request answered HTTP ${r.status}: ${text.slice(0, 500)}`);
+  const j = JSON.parse(text) as { choices?: Array<{ message?: { content?: unknown } }> };
+  if (typeof j.choices?.[0]?.message?.content !== 'string') throw new Error(`${what}: sanity answer is not a chat completion: ${text.slice(0, 500)}`);
+  const s = await post(STREAM_BODY);
+  const st = await s.text();
+  if (s.status !== 200 || !st.includes('data: [DONE]')) throw new Error(`${what}: sanity stream answered HTTP ${s.status}: ${st.slice(0, 500)}`);
+  return Object.fromEntries(r.headers);
+}
+
+async function waitReady(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await r.arrayBuffer();
+      if (r.status === 200) return;
+      last = `HTTP ${r.status}`;
+    } catch (e) {
+      last = errorText(e);
+    }
+    assertNoCrash();
+    await sleep(100);
+  }
+  throw new Error(`${url} not ready within ${timeoutMs} ms (${last})`);
+}
+
+function policyYaml(fakeUrl: string): string {
+  return `apiVersion: sluice.dev/v1alpha1
+kind: LLMBackend
+metadata: { name: bench }
+spec: { provider: openai-compatible, endpoint: "${fakeUrl}", models: [{ id: ${MODEL}, pricing: { input: 150000, output: 600000 } }] }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMRoute
+metadata: { name: bench }
+spec: { rules: [{ match: { models: ["gpt-*"] }, backends: [{ name: bench }] }] }
+`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The run
+
+class Bench {
+  readonly result: BenchResult;
+  private readonly tmp: string;
+  private readonly place: Placement;
+  private readonly useWrk: boolean;
+  private wrkScript: string | undefined;
+  private fakeUrl = '';
+
+  constructor(private readonly o: Options) {
+    this.tmp = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+    const allowed = allowedCpus();
+    const nCpus = allowed.length > 0 ? allowed.length : cpus().length;
+    const warnings: string[] = [];
+    let place: Placement = { proxyCpu: undefined, loadCpu: undefined };
+    const [a, b] = allowed;
+    if (a !== undefined && b !== undefined && commandExists('taskset') && tasksetWorks(a) && tasksetWorks(b)) {
+      place = { proxyCpu: a, loadCpu: b };
+      if (!pinSelf(b)) warnings.push(`could not pin the orchestrator to CPU ${b}`);
+    } else if (a !== undefined && b !== undefined) {
+      warnings.push('taskset is missing or not permitted: processes are not pinned; "1 core" numbers are not per core');
+    } else {
+      warnings.push(`only ${nCpus} CPU allowed: proxy, fake and load generator share it; numbers are not comparable to a 2-CPU run`);
+    }
+    this.place = place;
+    const hasWrk = commandExists('wrk');
+    if (o.loadgen === 'wrk' && !hasWrk) throw new UsageError('--loadgen wrk: wrk is not installed');
+    this.useWrk = o.loadgen === 'wrk' || (o.loadgen === 'auto' && hasWrk);
+    if (this.useWrk) this.wrkScript = writeWrkScript(this.tmp, JSON_BODY);
+    this.result = {
+      node: process.version,
+      cpu: cpuModel(cpus()[0]?.model ?? 'unknown'),
+      cpus: nCpus,
+      pinning: place.proxyCpu === undefined || place.loadCpu === undefined ? null : { proxyCpu: place.proxyCpu, loadCpu: place.loadCpu },
+      loadGenerator: this.useWrk
+        ? `wrk -t1 -c${o.connections} (closed loop) + Node/undici open loop (fixed rate, TTFB)`
+        : `Node/undici closed loop (${o.connections} connections; wrk not installed) + Node/undici open loop (fixed rate, TTFB)`,
+      config: o,
+      targets: [],
+      checks: [],
+      phases: [],
+      warnings,
+      failures: [],
+    };
+    if (o.cpuProf) {
+      this.result.profileDir = mkdtempSync(join(tmpdir(), 'sluice-bench-prof-'));
+      warnings.push('--cpu-prof: the proxies run under the profiler; their numbers are lower than usual');
+    }
+  }
+
+  cleanup(): void {
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+
+  /** Records a phase's counters; more than 1 % failed requests (or none at all) fails the run. */
+  private record(target: string, phase: string, counts: Counts, firstError?: string): void {
+    this.result.phases.push({ target, phase, counts, ...(firstError === undefined ? {} : { firstError }) });
+    const bad = counts.non2xx + counts.errors;
+    if (counts.requests === 0) {
+      this.result.failures.push(`${target} / ${phase}: no request completed${firstError === undefined ? '' : ` (${firstError})`}`);
+    } else if (bad / counts.requests > MAX_ERROR_SHARE) {
+      this.result.failures.push(
+        `${target} / ${phase}: ${bad} of ${counts.requests} requests failed (${counts.non2xx} non-2xx, ${counts.errors} socket/other errors)${firstError === undefined ? '' : `; first: ${firstError}`}`,
+      );
+    }
+    assertNoCrash();
+  }
+
+  private async closedLoop(origin: string, durationSec: number): Promise<{ counts: Counts; rps: number; latency: { mean: number; p50: number; p99: number; max: number }; firstError?: string }> {
+    if (this.useWrk && this.wrkScript !== undefined) {
+      return runWrk({ url: origin + CHAT_PATH, script: this.wrkScript, connections: this.o.connections, durationSec: Math.max(1, Math.round(durationSec)), cpu: this.place.loadCpu });
+    }
+    const r = await runLoadgen<ClosedLoopResult>(
+      { mode: 'closed', origin, path: CHAT_PATH, body: JSON_BODY, connections: this.o.connections, durationSec, warmupSec: 0.5 },
+      this.place,
+    );
+    return { counts: r.counts, rps: r.rps, latency: { mean: r.latency.mean, p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max }, ...(r.firstError === undefined ? {} : { firstError: r.firstError }) };
+  }
+
+  private openLoop(origin: string): Promise<OpenLoopResult> {
+    return runLoadgen<OpenLoopResult>(
+      { mode: 'open', origin, path: CHAT_PATH, body: JSON_BODY, rate: this.o.rate, durationSec: this.o.durationSec, warmupSec: 1, connections: 128 },
+      this.place,
+    );
+  }
+
+  private ttfb(origin: string): Promise<TtfbResult> {
+    return runLoadgen<TtfbResult>({ mode: 'ttfb', origin, path: CHAT_PATH, body: STREAM_BODY, requests: this.o.streamRequests, warmup: 20 }, this.place);
+  }
+
+  private nodeFlags(name: string): string[] {
+    const dir = this.result.profileDir;
+    return dir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`];
+  }
+
+  async startFake(): Promise<void> {
+    const hub = new LineHub();
+    const child = new Child('fake-provider', NODE, [join(HERE, 'fake-main.js'), '--script', JSON.stringify(FAKE_SCRIPT)], {
+      cpu: this.place.loadCpu,
+      stdout: 'lines',
+      onStdoutLine: hub.push,
+      stdinPipe: true,
+      critical: true,
+    });
+    this.fakeUrl = await waitForLine(child, hub.subscribe, (l) => /listening on (http:\/\/\S+)/.exec(l)?.[1], 10_000);
+    await httpSanity(this.fakeUrl, 'fake provider');
+    progress(`fake provider at ${this.fakeUrl} (pid ${child.pid})`);
+  }
+
+  /** Direct-to-fake max throughput: what the load CPU can drive at all (the ceiling of any proxy). */
+  async fakeCeiling(): Promise<void> {
+    progress('direct to fake: closed-loop ceiling');
+    const warm = await this.closedLoop(this.fakeUrl, 1);
+    this.record('direct', 'ceiling warm-up', warm.counts, warm.firstError);
+    const r = await this.closedLoop(this.fakeUrl, this.o.durationSec);
+    this.record('direct', 'ceiling', r.counts, r.firstError);
+    this.result.fakeCeilingRps = r.rps;
+  }
+
+  private async startTarget(id: TargetId): Promise<{ child: Child; url: string }> {
+    const hub = new LineHub();
+    if (id === 'bare') {
+      const child = new Child('bare-proxy', NODE, [...this.nodeFlags('bare'), join(HERE, 'bare-proxy.js'), '--upstream', this.fakeUrl], {
+        cpu: this.place.proxyCpu,
+        stdout: 'lines',
+        onStdoutLine: hub.push,
+        stdinPipe: true,
+        critical: true,
+      });
+      const url = await waitForLine(child, hub.subscribe, (l) => /listening on (http:\/\/\S+)/.exec(l)?.[1], 10_000);
+      return { child, url };
+    }
+    if (!existsSync(CLI_MAIN)) throw new Error(`${CLI_MAIN} is missing: build first (npx tsc -b packages/bench, or npm run bench)`);
+    const dir = mkdtempSync(join(this.tmp, 'policy-'));
+    writeFileSync(join(dir, 'bench.yaml'), policyYaml(this.fakeUrl));
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      SLUICE_SIDECAR_HOST: '127.0.0.1',
+      SLUICE_SIDECAR_PORT: '0',
+      SLUICE_SIDECAR_ADMIN_HOST: '127.0.0.1',
+      SLUICE_SIDECAR_ADMIN_PORT: '0',
+      SLUICE_LOG_LEVEL: 'info',
+    };
+    const child = new Child('sluice sidecar', NODE, [...this.nodeFlags('sidecar'), CLI_MAIN, 'dev', '--policy', dir, '--fake', 'never'], {
+      cpu: this.place.proxyCpu,
+      env,
+      // Its one log line per request goes to /dev/null: written (the real cost), not kept.
+      stdout: 'ignore',
+      onStderrLine: hub.push,
+      critical: true,
+    });
+    const m = await waitForLine(child, hub.subscribe, (l) => /gateway listening on (http:\/\/\S+) \(admin (http:\/\/[^\s)]+)\)/.exec(l) ?? undefined, 30_000);
+    const url = m[1] ?? '';
+    await waitReady(`${m[2] ?? ''}/ready`, 10_000);
+    return { child, url };
+  }
+
+  async target(id: TargetId): Promise<void> {
+    const label = id === 'bare' ? 'bare node:http pipe' : 'sluice sidecar';
+    const t: TargetResult = { id, label };
+    this.result.targets.push(t);
+    progress(`${label}: starting`);
+    const { child, url } = await this.startTarget(id);
+    t.url = url;
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`${label}: no pid`);
+    t.pid = pid;
+    const headers = await httpSanity(url, label);
+    if (id === 'sidecar' && headers['x-sluice-route'] === undefined) throw new Error(`${label}: the answer has no x-sluice-route header; is this the sidecar?`);
+
+    if (this.o.warmupSec > 0) {
+      progress(`${label}: warm-up ${this.o.warmupSec}s`);
+      const w = await this.closedLoop(url, this.o.warmupSec);
+      this.record(label, 'warm-up', w.counts, w.firstError);
+    }
+    await sleep(1000);
+    t.rssIdleKb = memoryOf(pid)?.rssKb;
+
+    progress(`${label}: max throughput ${this.o.durationSec}s`);
+    const sampler = sampleRss(pid, 100);
+    const thr = await this.closedLoop(url, this.o.durationSec);
+    t.rssPeakKb = sampler.stop();
+    t.rssSamples = sampler.samples;
+    t.rssHwmKb = memoryOf(pid)?.hwmKb;
+    this.record(label, 'max throughput', thr.counts, thr.firstError);
+    t.maxRps = thr.rps;
+    t.closedLatency = thr.latency;
+    await sleep(500);
+
+    progress(`${label}: fixed rate ${this.o.rate}/s, direct then proxied`);
+    const direct = await this.openLoop(this.fakeUrl);
+    this.record(`direct (before ${label})`, `fixed rate ${this.o.rate}/s`, direct.counts, direct.firstError);
+    const prox = await this.openLoop(url);
+    this.record(label, `fixed rate ${this.o.rate}/s`, prox.counts, prox.firstError);
+    t.directLatency = direct.latency;
+    t.latency = prox.latency;
+    t.addedP50Ms = prox.latency.p50 - direct.latency.p50;
+    t.addedP99Ms = prox.latency.p99 - direct.latency.p99;
+    t.achievedRate = prox.achievedRate;
+    t.sendLagP99Ms = Math.max(prox.sendLag.p99, direct.sendLag.p99);
+    if (prox.achievedRate < this.o.rate * 0.95) this.result.warnings.push(`${label}: completed only ${fmtRate(prox.achievedRate)} req/s of the ${this.o.rate}/s schedule`);
+    if (t.sendLagP99Ms > 1) this.result.warnings.push(`${label}: the open-loop generator ran late (send lag p99 ${fmtMs(t.sendLagP99Ms)}); latencies include it`);
+
+    progress(`${label}: stream time to first byte, ${this.o.streamRequests} sequential, direct then proxied`);
+    const dt = await this.ttfb(this.fakeUrl);
+    this.record(`direct (before ${label})`, 'stream TTFB', dt.counts, dt.firstError);
+    const pt = await this.ttfb(url);
+    this.record(label, 'stream TTFB', pt.counts, pt.firstError);
+    t.directTtfb = dt.ttfb;
+    t.ttfb = pt.ttfb;
+    t.ttfbAddedP50Ms = pt.ttfb.p50 - dt.ttfb.p50;
+
+    progress(`${label}: stopping`);
+    const exit = await child.stop(this.result.profileDir === undefined ? 3000 : 15_000);
+    if (exit.signal === 'SIGKILL') this.result.warnings.push(`${label} did not stop on SIGTERM within the grace period (killed)`);
+    if (this.result.profileDir !== undefined) {
+      const file = join(this.result.profileDir, `${id}.cpuprofile`);
+      if (existsSync(file)) t.profile = summarizeProfile(file, 15, REPO_ROOT);
+      else this.result.warnings.push(`${label}: no CPU profile written (${readdirSync(this.result.profileDir).join(', ') || 'directory empty'})`);
+    }
+  }
+
+  finish(): void {
+    const r = this.result;
+    const bare = r.targets.find((t) => t.id === 'bare');
+    const side = r.targets.find((t) => t.id === 'sidecar');
+    if (bare?.maxRps !== undefined && side?.maxRps !== undefined && bare.maxRps > 0) r.ratio = side.maxRps / bare.maxRps;
+    if (bare?.maxRps !== undefined && r.fakeCeilingRps !== undefined && bare.maxRps > r.fakeCeilingRps * 0.85) {
+      r.warnings.push(
+        `the bare pipe (${fmtRate(bare.maxRps)} req/s) is close to the direct-to-fake ceiling (${fmtRate(r.fakeCeilingRps)} req/s): the baseline may be limited by the load CPU, which flatters the ratio`,
+      );
+    }
+    const check = (name: string, goal: string, v: number | undefined, ok: (v: number) => boolean, fmt: (v: number) => string): Check => ({
+      name,
+      goal,
+      value: v === undefined || !Number.isFinite(v) ? 'n/a' : fmt(v),
+      pass: v === undefined || !Number.isFinite(v) ? undefined : ok(v),
+    });
+    r.checks = [
+      check('ratio sidecar/bare-pipe (max req/s)', `≥ ${GOALS.ratio}`, r.ratio, (v) => v >= GOALS.ratio, (v) => v.toFixed(2)),
+      check(`added p50 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP50Ms} ms`, side?.addedP50Ms, (v) => v <= GOALS.addedP50Ms, (v) => fmtMs(v)),
+      check(`added p99 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP99Ms} ms`, side?.addedP99Ms, (v) => v <= GOALS.addedP99Ms, (v) => fmtMs(v)),
+      check('stream TTFB added p50', `≤ ${GOALS.ttfbAddedMs} ms`, side?.ttfbAddedP50Ms, (v) => v <= GOALS.ttfbAddedMs, (v) => fmtMs(v)),
+      check('RSS idle', `≤ ${GOALS.rssIdleMiB} MiB`, side?.rssIdleKb, (v) => v / 1024 <= GOALS.rssIdleMiB, (v) => fmtMiB(v)),
+    ];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output
+
+function renderText(r: BenchResult): string {
+  const o = r.config;
+  const rate = fmtRateShort(o.rate);
+  const core = r.pinning === null ? 'unpinned' : '1 core';
+  const lines: string[] = [];
+  lines.push(`| target | max req/s (${core}) | added p50 @${rate} | added p99 @${rate} | stream TTFB added p50 | RSS idle | RSS peak |`);
+  lines.push('|---|---|---|---|---|---|---|');
+  for (const t of r.targets) {
+    lines.push(
+      `| ${t.label} | ${fmtRate(t.maxRps)} | ${fmtMs(t.addedP50Ms)} | ${fmtMs(t.addedP99Ms)} | ${fmtMs(t.ttfbAddedP50Ms)} | ${fmtMiB(t.rssIdleKb)} | ${fmtMiB(t.rssPeakKb)} |`,
+    );
+  }
+  lines.push('');
+  lines.push(`ratio sidecar/bare-pipe (max req/s): ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)}`);
+  lines.push('');
+  lines.push(`load generator: ${r.loadGenerator}`);
+  lines.push(`node: ${r.node}`);
+  lines.push(`cpu: ${r.cpu} (${r.cpus} allowed)`);
+  lines.push(
+    r.pinning === null
+      ? 'placement: not pinned'
+      : `placement: proxy under test on CPU ${r.pinning.proxyCpu}; fake provider, load generator and orchestrator on CPU ${r.pinning.loadCpu}`,
+  );
+  lines.push(`direct-to-fake ceiling (closed loop, same generator): ${fmtRate(r.fakeCeilingRps)} req/s`);
+  lines.push('');
+  lines.push('checks (sidecar):');
+  for (const c of r.checks) lines.push(`  ${c.pass === undefined ? 'N/A ' : c.pass ? 'PASS' : 'MISS'}  ${c.name}: ${c.value} (goal ${c.goal})`);
+  lines.push('');
+  lines.push(`absolute latencies (ms; fixed rate ${o.rate}/s for ${o.durationSec}s, from the scheduled send time; stream: ${o.streamRequests} sequential requests):`);
+  lines.push('| target | p50 | p99 | p99.9 | max | direct p50 | direct p99 | TTFB p50 | direct TTFB p50 | closed-loop p50 / p99 |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|');
+  const n = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(3));
+  for (const t of r.targets) {
+    lines.push(
+      `| ${t.label} | ${n(t.latency?.p50)} | ${n(t.latency?.p99)} | ${n(t.latency?.p999)} | ${n(t.latency?.max)} | ${n(t.directLatency?.p50)} | ${n(t.directLatency?.p99)} | ${n(t.ttfb?.p50)} | ${n(t.directTtfb?.p50)} | ${n(t.closedLatency?.p50)} / ${n(t.closedLatency?.p99)} |`,
+    );
+  }
+  lines.push('');
+  lines.push('requests per phase:');
+  lines.push('| target | phase | requests | ok | non-2xx | socket/other errors |');
+  lines.push('|---|---|---|---|---|---|');
+  for (const p of r.phases) {
+    lines.push(`| ${p.target} | ${p.phase} | ${p.counts.requests} | ${p.counts.ok} | ${p.counts.non2xx} | ${p.counts.errors} |`);
+  }
+  for (const t of r.targets) {
+    if (t.profile === undefined) continue;
+    lines.push('');
+    lines.push(`hottest functions, ${t.label} (self time, share of busy time; ${t.profile.file}):`);
+    for (const f of t.profile.top) lines.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(6)} ms  ${f.name}  ${f.where}`);
+  }
+  if (r.warnings.length > 0) {
+    lines.push('');
+    for (const w of r.warnings) lines.push(`warning: ${w}`);
+  }
+  if (r.failures.length > 0) {
+    lines.push('');
+    for (const f of r.failures) lines.push(`FAILED: ${f}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Entry point
+
+process.on('exit', killAllNow);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    process.stderr.write(`bench: ${sig}, stopping children\n`);
+    stopAll(1000).finally(() => process.exit(130));
+  });
+}
+
+async function main(): Promise<number> {
+  let o: Options;
+  try {
+    o = parseOptions(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench: ${errorText(e)}\n${USAGE}\n`);
+    return 2;
+  }
+  const bench = new Bench(o);
+  const r = bench.result;
+  const started = Date.now();
+  try {
+    await bench.startFake();
+    await bench.fakeCeiling();
+    await bench.target('bare');
+    await bench.target('sidecar');
+  } catch (e) {
+    r.failures.push(errorText(e));
+  } finally {
+    await stopAll();
+    bench.cleanup();
+  }
+  bench.finish();
+  progress(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : renderText(r));
+  return r.failures.length > 0 ? 1 : 0;
+}
+
+// Exit explicitly once stdout is flushed: idle keep-alive sockets must not hold the process.
+const exitWith = (code: number): void => {
+  process.stdout.write('', () => process.exit(code));
+};
+main().then(exitWith, (e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  exitWith(1);
+});
