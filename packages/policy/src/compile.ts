@@ -1,23 +1,47 @@
 import { createHash } from 'node:crypto';
 import { bundledPrice, providerSpec, type ModelPrice } from '@sluice/providers';
-import type { AnyPolicyObject, LLMBackend, LLMRoute, ModelPricing } from './types.js';
-import type { Snapshot, SnapshotBackend, SnapshotRule } from './snapshot.js';
+import {
+  objectKey,
+  type AnyPolicyObject,
+  type LLMBackend,
+  type LLMCache,
+  type LLMGuardrail,
+  type LLMLimit,
+  type LLMRoute,
+  type ModelPricing,
+  type WorkloadSelector,
+} from './types.js';
+import type { Snapshot, SnapshotBackend, SnapshotCache, SnapshotGuardrail, SnapshotLimit, SnapshotRule } from './snapshot.js';
 import { validateObject, type PolicyIssue } from './validate.js';
 
-export interface CompileOptions {
-  /** Resolves a backend's credential; undefined = not available (the backend sends no key). */
-  readonly resolveSecret: (namespace: string, auth: NonNullable<LLMBackend['spec']['auth']>) => string | undefined;
-}
-
-export interface CompileResult {
-  readonly snapshot: Snapshot;
-  /** Problems found; objects with problems are left out of the snapshot, the rest still compiles. */
-  readonly issues: readonly PolicyIssue[];
-}
-
+/** Objects in this namespace apply to workloads of every namespace (like Istio's root namespace). */
+export const DEFAULT_ROOT_NAMESPACE = 'sluice-system';
 export const DEFAULT_TIMEOUTS = Object.freeze({ connectMs: 10_000, firstByteMs: 600_000, idleMs: 300_000 });
 
-const nsOf = (o: AnyPolicyObject): string => o.metadata.namespace ?? 'default';
+export interface CompileOptions {
+  /** Resolves a backend's credential; undefined = not available. */
+  readonly resolveSecret: (namespace: string, auth: NonNullable<LLMBackend['spec']['auth']>) => string | undefined;
+  readonly rootNamespace?: string;
+}
+
+/** The identity a snapshot is scoped to: one pod's namespace, service account and labels. */
+export interface Workload {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** The accepted objects of a policy and the problems found. */
+export interface PolicySet {
+  /** Valid objects by `objectKey`, including the last good version of objects whose new version is invalid. */
+  readonly objects: ReadonlyMap<string, AnyPolicyObject>;
+  readonly issues: readonly PolicyIssue[];
+  /** Keys of objects serving an older, last good version because the current one is invalid. */
+  readonly stale: ReadonlySet<string>;
+  readonly rootNamespace: string;
+}
+
+const nsOf = (o: { metadata: { namespace?: string } }): string => o.metadata.namespace ?? 'default';
 const idOf = (o: AnyPolicyObject): string => `${nsOf(o)}/${o.metadata.name}`;
 
 /** JSON with object keys sorted, so equal content always hashes equal. */
@@ -29,6 +53,131 @@ export function canonicalJson(v: unknown): string {
     return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';
+}
+
+export function contentHash(v: unknown): string {
+  return createHash('sha256').update(canonicalJson(v)).digest('hex').slice(0, 16);
+}
+
+/** Backend lookup for an object in `ns`: its own namespace first, then the root namespace. */
+function findBackend(objects: ReadonlyMap<string, AnyPolicyObject>, ns: string, name: string, root: string): LLMBackend | undefined {
+  const own = objects.get(`LLMBackend ${ns}/${name}`);
+  if (own !== undefined) return own as LLMBackend;
+  const shared = objects.get(`LLMBackend ${root}/${name}`);
+  return shared as LLMBackend | undefined;
+}
+
+function referenceIssues(o: AnyPolicyObject, objects: ReadonlyMap<string, AnyPolicyObject>, root: string): PolicyIssue[] {
+  const issues: PolicyIssue[] = [];
+  const ns = nsOf(o);
+  const missing = (path: string, name: string): void => {
+    issues.push({ object: objectKey(o), path, message: `no LLMBackend ${JSON.stringify(name)} in namespace ${ns}${ns === root ? '' : ` or ${root}`}`, code: 'SLUICE_ERR_POLICY_REFERENCE' });
+  };
+  if (o.kind === 'LLMRoute') {
+    o.spec.rules.forEach((rule, i) =>
+      rule.backends.forEach((ref, j) => {
+        if (findBackend(objects, ns, ref.name, root) === undefined) missing(`spec.rules[${i}].backends[${j}].name`, ref.name);
+      }),
+    );
+  } else if (o.kind === 'LLMCache' && o.spec.semantic !== undefined) {
+    if (findBackend(objects, ns, o.spec.semantic.backend, root) === undefined) missing('spec.semantic.backend', o.spec.semantic.backend);
+  } else if (o.kind === 'LLMLimit') {
+    (o.spec.key ?? []).forEach((k, i) => {
+      if ((k.source === 'label' || k.source === 'header') && (k.name === undefined || k.name === '')) {
+        issues.push({ object: objectKey(o), path: `spec.key[${i}].name`, message: `is required for source ${k.source}`, code: 'SLUICE_ERR_POLICY_SCHEMA' });
+      }
+    });
+  }
+  return issues;
+}
+
+/**
+ * Validates every object and resolves references between them. Pure and deterministic. An object
+ * whose new version is invalid keeps serving its last good version from `previous` (and is reported);
+ * one that was never valid is left out. Objects referring to a missing backend are treated the same.
+ */
+export function compilePolicy(inputs: readonly { object: unknown; where: string }[], opts: { rootNamespace?: string }, previous?: PolicySet): PolicySet {
+  const root = opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  const issues: PolicyIssue[] = [];
+  const valid = new Map<string, AnyPolicyObject>();
+  const invalidKeys = new Set<string>();
+  for (const { object, where } of inputs) {
+    const r = validateObject(object, where);
+    issues.push(...r.issues);
+    if (r.object === undefined) {
+      const meta = (object as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | null) ?? {};
+      if (typeof meta.kind === 'string' && typeof meta.metadata?.name === 'string') {
+        invalidKeys.add(objectKey({ kind: meta.kind, metadata: { name: meta.metadata.name, namespace: typeof meta.metadata.namespace === 'string' ? meta.metadata.namespace : undefined } }));
+      }
+      continue;
+    }
+    const key = objectKey(r.object);
+    if (valid.has(key)) {
+      issues.push({ object: key, path: 'metadata.name', message: `defined more than once (again in ${where})`, code: 'SLUICE_ERR_POLICY_DUPLICATE' });
+      continue;
+    }
+    valid.set(key, r.object);
+  }
+  const stale = new Set<string>();
+  // Last good version of objects whose current version fails validation.
+  for (const key of invalidKeys) {
+    const old = previous?.objects.get(key);
+    if (old !== undefined && !valid.has(key)) {
+      valid.set(key, old);
+      stale.add(key);
+    }
+  }
+  // Reference checks, iterated because dropping a backend can break routes that named it.
+  const accepted = new Map(valid);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [key, o] of accepted) {
+      const problems = referenceIssues(o, accepted, root);
+      if (problems.length === 0) continue;
+      const old = previous?.objects.get(key);
+      if (old !== undefined && old !== o && referenceIssues(old, accepted, root).length === 0) {
+        accepted.set(key, old);
+        stale.add(key);
+      } else {
+        accepted.delete(key);
+      }
+      issues.push(...problems);
+      changed = true;
+    }
+  }
+  const sorted = new Map([...accepted].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return { objects: sorted, issues: dedupe(issues), stale, rootNamespace: root };
+}
+
+function dedupe(issues: PolicyIssue[]): PolicyIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const k = `${i.object}\u0000${i.path}\u0000${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+function selects(sel: WorkloadSelector | undefined, w: Workload): boolean {
+  if (sel === undefined) return true;
+  if (sel.serviceAccounts !== undefined && sel.serviceAccounts.length > 0 && !sel.serviceAccounts.includes(w.serviceAccount)) return false;
+  for (const [k, v] of Object.entries(sel.labels ?? {})) if (w.labels[k] !== v) return false;
+  return true;
+}
+
+/** Objects of `set` that apply to workload `w`: its namespace's first, then the root namespace's. */
+export function selectFor(set: PolicySet, w: Workload): AnyPolicyObject[] {
+  const own: AnyPolicyObject[] = [];
+  const shared: AnyPolicyObject[] = [];
+  for (const o of set.objects.values()) {
+    if (o.kind === 'LLMBackend') continue;
+    const ns = nsOf(o);
+    if (ns !== w.namespace && ns !== set.rootNamespace) continue;
+    if (!selects((o.spec as { workloadSelector?: WorkloadSelector }).workloadSelector, w)) continue;
+    (ns === w.namespace ? own : shared).push(o);
+  }
+  return [...own, ...shared];
 }
 
 function fullPrice(family: string, model: string, override: ModelPricing): ModelPrice {
@@ -44,10 +193,17 @@ function fullPrice(family: string, model: string, override: ModelPricing): Model
   };
 }
 
-function compileBackend(b: LLMBackend, opts: CompileOptions): SnapshotBackend {
+function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue[]): SnapshotBackend {
   const spec = providerSpec(b.spec.provider);
-  if (spec === undefined) throw new Error('validated provider missing'); // unreachable after validation
-  const key = b.spec.auth === undefined ? undefined : opts.resolveSecret(nsOf(b), b.spec.auth);
+  if (spec === undefined) throw new Error(`validated provider ${b.spec.provider} missing from the provider table`);
+  let key: string | undefined;
+  if (b.spec.auth !== undefined) {
+    key = opts.resolveSecret(nsOf(b), b.spec.auth);
+    if (key === undefined) {
+      const what = b.spec.auth.secretRef ? `Secret ${nsOf(b)}/${b.spec.auth.secretRef.name} key ${b.spec.auth.secretRef.key}` : `environment variable ${b.spec.auth.env ?? ''}`;
+      issues.push({ object: objectKey(b), path: 'spec.auth', message: `${what} not found; requests go without a key`, code: 'SLUICE_ERR_POLICY_SECRET' });
+    }
+  }
   const prices: Record<string, ModelPrice> = {};
   const models: string[] = [];
   const aliases: Record<string, string> = {};
@@ -60,7 +216,7 @@ function compileBackend(b: LLMBackend, opts: CompileOptions): SnapshotBackend {
     id: idOf(b),
     provider: spec.id,
     schema: spec.schema,
-    baseUrl: (b.spec.endpoint ?? spec.baseUrl ?? '').replace(/\/+$/, ''),
+    baseUrl: (b.spec.endpoint ?? spec.baseUrl ?? '').replace(/\/+$/, '').replace(/\/v1$/, ''),
     authHeader: key === undefined ? '' : spec.authHeader,
     authValue: key === undefined ? '' : spec.authPrefix + key,
     headers: { ...spec.headers },
@@ -74,55 +230,104 @@ function compileBackend(b: LLMBackend, opts: CompileOptions): SnapshotBackend {
   };
 }
 
+const routeIds = (o: AnyPolicyObject, names: readonly string[] | undefined): string[] => (names ?? []).map((n) => `${nsOf(o)}/${n}`);
+
 /**
- * Pure and deterministic: the same objects (in any order) and secrets give the same snapshot and
- * version. Objects that fail validation, and routes naming unknown backends, are reported and left
- * out; everything else is served.
+ * The snapshot of one workload: the routes, limits, caches and guardrails that select it, and only
+ * the backends (with their credentials) those reference. Pure; the version is the content hash.
  */
-export function compile(inputs: readonly { object: unknown; where: string }[], opts: CompileOptions): CompileResult {
+export function snapshotFor(set: PolicySet, w: Workload, opts: CompileOptions): { snapshot: Snapshot; issues: PolicyIssue[] } {
+  const selected = selectFor(set, w);
+  return buildSnapshot(set, selected, opts);
+}
+
+/** Snapshot of an explicit selection (see `selectFor`). */
+export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject[], opts: CompileOptions): { snapshot: Snapshot; issues: PolicyIssue[] } {
   const issues: PolicyIssue[] = [];
-  const objects: AnyPolicyObject[] = [];
-  const seen = new Set<string>();
-  for (const { object, where } of inputs) {
-    const r = validateObject(object, where);
-    issues.push(...r.issues);
-    if (r.object === undefined) continue;
-    const key = `${r.object.kind} ${idOf(r.object)}`;
-    if (seen.has(key)) {
-      issues.push({ object: key, path: 'metadata.name', message: `defined more than once (again in ${where})` });
-      continue;
-    }
-    seen.add(key);
-    objects.push(r.object);
-  }
-  const byId = (a: AnyPolicyObject, b: AnyPolicyObject): number => (idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : 0);
-  const backends = objects.filter((o): o is LLMBackend => o.kind === 'LLMBackend').sort(byId).map((b) => compileBackend(b, opts));
-  const backendIds = new Set(backends.map((b) => b.id));
+  const backendObjs = new Map<string, LLMBackend>();
+  const useBackend = (from: AnyPolicyObject, name: string): string => {
+    const b = findBackend(set.objects, nsOf(from), name, set.rootNamespace);
+    if (b === undefined) throw new Error(`unresolved backend ${name} survived compilePolicy`);
+    backendObjs.set(idOf(b), b);
+    return idOf(b);
+  };
   const rules: SnapshotRule[] = [];
-  for (const route of objects.filter((o): o is LLMRoute => o.kind === 'LLMRoute').sort(byId)) {
-    const ns = nsOf(route);
-    const routeIssues: PolicyIssue[] = [];
-    route.spec.rules.forEach((rule, i) => {
-      rule.backends.forEach((ref, j) => {
-        if (!backendIds.has(`${ns}/${ref.name}`)) {
-          routeIssues.push({ object: `LLMRoute ${idOf(route)}`, path: `spec.rules[${i}].backends[${j}].name`, message: `no LLMBackend ${JSON.stringify(ref.name)} in namespace ${ns}` });
-        }
-      });
-    });
-    if (routeIssues.length > 0) {
-      issues.push(...routeIssues);
-      continue;
+  const limits: SnapshotLimit[] = [];
+  const caches: SnapshotCache[] = [];
+  const guardrails: SnapshotGuardrail[] = [];
+  for (const o of selected) {
+    switch (o.kind) {
+      case 'LLMRoute':
+        (o as LLMRoute).spec.rules.forEach((rule, i) => {
+          rules.push({
+            route: `${idOf(o)}#${i}`,
+            exact: rule.match.models.filter((m) => !m.includes('*')),
+            patterns: rule.match.models.filter((m) => m.includes('*')),
+            targets: rule.backends.map((ref) => (ref.modelOverride === undefined ? { backend: useBackend(o, ref.name) } : { backend: useBackend(o, ref.name), modelOverride: ref.modelOverride })),
+          });
+        });
+        break;
+      case 'LLMLimit': {
+        const s = (o as LLMLimit).spec;
+        limits.push({
+          id: idOf(o),
+          unit: s.unit,
+          window: s.window,
+          calendarAligned: s.calendarAligned ?? false,
+          timeZone: s.timeZone ?? 'UTC',
+          max: s.max,
+          key: (s.key ?? []).map((k) => ({ source: k.source, name: k.name ?? '' })),
+          scope: s.scope ?? 'global',
+          failureMode: s.failureMode ?? 'FailClosed',
+          mode: s.mode ?? 'enforce',
+          routes: routeIds(o, s.match?.routes),
+          models: [...(s.match?.models ?? [])],
+        });
+        break;
+      }
+      case 'LLMCache': {
+        const s = (o as LLMCache).spec;
+        caches.push({
+          id: idOf(o),
+          exact: s.exact ?? true,
+          semantic: s.semantic !== undefined,
+          embeddingBackend: s.semantic === undefined ? '' : useBackend(o, s.semantic.backend),
+          embeddingModel: s.semantic?.model ?? '',
+          similarityThresholdMilli: s.semantic === undefined ? 0 : Math.round(s.semantic.threshold * 1000),
+          ttlSeconds: s.ttlSeconds ?? 3600,
+          keyVersion: s.keyVersion ?? '1',
+          isolation: s.isolation ?? 'namespace',
+          cacheNonDeterministic: s.cacheNonDeterministic ?? false,
+          routes: routeIds(o, s.match?.routes),
+          models: [...(s.match?.models ?? [])],
+        });
+        break;
+      }
+      case 'LLMGuardrail': {
+        const s = (o as LLMGuardrail).spec;
+        guardrails.push({
+          id: idOf(o),
+          direction: s.direction,
+          action: s.action,
+          detectors: s.detectors.map((d) => ({ kind: d.kind, values: [...(d.values ?? [])], name: d.name ?? '' })),
+          routes: routeIds(o, s.match?.routes),
+        });
+        break;
+      }
+      case 'LLMBackend':
+        break;
     }
-    route.spec.rules.forEach((rule, i) => {
-      rules.push({
-        route: `${idOf(route)}#${i}`,
-        exact: rule.match.models.filter((m) => !m.includes('*')),
-        patterns: rule.match.models.filter((m) => m.includes('*')),
-        targets: rule.backends.map((ref) => ({ backend: `${ns}/${ref.name}`, modelOverride: ref.modelOverride })),
-      });
-    });
   }
-  const body = { backends, rules };
-  const version = createHash('sha256').update(canonicalJson(body)).digest('hex').slice(0, 16);
-  return { snapshot: { version, ...body }, issues };
+  const backends = [...backendObjs.values()].sort((a, b) => (idOf(a) < idOf(b) ? -1 : 1)).map((b) => compileBackend(b, opts, issues));
+  const body = { backends, rules, limits, caches, guardrails };
+  return { snapshot: { version: contentHash(body), ...body }, issues };
+}
+
+/**
+ * One-shot compile of a whole policy for the one workload `w` (tests, `sluice validate`).
+ */
+export function compile(inputs: readonly { object: unknown; where: string }[], opts: CompileOptions, w: Workload = { namespace: 'default', serviceAccount: 'default', labels: {} }): { snapshot: Snapshot; issues: PolicyIssue[] } {
+  const set = compilePolicy(inputs, opts);
+  const r = snapshotFor(set, w, opts);
+  return { snapshot: r.snapshot, issues: [...set.issues, ...r.issues] };
 }

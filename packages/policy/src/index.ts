@@ -1,4 +1,5 @@
 export * from './types.js';
+export * from './schemas.js';
 export * from './snapshot.js';
 export * from './validate.js';
 export * from './compile.js';

@@ -16,7 +16,7 @@ export function parseYamlDocuments(text: string, file: string): { objects: Loade
   parseAllDocuments(text).forEach((doc, i) => {
     const where = `${file}#${i}`;
     if (doc.errors.length > 0) {
-      issues.push({ object: `document ${where}`, path: '(yaml)', message: doc.errors[0]?.message ?? 'YAML syntax error' });
+      issues.push({ object: `document ${where}`, path: '(yaml)', message: doc.errors[0]?.message ?? 'YAML syntax error', code: 'SLUICE_ERR_POLICY_YAML' });
       return;
     }
     const value: unknown = doc.toJS({ maxAliasCount: 100 });

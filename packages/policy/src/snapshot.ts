@@ -1,15 +1,21 @@
 import type { ModelPrice, WireSchema } from '@sluice/providers';
+import { providerSpec } from '@sluice/providers';
 
 /**
- * What a sidecar runs on: plain, JSON-serialisable data, produced by `compile()` and versioned by the
- * hash of its canonical form. The sidecar builds its runtime tables from it once per snapshot.
+ * What a sidecar runs on: plain, JSON-serialisable data for one workload, produced by
+ * `snapshotFor()` and versioned by the hash of its canonical form. Field names match
+ * proto/sluice/v1/snapshot.proto, so it crosses gRPC with no hand mapping. The sidecar builds its
+ * runtime tables from it once per snapshot.
  */
 export interface Snapshot {
   /** Content hash of the canonical snapshot (same input → same version on every replica). */
   readonly version: string;
   readonly backends: readonly SnapshotBackend[];
-  /** Exact model names and aliases first, then patterns, in policy order. */
+  /** Rules in precedence order: the workload's namespace first, then the root namespace. */
   readonly rules: readonly SnapshotRule[];
+  readonly limits: readonly SnapshotLimit[];
+  readonly caches: readonly SnapshotCache[];
+  readonly guardrails: readonly SnapshotGuardrail[];
 }
 
 export interface SnapshotBackend {
@@ -18,7 +24,7 @@ export interface SnapshotBackend {
   readonly provider: string;
   readonly schema: WireSchema;
   readonly baseUrl: string;
-  /** Header name and full value carrying the credential; empty when the backend needs none. */
+  /** Header name and full value carrying the credential; empty when the backend has none. */
   readonly authHeader: string;
   readonly authValue: string;
   readonly headers: Readonly<Record<string, string>>;
@@ -46,5 +52,101 @@ export interface SnapshotRule {
 
 export interface SnapshotTarget {
   readonly backend: string;
-  readonly modelOverride: string | undefined;
+  readonly modelOverride?: string | undefined;
+}
+
+export interface SnapshotLimit {
+  readonly id: string;
+  readonly unit: string;
+  readonly window: string;
+  readonly calendarAligned: boolean;
+  readonly timeZone: string;
+  readonly max: number;
+  readonly key: readonly { readonly source: string; readonly name: string }[];
+  readonly scope: string;
+  readonly failureMode: string;
+  readonly mode: string;
+  /** Route ids (`namespace/name`); empty = all. */
+  readonly routes: readonly string[];
+  readonly models: readonly string[];
+}
+
+export interface SnapshotCache {
+  readonly id: string;
+  readonly exact: boolean;
+  readonly semantic: boolean;
+  readonly embeddingBackend: string;
+  readonly embeddingModel: string;
+  readonly similarityThresholdMilli: number;
+  readonly ttlSeconds: number;
+  readonly keyVersion: string;
+  readonly isolation: string;
+  readonly cacheNonDeterministic: boolean;
+  readonly routes: readonly string[];
+  readonly models: readonly string[];
+}
+
+export interface SnapshotGuardrail {
+  readonly id: string;
+  readonly direction: string;
+  readonly action: string;
+  readonly detectors: readonly { readonly kind: string; readonly values: readonly string[]; readonly name: string }[];
+  readonly routes: readonly string[];
+}
+
+/** A problem that makes a sidecar refuse (NACK) a snapshot. */
+export interface SnapshotProblem {
+  /** e.g. `backend default/openai`, `guardrail default/pii`. */
+  readonly resource: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+/**
+ * The checks a sidecar runs before it swaps a snapshot in: everything its runtime will compile
+ * (regular expressions, URLs, provider schemas) must compile now, so a bad snapshot is refused whole
+ * and the last good one keeps serving. Pure; also run by `sluice validate`.
+ */
+export function checkSnapshot(s: Snapshot): SnapshotProblem[] {
+  const problems: SnapshotProblem[] = [];
+  const fail = (resource: string, message: string): void => {
+    problems.push({ resource, code: 'SLUICE_ERR_POLICY_REJECTED', message });
+  };
+  const backendIds = new Set<string>();
+  for (const b of s.backends) {
+    backendIds.add(b.id);
+    const spec = providerSpec(b.provider);
+    if (spec === undefined || spec.schema !== b.schema) fail(`backend ${b.id}`, `unknown provider ${JSON.stringify(b.provider)} with schema ${JSON.stringify(b.schema)}`);
+    try {
+      const u = new URL(b.baseUrl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(`backend ${b.id}`, `baseUrl ${b.baseUrl} is not http(s)`);
+    } catch {
+      fail(`backend ${b.id}`, `baseUrl ${JSON.stringify(b.baseUrl)} is not a URL`);
+    }
+  }
+  for (const r of s.rules) {
+    for (const t of r.targets) if (!backendIds.has(t.backend)) fail(`route ${r.route}`, `target backend ${t.backend} is not in the snapshot`);
+  }
+  for (const g of s.guardrails) {
+    for (const d of g.detectors) {
+      if (d.kind !== 'regex') continue;
+      for (const v of d.values) {
+        try {
+          new RegExp(v, 'u');
+        } catch (e) {
+          fail(`guardrail ${g.id}`, `detector ${d.name || 'regex'}: ${(e as Error).message}`);
+        }
+      }
+    }
+  }
+  for (const l of s.limits) {
+    if (l.calendarAligned) {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: l.timeZone });
+      } catch {
+        fail(`limit ${l.id}`, `unknown time zone ${JSON.stringify(l.timeZone)}`);
+      }
+    }
+  }
+  return problems;
 }

@@ -1,10 +1,12 @@
 /**
- * The policy kinds (`sluice.dev/v1alpha1`) as TypeScript types. The same objects come from
- * Kubernetes (CRDs) or from YAML files in the one-process mode.
+ * The policy kinds (`sluice.dev/v1alpha1`, namespaced) as TypeScript types. The same objects come
+ * from Kubernetes (CRDs) or from YAML files in the one-process mode. `schemas.ts` holds the matching
+ * JSON schemas (used for validation and for the CRDs).
  */
+export const API_GROUP = 'sluice.dev';
 export const API_VERSION = 'sluice.dev/v1alpha1';
 
-export const KINDS = ['LLMBackend', 'LLMRoute'] as const;
+export const KINDS = ['LLMBackend', 'LLMRoute', 'LLMLimit', 'LLMCache', 'LLMGuardrail'] as const;
 export type Kind = (typeof KINDS)[number];
 
 export interface ObjectMeta {
@@ -12,6 +14,24 @@ export interface ObjectMeta {
   namespace?: string;
   labels?: Record<string, string>;
   generation?: number;
+  resourceVersion?: string;
+  uid?: string;
+}
+
+/** Which workloads (pods) an object applies to, within its namespace (or every namespace from the root namespace). */
+export interface WorkloadSelector {
+  /** Pod labels that must all match. */
+  labels?: Record<string, string>;
+  /** Service accounts, any of which matches. */
+  serviceAccounts?: string[];
+}
+
+/** Which requests a limit, cache or guardrail applies to. Empty = all. */
+export interface RequestMatch {
+  /** Route names (`LLMRoute` metadata.name). */
+  routes?: string[];
+  /** Model names or `*` globs, as requested by the caller. */
+  models?: string[];
 }
 
 export interface ModelPricing {
@@ -30,9 +50,9 @@ export interface BackendModel {
 }
 
 export interface BackendAuth {
-  /** Kubernetes Secret holding the key (resolved by the control plane). */
+  /** Kubernetes Secret (in the backend's namespace) holding the key. */
   secretRef?: { name: string; key: string };
-  /** One-process mode: name of an environment variable of the process that loads the policy. */
+  /** One-process mode: name of an environment variable of the control plane process. */
   env?: string;
 }
 
@@ -55,7 +75,7 @@ export interface LLMBackendSpec {
 }
 
 export interface RouteBackendRef {
-  /** LLMBackend name, in the route's namespace. */
+  /** LLMBackend name, in the route's namespace or the root namespace. */
   name: string;
   /** Model sent upstream instead of the requested one. */
   modelOverride?: string;
@@ -67,7 +87,69 @@ export interface RouteRule {
 }
 
 export interface LLMRouteSpec {
+  workloadSelector?: WorkloadSelector;
   rules: RouteRule[];
+}
+
+export type LimitUnit = 'requests' | 'tokens' | 'inputTokens' | 'outputTokens' | 'microUSD';
+export type LimitWindow = 'second' | 'minute' | 'hour' | 'day' | 'month';
+
+export interface LimitKeyPart {
+  source: 'namespace' | 'serviceAccount' | 'label' | 'header';
+  /** Label or header name (for `label` and `header`). */
+  name?: string;
+}
+
+export interface LLMLimitSpec {
+  workloadSelector?: WorkloadSelector;
+  match?: RequestMatch;
+  unit: LimitUnit;
+  window: LimitWindow;
+  /** Windows start at calendar boundaries (e.g. the 1st of the month) in `timeZone`. */
+  calendarAligned?: boolean;
+  timeZone?: string;
+  /** Integer units per window. */
+  max: number;
+  /** Parts of the counter key; empty = one counter for everything the limit matches. */
+  key?: LimitKeyPart[];
+  scope?: 'local' | 'global';
+  failureMode?: 'FailClosed' | 'FailOpen' | 'LocalShare';
+  mode?: 'enforce' | 'shadow';
+}
+
+export interface LLMCacheSpec {
+  workloadSelector?: WorkloadSelector;
+  match?: RequestMatch;
+  exact?: boolean;
+  semantic?: {
+    /** LLMBackend serving embeddings. */
+    backend: string;
+    model: string;
+    /** Cosine similarity threshold, 0..1. */
+    threshold: number;
+  };
+  ttlSeconds?: number;
+  keyVersion?: string;
+  isolation?: 'namespace' | 'team' | 'global';
+  cacheNonDeterministic?: boolean;
+}
+
+export type DetectorKind = 'email' | 'phone' | 'ssn' | 'creditCard' | 'iban' | 'ip' | 'secret' | 'injection' | 'denyList' | 'regex';
+
+export interface DetectorSpec {
+  kind: DetectorKind;
+  /** Words (denyList) or regular expressions (regex). */
+  values?: string[];
+  /** Finding label for custom detectors. */
+  name?: string;
+}
+
+export interface LLMGuardrailSpec {
+  workloadSelector?: WorkloadSelector;
+  match?: { routes?: string[] };
+  direction: 'input' | 'output' | 'both';
+  action: 'redact' | 'block' | 'log';
+  detectors: DetectorSpec[];
 }
 
 export interface PolicyObject<K extends Kind = Kind, S = unknown> {
@@ -79,4 +161,12 @@ export interface PolicyObject<K extends Kind = Kind, S = unknown> {
 
 export type LLMBackend = PolicyObject<'LLMBackend', LLMBackendSpec>;
 export type LLMRoute = PolicyObject<'LLMRoute', LLMRouteSpec>;
-export type AnyPolicyObject = LLMBackend | LLMRoute;
+export type LLMLimit = PolicyObject<'LLMLimit', LLMLimitSpec>;
+export type LLMCache = PolicyObject<'LLMCache', LLMCacheSpec>;
+export type LLMGuardrail = PolicyObject<'LLMGuardrail', LLMGuardrailSpec>;
+export type AnyPolicyObject = LLMBackend | LLMRoute | LLMLimit | LLMCache | LLMGuardrail;
+
+/** `Kind namespace/name`, the identity used in issues, status and NACKs. */
+export function objectKey(o: { kind: string; metadata: { name: string; namespace?: string } }): string {
+  return `${o.kind} ${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
+}

@@ -1,0 +1,154 @@
+/**
+ * JSON schemas (draft-07 subset that Kubernetes structural schemas accept) of each kind's `spec`.
+ * They validate policy here (ajv) and become the CRDs' openAPIV3Schema (step 3), so there is one
+ * definition of every field. `additionalProperties: false` is dropped for CRDs (Kubernetes prunes).
+ */
+import type { Kind } from './types.js';
+
+type Schema = Record<string, unknown>;
+
+const str = (extra: Schema = {}): Schema => ({ type: 'string', minLength: 1, ...extra });
+const int = (minimum: number, maximum: number, description?: string): Schema => ({ type: 'integer', minimum, maximum, ...(description ? { description } : {}) });
+const obj = (properties: Record<string, Schema>, required: string[] = [], description?: string): Schema => ({
+  type: 'object',
+  properties,
+  ...(required.length > 0 ? { required } : {}),
+  additionalProperties: false,
+  ...(description ? { description } : {}),
+});
+const list = (items: Schema, extra: Schema = {}): Schema => ({ type: 'array', items, ...extra });
+const oneOf = (values: string[], description?: string): Schema => ({ type: 'string', enum: values, ...(description ? { description } : {}) });
+
+const NAME = '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$';
+const MODEL = '^[\\w.:/@*+-]{1,200}$';
+const LABEL_VALUE = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
+
+const workloadSelector = obj(
+  {
+    labels: { type: 'object', additionalProperties: { type: 'string', pattern: LABEL_VALUE, maxLength: 63 }, description: 'pod labels that must all match' },
+    serviceAccounts: list(str({ pattern: NAME }), { description: 'service accounts, any of which matches' }),
+  },
+  [],
+  'which pods of the namespace this applies to; absent = all',
+);
+
+const requestMatch = obj(
+  {
+    routes: list(str({ pattern: NAME }), { description: 'LLMRoute names; absent = all' }),
+    models: list(str({ pattern: MODEL }), { description: 'requested model names or * globs; absent = all' }),
+  },
+  [],
+  'which requests this applies to',
+);
+
+const microsPerMillion = int(0, 1_000_000_000_000, 'integer micro-USD per million tokens');
+
+export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
+  LLMBackend: obj(
+    {
+      provider: oneOf(['openai', 'anthropic', 'openai-compatible'], 'provider id from the provider table'),
+      endpoint: str({ pattern: '^https?://', maxLength: 2048, description: 'base URL; default: the provider public endpoint' }),
+      auth: obj(
+        {
+          secretRef: obj({ name: str({ pattern: NAME }), key: str({ maxLength: 253 }) }, ['name', 'key'], 'Secret in the backend namespace holding the key'),
+          env: str({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'one-process mode: environment variable of the control plane' }),
+        },
+        [],
+        'credential injected by the sidecar',
+      ),
+      models: list(
+        obj(
+          {
+            id: str({ pattern: MODEL }),
+            aliases: list(str({ pattern: MODEL })),
+            pricing: obj({ input: microsPerMillion, cachedInput: microsPerMillion, cacheWrite: microsPerMillion, output: microsPerMillion, reasoning: microsPerMillion }),
+          },
+          ['id'],
+        ),
+      ),
+      timeouts: obj({ connectMs: int(1, 3_600_000), firstByteMs: int(1, 3_600_000), idleMs: int(1, 3_600_000) }),
+    },
+    ['provider'],
+  ),
+  LLMRoute: obj(
+    {
+      workloadSelector,
+      rules: list(
+        obj(
+          {
+            match: obj({ models: list(str({ pattern: MODEL }), { minItems: 1 }) }, ['models']),
+            backends: list(obj({ name: str({ pattern: NAME }), modelOverride: str({ pattern: MODEL }) }, ['name']), { minItems: 1 }),
+          },
+          ['match', 'backends'],
+        ),
+        { minItems: 1 },
+      ),
+    },
+    ['rules'],
+  ),
+  LLMLimit: obj(
+    {
+      workloadSelector,
+      match: requestMatch,
+      unit: oneOf(['requests', 'tokens', 'inputTokens', 'outputTokens', 'microUSD']),
+      window: oneOf(['second', 'minute', 'hour', 'day', 'month']),
+      calendarAligned: { type: 'boolean' },
+      timeZone: str({ maxLength: 64, description: 'IANA time zone for calendar-aligned windows; default UTC' }),
+      max: int(0, Number.MAX_SAFE_INTEGER, 'integer units per window'),
+      key: list(obj({ source: oneOf(['namespace', 'serviceAccount', 'label', 'header']), name: str({ maxLength: 253 }) }, ['source'])),
+      scope: oneOf(['local', 'global']),
+      failureMode: oneOf(['FailClosed', 'FailOpen', 'LocalShare']),
+      mode: oneOf(['enforce', 'shadow']),
+    },
+    ['unit', 'window', 'max'],
+  ),
+  LLMCache: obj({
+    workloadSelector,
+    match: requestMatch,
+    exact: { type: 'boolean' },
+    semantic: obj({ backend: str({ pattern: NAME }), model: str({ pattern: MODEL }), threshold: { type: 'number', minimum: 0, maximum: 1 } }, ['backend', 'model', 'threshold']),
+    ttlSeconds: int(1, 31_536_000),
+    keyVersion: str({ maxLength: 63 }),
+    isolation: oneOf(['namespace', 'team', 'global']),
+    cacheNonDeterministic: { type: 'boolean' },
+  }),
+  LLMGuardrail: obj(
+    {
+      workloadSelector,
+      match: obj({ routes: list(str({ pattern: NAME })) }),
+      direction: oneOf(['input', 'output', 'both']),
+      action: oneOf(['redact', 'block', 'log']),
+      detectors: list(
+        obj(
+          {
+            kind: oneOf(['email', 'phone', 'ssn', 'creditCard', 'iban', 'ip', 'secret', 'injection', 'denyList', 'regex']),
+            values: list({ type: 'string', minLength: 1, maxLength: 1000 }),
+            name: str({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,62}$' }),
+          },
+          ['kind'],
+        ),
+        { minItems: 1 },
+      ),
+    },
+    ['direction', 'action', 'detectors'],
+  ),
+};
+
+/** The whole object's schema (envelope + spec) for one kind. */
+export function objectSchema(kind: Kind): Schema {
+  return {
+    type: 'object',
+    properties: {
+      apiVersion: { type: 'string', const: 'sluice.dev/v1alpha1' },
+      kind: { type: 'string', const: kind },
+      metadata: {
+        type: 'object',
+        properties: { name: str({ pattern: NAME, maxLength: 253 }), namespace: str({ pattern: NAME, maxLength: 63 }) },
+        required: ['name'],
+      },
+      spec: SPEC_SCHEMAS[kind],
+      status: { type: 'object' },
+    },
+    required: ['apiVersion', 'kind', 'metadata', 'spec'],
+  };
+}
