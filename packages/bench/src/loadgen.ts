@@ -10,11 +10,43 @@
  * - ttfb:   sequential streaming requests; time to the first body byte.
  */
 import { Worker } from 'node:worker_threads';
-import { Client, Pool } from 'undici';
+import { Client, Pool, type Dispatcher } from 'undici';
 import { emptyCounts, type ClosedLoopJob, type ClosedLoopResult, type Counts, type LoadJob, type LoadResult, type OpenLoopJob, type OpenLoopResult, type PacerData, type TtfbJob, type TtfbResult } from './protocol.js';
 import { summarize } from './stats.js';
 
 const HEADERS = Object.freeze({ 'content-type': 'application/json' });
+
+/** Called once per exchange: the status (0 when it failed) and the error, if any. */
+type Done = (status: number, err: Error | undefined) => void;
+
+/**
+ * The cheapest way through undici: a raw dispatch handler that keeps only the status (no body
+ * stream, no promise), so the generator allocates and collects little, and its GC pauses stay out
+ * of the latencies it reports.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  private status = 0;
+  constructor(private readonly done: Done) {}
+  onRequestStart(): void {}
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number): void {
+    this.status = statusCode;
+  }
+  onResponseData(): void {}
+  onResponseEnd(): void {
+    this.done(this.status, undefined);
+  }
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.done(0, err);
+  }
+}
+
+function dispatcher(origin: string, connections: number): Pool {
+  return new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+}
+
+function send(pool: Pool, path: string, body: Buffer, done: Done): void {
+  pool.dispatch({ method: 'POST', path, headers: HEADERS, body }, new Exchange(done));
+}
 /** How long the open loop waits for answers still outstanding once the schedule is over. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -28,62 +60,69 @@ function describe(e: unknown): string {
   return String(e);
 }
 
+/** Per-origin state of an open-loop run. */
+interface Stream {
+  readonly origin: string;
+  readonly pool: Pool;
+  readonly latency: Float64Array;
+  readonly lag: Float64Array;
+  readonly counts: Counts;
+  firstError: string | undefined;
+  firstEnd: number;
+  lastEnd: number;
+}
+
 async function openLoop(job: OpenLoopJob): Promise<OpenLoopResult> {
-  const pool = new Pool(job.origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000 });
-  const intervalNs = 1e9 / job.rate;
-  const warmN = Math.round(job.rate * job.warmupSec);
-  const measN = Math.max(1, Math.round(job.rate * job.durationSec));
-  const total = warmN + measN;
-  const latency = new Float64Array(measN).fill(NaN);
-  const lag = new Float64Array(measN).fill(NaN);
-  const counts: Counts = emptyCounts();
-  let firstError: string | undefined;
+  const body = Buffer.from(job.body);
+  const k = job.origins.length;
+  // One schedule of k * rate ticks; tick j goes to origin j % k, so each origin gets `rate`.
+  const intervalNs = 1e9 / (job.rate * k);
+  const warmTicks = Math.round(job.rate * job.warmupSec) * k;
+  const measPerOrigin = Math.max(1, Math.round(job.rate * job.durationSec));
+  const total = warmTicks + measPerOrigin * k;
+  const streams: Stream[] = job.origins.map((origin) => ({
+    origin,
+    pool: dispatcher(origin, job.connections),
+    latency: new Float64Array(measPerOrigin).fill(NaN),
+    lag: new Float64Array(measPerOrigin).fill(NaN),
+    counts: emptyCounts(),
+    firstError: undefined,
+    firstEnd: Infinity,
+    lastEnd: 0,
+  }));
   let outstanding = 0;
-  let firstEnd = Infinity;
-  let lastEnd = 0;
   let onIdle: (() => void) | undefined;
 
   // Starts 50 ms from now, so the worker is up before the first request is due.
   const t0Ns = nowNs() + 50e6;
 
-  const settle = (): void => {
-    outstanding--;
-    if (outstanding === 0 && onIdle !== undefined) onIdle();
-  };
-
-  const fire = (i: number): void => {
-    const sched = t0Ns + i * intervalNs;
-    const measured = i >= warmN;
-    const k = i - warmN;
-    if (measured) lag[k] = (nowNs() - sched) / 1e6;
+  const fire = (j: number): void => {
+    const sched = t0Ns + j * intervalNs;
+    const s = streams[j % k] as Stream;
+    const measured = j >= warmTicks;
+    const i = Math.floor((j - warmTicks) / k);
+    if (measured) s.lag[i] = (nowNs() - sched) / 1e6;
     outstanding++;
-    pool.request({ method: 'POST', path: job.path, headers: HEADERS, body: job.body }).then(
-      async (r) => {
-        await r.body.dump();
+    send(s.pool, job.path, body, (status, err) => {
+      if (measured) {
         const end = nowNs();
-        if (measured) {
-          counts.requests++;
-          if (r.statusCode >= 200 && r.statusCode < 300) {
-            counts.ok++;
-            latency[k] = (end - sched) / 1e6;
-          } else {
-            counts.non2xx++;
-            firstError ??= `HTTP ${r.statusCode}`;
-          }
-          if (end < firstEnd) firstEnd = end;
-          lastEnd = end;
+        s.counts.requests++;
+        if (err !== undefined) {
+          s.counts.errors++;
+          s.firstError ??= describe(err);
+        } else if (status >= 200 && status < 300) {
+          s.counts.ok++;
+          s.latency[i] = (end - sched) / 1e6;
+        } else {
+          s.counts.non2xx++;
+          s.firstError ??= `HTTP ${status}`;
         }
-        settle();
-      },
-      (e: unknown) => {
-        if (measured) {
-          counts.requests++;
-          counts.errors++;
-          firstError ??= describe(e);
-        }
-        settle();
-      },
-    );
+        if (end < s.firstEnd) s.firstEnd = end;
+        s.lastEnd = end;
+      }
+      outstanding--;
+      if (outstanding === 0 && onIdle !== undefined) onIdle();
+    });
   };
 
   let sent = 0;
@@ -106,26 +145,34 @@ async function openLoop(job: OpenLoopJob): Promise<OpenLoopResult> {
       };
     });
   }
-  if (outstanding > 0) {
-    counts.requests += outstanding;
-    counts.errors += outstanding;
-    firstError ??= `${outstanding} requests unanswered ${DRAIN_TIMEOUT_MS} ms after the schedule ended`;
-  }
-  await pool.destroy();
-  const okLat = latency.filter((v) => !Number.isNaN(v));
-  const windowSec = Math.max(1e-9, (lastEnd - Math.max(firstEnd, t0Ns + warmN * intervalNs)) / 1e9);
+  await Promise.all(streams.map((s) => s.pool.destroy()));
+  const measureFrom = t0Ns + warmTicks * intervalNs;
   return {
     mode: 'open',
-    counts,
-    latency: summarize(okLat),
-    sendLag: summarize(lag.filter((v) => !Number.isNaN(v))),
-    achievedRate: counts.ok / windowSec,
-    ...(firstError === undefined ? {} : { firstError }),
+    origins: streams.map((s) => {
+      // Requests never answered (destroyed above) count as errors.
+      const unanswered = measPerOrigin - s.counts.requests;
+      if (unanswered > 0) {
+        s.counts.requests += unanswered;
+        s.counts.errors += unanswered;
+        s.firstError ??= `${unanswered} requests unanswered ${DRAIN_TIMEOUT_MS} ms after the schedule ended`;
+      }
+      const windowSec = Math.max(1e-9, (s.lastEnd - Math.max(s.firstEnd, measureFrom)) / 1e9);
+      return {
+        origin: s.origin,
+        counts: s.counts,
+        latency: summarize(s.latency.filter((v) => !Number.isNaN(v))),
+        sendLag: summarize(s.lag.filter((v) => !Number.isNaN(v))),
+        achievedRate: s.counts.ok / windowSec,
+        ...(s.firstError === undefined ? {} : { firstError: s.firstError }),
+      };
+    }),
   };
 }
 
 async function closedLoop(job: ClosedLoopJob): Promise<ClosedLoopResult> {
-  const pool = new Pool(job.origin, { connections: job.connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  const pool = dispatcher(job.origin, job.connections);
+  const body = Buffer.from(job.body);
   const counts: Counts = emptyCounts();
   let firstError: string | undefined;
   const start = nowNs();
@@ -133,39 +180,44 @@ async function closedLoop(job: ClosedLoopJob): Promise<ClosedLoopResult> {
   const end = measureFrom + job.durationSec * 1e9;
   const lat: number[] = [];
   let lastEnd = measureFrom;
+  let running = 0;
+  let finished: (() => void) | undefined;
 
-  const loop = async (): Promise<void> => {
-    for (;;) {
-      const t = nowNs();
-      if (t >= end) return;
-      const recorded = t >= measureFrom;
-      try {
-        const r = await pool.request({ method: 'POST', path: job.path, headers: HEADERS, body: job.body });
-        await r.body.dump();
-        const done = nowNs();
-        if (recorded) {
-          counts.requests++;
-          if (r.statusCode >= 200 && r.statusCode < 300) {
-            counts.ok++;
-            lat.push((done - t) / 1e6);
-          } else {
-            counts.non2xx++;
-            firstError ??= `HTTP ${r.statusCode}`;
-          }
-          lastEnd = Math.max(lastEnd, done);
-        }
-      } catch (e) {
-        if (recorded) {
-          counts.requests++;
-          counts.errors++;
-          firstError ??= describe(e);
-        }
-        // Do not spin on a dead target.
-        await new Promise((r) => setTimeout(r, 10));
-      }
+  // Each of the `connections` virtual clients sends its next request when its answer is complete.
+  const next = (): void => {
+    const t = nowNs();
+    if (t >= end) {
+      running--;
+      if (running === 0) finished?.();
+      return;
     }
+    const recorded = t >= measureFrom;
+    send(pool, job.path, body, (status, err) => {
+      const done = nowNs();
+      if (recorded) {
+        counts.requests++;
+        if (err !== undefined) {
+          counts.errors++;
+          firstError ??= describe(err);
+        } else if (status >= 200 && status < 300) {
+          counts.ok++;
+          lat.push((done - t) / 1e6);
+        } else {
+          counts.non2xx++;
+          firstError ??= `HTTP ${status}`;
+        }
+        lastEnd = Math.max(lastEnd, done);
+      }
+      // Do not spin on a dead target.
+      if (err !== undefined) setTimeout(next, 10);
+      else next();
+    });
   };
-  await Promise.all(Array.from({ length: job.connections }, loop));
+  await new Promise<void>((resolve) => {
+    finished = resolve;
+    running = job.connections;
+    for (let c = 0; c < job.connections; c++) next();
+  });
   await pool.destroy();
   const windowSec = Math.max(1e-9, (lastEnd - measureFrom) / 1e9);
   return {
@@ -178,55 +230,65 @@ async function closedLoop(job: ClosedLoopJob): Promise<ClosedLoopResult> {
 }
 
 async function ttfb(job: TtfbJob): Promise<TtfbResult> {
-  const client = new Client(job.origin, { pipelining: 1, keepAliveTimeout: 60_000 });
-  const counts: Counts = emptyCounts();
-  let firstError: string | undefined;
-  const first: number[] = [];
-  const head: number[] = [];
-  const total: number[] = [];
-  for (let i = 0; i < job.warmup + job.requests; i++) {
-    const recorded = i >= job.warmup;
-    const t0 = nowNs();
-    try {
-      const r = await client.request({ method: 'POST', path: job.path, headers: HEADERS, body: job.body });
-      const th = nowNs();
-      let tf = NaN;
-      let text = '';
-      for await (const chunk of r.body) {
-        if (Number.isNaN(tf)) tf = nowNs();
-        text += (chunk as Buffer).toString('utf8');
+  const streams = job.origins.map((origin) => ({
+    origin,
+    client: new Client(origin, { pipelining: 1, keepAliveTimeout: 60_000 }),
+    counts: emptyCounts(),
+    firstError: undefined as string | undefined,
+    first: [] as number[],
+    head: [] as number[],
+    total: [] as number[],
+  }));
+  const rounds = job.warmup + job.requests;
+  // Round-robin: one request to each origin per round, so they share the same moments.
+  for (let round = 0; round < rounds; round++) {
+    const recorded = round >= job.warmup;
+    for (const s of streams) {
+      const t0 = nowNs();
+      try {
+        const r = await s.client.request({ method: 'POST', path: job.path, headers: HEADERS, body: job.body });
+        const th = nowNs();
+        let tf = NaN;
+        let text = '';
+        for await (const chunk of r.body) {
+          if (Number.isNaN(tf)) tf = nowNs();
+          text += (chunk as Buffer).toString('utf8');
+        }
+        const te = nowNs();
+        if (!recorded) continue;
+        s.counts.requests++;
+        if (r.statusCode < 200 || r.statusCode >= 300) {
+          s.counts.non2xx++;
+          s.firstError ??= `HTTP ${r.statusCode}`;
+        } else if (!text.includes('data: [DONE]') || Number.isNaN(tf)) {
+          s.counts.errors++;
+          s.firstError ??= `stream did not end with data: [DONE] (${text.length} chars)`;
+        } else {
+          s.counts.ok++;
+          s.first.push((tf - t0) / 1e6);
+          s.head.push((th - t0) / 1e6);
+          s.total.push((te - t0) / 1e6);
+        }
+      } catch (e) {
+        if (recorded) {
+          s.counts.requests++;
+          s.counts.errors++;
+        }
+        s.firstError ??= describe(e);
       }
-      const te = nowNs();
-      if (!recorded) continue;
-      counts.requests++;
-      if (r.statusCode < 200 || r.statusCode >= 300) {
-        counts.non2xx++;
-        firstError ??= `HTTP ${r.statusCode}`;
-      } else if (!text.includes('data: [DONE]') || Number.isNaN(tf)) {
-        counts.errors++;
-        firstError ??= `stream did not end with data: [DONE] (${text.length} chars)`;
-      } else {
-        counts.ok++;
-        first.push((tf - t0) / 1e6);
-        head.push((th - t0) / 1e6);
-        total.push((te - t0) / 1e6);
-      }
-    } catch (e) {
-      if (recorded) {
-        counts.requests++;
-        counts.errors++;
-      }
-      firstError ??= describe(e);
     }
   }
-  await client.destroy();
+  await Promise.all(streams.map((s) => s.client.destroy()));
   return {
     mode: 'ttfb',
-    counts,
-    ttfb: summarize(first),
-    headers: summarize(head),
-    total: summarize(total),
-    ...(firstError === undefined ? {} : { firstError }),
+    origins: streams.map((s) => ({
+      origin: s.origin,
+      counts: s.counts,
+      ttfb: summarize(s.first),
+      headers: summarize(s.head),
+      total: summarize(s.total),
+      ...(s.firstError === undefined ? {} : { firstError: s.firstError }),
+    })),
   };
 }
 

@@ -3,15 +3,16 @@
  * `npm run bench`: one run on loopback measuring a bare `node:http` pipe proxy and the Sluice sidecar,
  * both in front of the same fake LLM provider, each in its own process.
  *
- * Placement (when taskset works and two CPUs are allowed): the proxy under test alone on the first
- * CPU; the fake provider, the load generator and this orchestrator on the second.
+ * Placement (when taskset works and two CPUs are allowed): the proxies under test on the first CPU
+ * (only one of them under load at a time); the fake provider, the load generator and this
+ * orchestrator on the second.
  *
- * Per target: start it, warm it up (closed loop), read its idle RSS, measure max throughput (closed
- * loop; RSS sampled every 100 ms), then fixed-rate latency (open loop) and streaming time to first
- * byte, each right after the same measurement made directly against the fake, so "added" is
- * proxied minus direct.
+ * Sequence: the direct-to-fake ceiling; both proxies started, RSS at start, warm-up, RSS idle; max
+ * throughput in paired rounds (bare, sidecar; sidecar, bare; ...) with RSS sampled every 100 ms;
+ * fixed-rate latency with the proxied and the direct schedule interleaved in one run; streaming time
+ * to first byte with proxied and direct requests taking turns. "Added" is proxied minus direct.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +34,7 @@ import {
   waitForLine,
 } from './procs.js';
 import type { ClosedLoopResult, Counts, LoadJob, LoadResult, OpenLoopResult, TtfbResult } from './protocol.js';
-import { fmtMiB, fmtMs, fmtRate, fmtRateShort, type LatencySummary } from './stats.js';
+import { fmtMiB, fmtMs, fmtRate, fmtRateShort, median, type LatencySummary } from './stats.js';
 import { runWrk, writeWrkScript } from './wrk.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -54,10 +55,11 @@ const MAX_ERROR_SHARE = 0.01;
 
 const USAGE = `usage: node packages/bench/dist/src/main.js [options]
 
-  --duration S         seconds of each measured closed-loop and fixed-rate run (default 5; env SLUICE_BENCH_DURATION)
+  --duration S         seconds of each max-throughput round and of the fixed-rate run (default 5; env SLUICE_BENCH_DURATION)
   --rate N             requests/s of the fixed-rate latency run (default 2000; env SLUICE_BENCH_RATE)
   --connections N      closed-loop connections (default 64)
   --warmup S           closed-loop warm-up seconds per target (default 2)
+  --rounds N           paired max-throughput rounds (bare, sidecar, sidecar, bare, ...; default 3)
   --stream-requests N  sequential streaming requests for time to first byte (default 200)
   --loadgen auto|wrk|node   closed-loop generator (default auto: wrk when installed)
   --cpu-prof           run the proxies under node --cpu-prof and list their hottest functions (slows them)
@@ -72,6 +74,7 @@ interface Options {
   rate: number;
   connections: number;
   warmupSec: number;
+  rounds: number;
   streamRequests: number;
   loadgen: 'auto' | 'wrk' | 'node';
   cpuProf: boolean;
@@ -86,6 +89,7 @@ function parseOptions(argv: string[]): Options {
       rate: { type: 'string' },
       connections: { type: 'string' },
       warmup: { type: 'string' },
+      rounds: { type: 'string' },
       'stream-requests': { type: 'string' },
       loadgen: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
@@ -110,6 +114,7 @@ function parseOptions(argv: string[]): Options {
     rate: num('--rate', values.rate ?? process.env['SLUICE_BENCH_RATE'], 2000, 1, 100_000),
     connections: Math.round(num('--connections', values.connections, 64, 1, 4096)),
     warmupSec: num('--warmup', values.warmup, 2, 0, 600),
+    rounds: Math.round(num('--rounds', values.rounds, 3, 1, 100)),
     streamRequests: Math.round(num('--stream-requests', values['stream-requests'], 200, 1, 100_000)),
     loadgen,
     cpuProf: values['cpu-prof'] === true,
@@ -136,7 +141,10 @@ interface TargetResult {
   readonly label: string;
   url?: string;
   pid?: number;
+  /** Median of the rounds. */
   maxRps?: number;
+  /** Max req/s of each throughput round. */
+  roundsRps: number[];
   /** Closed-loop latency seen by the generator at max throughput (ms). */
   closedLatency?: { mean: number; p50: number; p99: number; max: number };
   latency?: LatencySummary;
@@ -144,10 +152,14 @@ interface TargetResult {
   addedP50Ms?: number;
   addedP99Ms?: number;
   achievedRate?: number;
-  sendLagP99Ms?: number;
+  /** When the generator actually sent, relative to the schedule (ms). */
+  sendLag?: LatencySummary;
   ttfb?: LatencySummary;
   directTtfb?: LatencySummary;
   ttfbAddedP50Ms?: number;
+  /** Right after start (1 s settle), before any load. */
+  rssStartKb?: number;
+  /** After the warm-up and 1 s of settling. */
   rssIdleKb?: number;
   rssPeakKb?: number;
   /** VmHWM at the end of the throughput run: the kernel's own peak since start. */
@@ -172,7 +184,10 @@ interface BenchResult {
   config: Options;
   fakeCeilingRps?: number;
   targets: TargetResult[];
+  /** Median of roundRatios. */
   ratio?: number;
+  /** sidecar / bare max req/s in each paired round. */
+  roundRatios: number[];
   checks: Check[];
   phases: PhaseRecord[];
   warnings: string[];
@@ -182,6 +197,21 @@ interface BenchResult {
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
+
+/** packages/<dir> → its package.json name. */
+function workspacePackages(): Map<string, string> {
+  const m = new Map<string, string>();
+  const dir = join(REPO_ROOT, 'packages');
+  for (const d of existsSync(dir) ? readdirSync(dir) : []) {
+    try {
+      const name = (JSON.parse(readFileSync(join(dir, d, 'package.json'), 'utf8')) as { name?: unknown }).name;
+      if (typeof name === 'string') m.set(d, name);
+    } catch {
+      // not a package
+    }
+  }
+  return m;
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -275,6 +305,7 @@ class Bench {
   private readonly useWrk: boolean;
   private wrkScript: string | undefined;
   private fakeUrl = '';
+  private readonly live = new Map<TargetId, { t: TargetResult; child: Child; url: string; pid: number }>();
 
   constructor(private readonly o: Options) {
     this.tmp = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
@@ -303,9 +334,10 @@ class Bench {
       pinning: place.proxyCpu === undefined || place.loadCpu === undefined ? null : { proxyCpu: place.proxyCpu, loadCpu: place.loadCpu },
       loadGenerator: this.useWrk
         ? `wrk -t1 -c${o.connections} (closed loop) + Node/undici open loop (fixed rate, TTFB)`
-        : `Node/undici closed loop (${o.connections} connections; wrk not installed) + Node/undici open loop (fixed rate, TTFB)`,
+        : `Node/undici closed loop (${o.connections} connections; ${hasWrk ? 'wrk not used' : 'wrk not installed'}) + Node/undici open loop (fixed rate, TTFB)`,
       config: o,
       targets: [],
+      roundRatios: [],
       checks: [],
       phases: [],
       warnings,
@@ -317,6 +349,7 @@ class Bench {
     }
   }
 
+  /** Removes the temporary files (safe to call more than once, and from the 'exit' handler). */
   cleanup(): void {
     rmSync(this.tmp, { recursive: true, force: true });
   }
@@ -346,15 +379,17 @@ class Bench {
     return { counts: r.counts, rps: r.rps, latency: { mean: r.latency.mean, p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max }, ...(r.firstError === undefined ? {} : { firstError: r.firstError }) };
   }
 
-  private openLoop(origin: string): Promise<OpenLoopResult> {
+  /** Fixed rate to each origin, interleaved in one run. */
+  private openLoop(origins: string[]): Promise<OpenLoopResult> {
     return runLoadgen<OpenLoopResult>(
-      { mode: 'open', origin, path: CHAT_PATH, body: JSON_BODY, rate: this.o.rate, durationSec: this.o.durationSec, warmupSec: 1, connections: 128 },
+      { mode: 'open', origins, path: CHAT_PATH, body: JSON_BODY, rate: this.o.rate, durationSec: this.o.durationSec, warmupSec: 1, connections: 128 },
       this.place,
     );
   }
 
-  private ttfb(origin: string): Promise<TtfbResult> {
-    return runLoadgen<TtfbResult>({ mode: 'ttfb', origin, path: CHAT_PATH, body: STREAM_BODY, requests: this.o.streamRequests, warmup: 20 }, this.place);
+  /** Sequential streams, taking turns between the origins. */
+  private ttfb(origins: string[]): Promise<TtfbResult> {
+    return runLoadgen<TtfbResult>({ mode: 'ttfb', origins, path: CHAT_PATH, body: STREAM_BODY, requests: this.o.streamRequests, warmup: 20 }, this.place);
   }
 
   private nodeFlags(name: string): string[] {
@@ -424,68 +459,112 @@ class Bench {
     return { child, url };
   }
 
-  async target(id: TargetId): Promise<void> {
-    const label = id === 'bare' ? 'bare node:http pipe' : 'sluice sidecar';
-    const t: TargetResult = { id, label };
-    this.result.targets.push(t);
-    progress(`${label}: starting`);
-    const { child, url } = await this.startTarget(id);
-    t.url = url;
-    const pid = child.pid;
-    if (pid === undefined) throw new Error(`${label}: no pid`);
-    t.pid = pid;
-    const headers = await httpSanity(url, label);
-    if (id === 'sidecar' && headers['x-sluice-route'] === undefined) throw new Error(`${label}: the answer has no x-sluice-route header; is this the sidecar?`);
-
-    if (this.o.warmupSec > 0) {
-      progress(`${label}: warm-up ${this.o.warmupSec}s`);
-      const w = await this.closedLoop(url, this.o.warmupSec);
-      this.record(label, 'warm-up', w.counts, w.firstError);
+  /** Starts both proxies (each idle while the other is measured), checks them, warms them up. */
+  async startTargets(): Promise<void> {
+    for (const id of ['bare', 'sidecar'] as const) {
+      const label = id === 'bare' ? 'bare node:http pipe' : 'sluice sidecar';
+      const t: TargetResult = { id, label, roundsRps: [] };
+      this.result.targets.push(t);
+      progress(`${label}: starting`);
+      const { child, url } = await this.startTarget(id);
+      const pid = child.pid;
+      if (pid === undefined) throw new Error(`${label}: no pid`);
+      this.live.set(id, { t, child, url, pid });
+      t.url = url;
+      t.pid = pid;
+      const headers = await httpSanity(url, label);
+      if (id === 'sidecar' && headers['x-sluice-route'] === undefined) throw new Error(`${label}: the answer has no x-sluice-route header; is this the sidecar?`);
     }
     await sleep(1000);
-    t.rssIdleKb = memoryOf(pid)?.rssKb;
+    for (const { t, pid } of this.live.values()) t.rssStartKb = memoryOf(pid)?.rssKb;
+    if (this.o.warmupSec > 0) {
+      for (const { t, url } of this.live.values()) {
+        progress(`${t.label}: warm-up ${this.o.warmupSec}s`);
+        const w = await this.closedLoop(url, this.o.warmupSec);
+        this.record(t.label, 'warm-up', w.counts, w.firstError);
+      }
+    }
+    await sleep(1000);
+    for (const { t, pid } of this.live.values()) t.rssIdleKb = memoryOf(pid)?.rssKb;
+  }
 
-    progress(`${label}: max throughput ${this.o.durationSec}s`);
-    const sampler = sampleRss(pid, 100);
-    const thr = await this.closedLoop(url, this.o.durationSec);
-    t.rssPeakKb = sampler.stop();
-    t.rssSamples = sampler.samples;
-    t.rssHwmKb = memoryOf(pid)?.hwmKb;
-    this.record(label, 'max throughput', thr.counts, thr.firstError);
-    t.maxRps = thr.rps;
-    t.closedLatency = thr.latency;
-    await sleep(500);
+  /**
+   * Max throughput in paired rounds (bare, sidecar; then sidecar, bare; ...): both meet the same
+   * machine within a round, so the per-round ratio is robust to whatever else the host is doing.
+   */
+  async throughput(): Promise<void> {
+    const order: TargetId[] = ['bare', 'sidecar'];
+    for (let round = 1; round <= this.o.rounds; round++) {
+      const ids = round % 2 === 1 ? order : [...order].reverse();
+      const got: Partial<Record<TargetId, number>> = {};
+      for (const id of ids) {
+        const l = this.live.get(id);
+        if (l === undefined) continue;
+        progress(`${l.t.label}: max throughput, round ${round}/${this.o.rounds}, ${this.o.durationSec}s`);
+        const sampler = sampleRss(l.pid, 100);
+        const thr = await this.closedLoop(l.url, this.o.durationSec);
+        const peak = sampler.stop();
+        l.t.rssSamples = (l.t.rssSamples ?? 0) + sampler.samples;
+        if (!(peak <= (l.t.rssPeakKb ?? 0))) l.t.rssPeakKb = peak;
+        l.t.rssHwmKb = memoryOf(l.pid)?.hwmKb;
+        this.record(l.t.label, `max throughput #${round}`, thr.counts, thr.firstError);
+        l.t.roundsRps.push(thr.rps);
+        if (round === 1) l.t.closedLatency = thr.latency;
+        got[id] = thr.rps;
+        await sleep(300);
+      }
+      const b = got.bare;
+      const sc = got.sidecar;
+      if (b !== undefined && sc !== undefined && b > 0) this.result.roundRatios.push(sc / b);
+    }
+    for (const { t } of this.live.values()) t.maxRps = median(t.roundsRps);
+  }
 
-    progress(`${label}: fixed rate ${this.o.rate}/s, direct then proxied`);
-    const direct = await this.openLoop(this.fakeUrl);
-    this.record(`direct (before ${label})`, `fixed rate ${this.o.rate}/s`, direct.counts, direct.firstError);
-    const prox = await this.openLoop(url);
-    this.record(label, `fixed rate ${this.o.rate}/s`, prox.counts, prox.firstError);
-    t.directLatency = direct.latency;
-    t.latency = prox.latency;
-    t.addedP50Ms = prox.latency.p50 - direct.latency.p50;
-    t.addedP99Ms = prox.latency.p99 - direct.latency.p99;
-    t.achievedRate = prox.achievedRate;
-    t.sendLagP99Ms = Math.max(prox.sendLag.p99, direct.sendLag.p99);
-    if (prox.achievedRate < this.o.rate * 0.95) this.result.warnings.push(`${label}: completed only ${fmtRate(prox.achievedRate)} req/s of the ${this.o.rate}/s schedule`);
-    if (t.sendLagP99Ms > 1) this.result.warnings.push(`${label}: the open-loop generator ran late (send lag p99 ${fmtMs(t.sendLagP99Ms)}); latencies include it`);
+  async latency(): Promise<void> {
+    for (const { t, url } of this.live.values()) {
+      // The proxied and the direct schedule interleaved in one run (each at the full rate), so both
+      // meet the same generator pauses and stolen CPU time; "added" is their difference.
+      progress(`${t.label}: fixed rate ${this.o.rate}/s, proxied and direct interleaved`);
+      const open = await this.openLoop([url, this.fakeUrl]);
+      const [prox, direct] = open.origins;
+      if (prox === undefined || direct === undefined) throw new Error('load generator: missing fixed-rate results');
+      this.record(t.label, `fixed rate ${this.o.rate}/s`, prox.counts, prox.firstError);
+      this.record(`direct (with ${t.label})`, `fixed rate ${this.o.rate}/s`, direct.counts, direct.firstError);
+      t.directLatency = direct.latency;
+      t.latency = prox.latency;
+      t.addedP50Ms = prox.latency.p50 - direct.latency.p50;
+      t.addedP99Ms = prox.latency.p99 - direct.latency.p99;
+      t.achievedRate = prox.achievedRate;
+      t.sendLag = prox.sendLag;
+      if (prox.achievedRate < this.o.rate * 0.95) this.result.warnings.push(`${t.label}: completed only ${fmtRate(prox.achievedRate)} req/s of the ${this.o.rate}/s schedule`);
+    }
+  }
 
-    progress(`${label}: stream time to first byte, ${this.o.streamRequests} sequential, direct then proxied`);
-    const dt = await this.ttfb(this.fakeUrl);
-    this.record(`direct (before ${label})`, 'stream TTFB', dt.counts, dt.firstError);
-    const pt = await this.ttfb(url);
-    this.record(label, 'stream TTFB', pt.counts, pt.firstError);
-    t.directTtfb = dt.ttfb;
-    t.ttfb = pt.ttfb;
-    t.ttfbAddedP50Ms = pt.ttfb.p50 - dt.ttfb.p50;
+  async streamTtfb(): Promise<void> {
+    for (const { t, url } of this.live.values()) {
+      progress(`${t.label}: stream time to first byte, ${this.o.streamRequests} sequential each, proxied and direct taking turns`);
+      const tt = await this.ttfb([url, this.fakeUrl]);
+      const [pt, dt] = tt.origins;
+      if (pt === undefined || dt === undefined) throw new Error('load generator: missing TTFB results');
+      this.record(t.label, 'stream TTFB', pt.counts, pt.firstError);
+      this.record(`direct (with ${t.label})`, 'stream TTFB', dt.counts, dt.firstError);
+      t.directTtfb = dt.ttfb;
+      t.ttfb = pt.ttfb;
+      t.ttfbAddedP50Ms = pt.ttfb.p50 - dt.ttfb.p50;
+    }
+  }
 
-    progress(`${label}: stopping`);
-    const exit = await child.stop(this.result.profileDir === undefined ? 3000 : 15_000);
-    if (exit.signal === 'SIGKILL') this.result.warnings.push(`${label} did not stop on SIGTERM within the grace period (killed)`);
-    if (this.result.profileDir !== undefined) {
-      const file = join(this.result.profileDir, `${id}.cpuprofile`);
-      if (existsSync(file)) t.profile = summarizeProfile(file, 15, REPO_ROOT);
-      else this.result.warnings.push(`${label}: no CPU profile written (${readdirSync(this.result.profileDir).join(', ') || 'directory empty'})`);
+  /** Stops the proxies (gracefully: a CPU profile is written at exit) and reads their profiles. */
+  async stopTargets(): Promise<void> {
+    for (const { t, child } of this.live.values()) {
+      progress(`${t.label}: stopping`);
+      const exit = await child.stop(this.result.profileDir === undefined ? 3000 : 15_000);
+      if (exit.signal === 'SIGKILL') this.result.warnings.push(`${t.label} did not stop on SIGTERM within the grace period (killed)`);
+      if (this.result.profileDir !== undefined) {
+        const file = join(this.result.profileDir, `${t.id}.cpuprofile`);
+        if (existsSync(file)) t.profile = summarizeProfile(file, 15, REPO_ROOT, workspacePackages());
+        else this.result.warnings.push(`${t.label}: no CPU profile written (${readdirSync(this.result.profileDir).join(', ') || 'directory empty'})`);
+      }
     }
   }
 
@@ -493,7 +572,7 @@ class Bench {
     const r = this.result;
     const bare = r.targets.find((t) => t.id === 'bare');
     const side = r.targets.find((t) => t.id === 'sidecar');
-    if (bare?.maxRps !== undefined && side?.maxRps !== undefined && bare.maxRps > 0) r.ratio = side.maxRps / bare.maxRps;
+    if (r.roundRatios.length > 0) r.ratio = median(r.roundRatios);
     if (bare?.maxRps !== undefined && r.fakeCeilingRps !== undefined && bare.maxRps > r.fakeCeilingRps * 0.85) {
       r.warnings.push(
         `the bare pipe (${fmtRate(bare.maxRps)} req/s) is close to the direct-to-fake ceiling (${fmtRate(r.fakeCeilingRps)} req/s): the baseline may be limited by the load CPU, which flatters the ratio`,
@@ -506,7 +585,7 @@ class Bench {
       pass: v === undefined || !Number.isFinite(v) ? undefined : ok(v),
     });
     r.checks = [
-      check('ratio sidecar/bare-pipe (max req/s)', `≥ ${GOALS.ratio}`, r.ratio, (v) => v >= GOALS.ratio, (v) => v.toFixed(2)),
+      check('ratio sidecar/bare-pipe (max req/s)', `≥ ${GOALS.ratio}`, r.ratio, (v) => v >= GOALS.ratio, (v) => v.toFixed(3)),
       check(`added p50 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP50Ms} ms`, side?.addedP50Ms, (v) => v <= GOALS.addedP50Ms, (v) => fmtMs(v)),
       check(`added p99 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP99Ms} ms`, side?.addedP99Ms, (v) => v <= GOALS.addedP99Ms, (v) => fmtMs(v)),
       check('stream TTFB added p50', `≤ ${GOALS.ttfbAddedMs} ms`, side?.ttfbAddedP50Ms, (v) => v <= GOALS.ttfbAddedMs, (v) => fmtMs(v)),
@@ -522,6 +601,7 @@ function renderText(r: BenchResult): string {
   const o = r.config;
   const rate = fmtRateShort(o.rate);
   const core = r.pinning === null ? 'unpinned' : '1 core';
+  const n = (v: number | undefined, digits = 3): string => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
   const lines: string[] = [];
   lines.push(`| target | max req/s (${core}) | added p50 @${rate} | added p99 @${rate} | stream TTFB added p50 | RSS idle | RSS peak |`);
   lines.push('|---|---|---|---|---|---|---|');
@@ -531,7 +611,8 @@ function renderText(r: BenchResult): string {
     );
   }
   lines.push('');
-  lines.push(`ratio sidecar/bare-pipe (max req/s): ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)}`);
+  const rounds = r.roundRatios.map((x) => x.toFixed(3)).join(', ');
+  lines.push(`ratio sidecar/bare-pipe (max req/s): ${n(r.ratio, 3)}${r.roundRatios.length > 1 ? ` (median of ${r.roundRatios.length} paired rounds: ${rounds})` : ''}`);
   lines.push('');
   lines.push(`load generator: ${r.loadGenerator}`);
   lines.push(`node: ${r.node}`);
@@ -541,18 +622,25 @@ function renderText(r: BenchResult): string {
       ? 'placement: not pinned'
       : `placement: proxy under test on CPU ${r.pinning.proxyCpu}; fake provider, load generator and orchestrator on CPU ${r.pinning.loadCpu}`,
   );
-  lines.push(`direct-to-fake ceiling (closed loop, same generator): ${fmtRate(r.fakeCeilingRps)} req/s`);
   lines.push('');
   lines.push('checks (sidecar):');
   for (const c of r.checks) lines.push(`  ${c.pass === undefined ? 'N/A ' : c.pass ? 'PASS' : 'MISS'}  ${c.name}: ${c.value} (goal ${c.goal})`);
   lines.push('');
-  lines.push(`absolute latencies (ms; fixed rate ${o.rate}/s for ${o.durationSec}s, from the scheduled send time; stream: ${o.streamRequests} sequential requests):`);
-  lines.push('| target | p50 | p99 | p99.9 | max | direct p50 | direct p99 | TTFB p50 | direct TTFB p50 | closed-loop p50 / p99 |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|');
-  const n = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(3));
+  lines.push('details:');
+  lines.push(`  direct-to-fake ceiling (closed loop, same generator): ${fmtRate(r.fakeCeilingRps)} req/s`);
   for (const t of r.targets) {
     lines.push(
-      `| ${t.label} | ${n(t.latency?.p50)} | ${n(t.latency?.p99)} | ${n(t.latency?.p999)} | ${n(t.latency?.max)} | ${n(t.directLatency?.p50)} | ${n(t.directLatency?.p99)} | ${n(t.ttfb?.p50)} | ${n(t.directTtfb?.p50)} | ${n(t.closedLatency?.p50)} / ${n(t.closedLatency?.p99)} |`,
+      `  ${t.label}: max req/s per round ${t.roundsRps.map((x) => fmtRate(x)).join(', ')}; RSS at start ${fmtMiB(t.rssStartKb)}, after warm-up ${fmtMiB(t.rssIdleKb)}, peak ${fmtMiB(t.rssPeakKb)} (${t.rssSamples ?? 0} samples; VmHWM ${fmtMiB(t.rssHwmKb)})`,
+    );
+  }
+  lines.push('');
+  lines.push(`latencies in ms: fixed rate ${o.rate}/s to the proxy and ${o.rate}/s directly to the fake, interleaved, ${o.durationSec}s, from the scheduled send time;`);
+  lines.push(`stream: ${o.streamRequests} sequential requests each, proxied and direct taking turns, time to the first body byte`);
+  lines.push('| target | p50 | p99 | p99.9 | max | direct p50 | direct p99 | generator send lag p50 / p99 | TTFB p50 | direct TTFB p50 | closed-loop p50 / p99 (round 1) |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const t of r.targets) {
+    lines.push(
+      `| ${t.label} | ${n(t.latency?.p50)} | ${n(t.latency?.p99)} | ${n(t.latency?.p999)} | ${n(t.latency?.max)} | ${n(t.directLatency?.p50)} | ${n(t.directLatency?.p99)} | ${n(t.sendLag?.p50)} / ${n(t.sendLag?.p99)} | ${n(t.ttfb?.p50)} | ${n(t.directTtfb?.p50)} | ${n(t.closedLatency?.p50)} / ${n(t.closedLatency?.p99)} |`,
     );
   }
   lines.push('');
@@ -567,6 +655,8 @@ function renderText(r: BenchResult): string {
     lines.push('');
     lines.push(`hottest functions, ${t.label} (self time, share of busy time; ${t.profile.file}):`);
     for (const f of t.profile.top) lines.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(6)} ms  ${f.name}  ${f.where}`);
+    lines.push(`  by package (native and node-core work charged to the package that called it):`);
+    for (const p of t.profile.byPackage.slice(0, 10)) lines.push(`  ${(p.share * 100).toFixed(1).padStart(5)}%  ${p.selfMs.toFixed(0).padStart(6)} ms  ${p.name}`);
   }
   if (r.warnings.length > 0) {
     lines.push('');
@@ -582,11 +672,21 @@ function renderText(r: BenchResult): string {
 // ---------------------------------------------------------------------------------------------------
 // Entry point
 
-process.on('exit', killAllNow);
+/** Run at exit, whatever the way out (end of run, failure, signal). */
+const atExit: Array<() => void> = [killAllNow];
+process.on('exit', () => {
+  for (const f of atExit) {
+    try {
+      f();
+    } catch {
+      // best effort
+    }
+  }
+});
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
     process.stderr.write(`bench: ${sig}, stopping children\n`);
-    stopAll(1000).finally(() => process.exit(130));
+    void stopAll(1000).finally(() => process.exit(130));
   });
 }
 
@@ -599,15 +699,23 @@ async function main(): Promise<number> {
     return 2;
   }
   const bench = new Bench(o);
+  atExit.push(() => bench.cleanup());
   const r = bench.result;
   const started = Date.now();
   try {
     await bench.startFake();
     await bench.fakeCeiling();
-    await bench.target('bare');
-    await bench.target('sidecar');
+    await bench.startTargets();
+    await bench.throughput();
+    await bench.latency();
+    await bench.streamTtfb();
+    await bench.stopTargets();
   } catch (e) {
-    r.failures.push(errorText(e));
+    // A crashed server child is the cause; what failed next (a load generator) is the symptom.
+    const dead = crashed();
+    for (const c of dead) r.failures.push(`child process crashed: ${c.describeExit()}`);
+    const msg = errorText(e);
+    if (!dead.some((c) => msg.includes(c.name))) r.failures.push(msg);
   } finally {
     await stopAll();
     bench.cleanup();

@@ -15,6 +15,7 @@ interface ProfileNode {
   id: number;
   callFrame: CallFrame;
   hitCount?: number;
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -32,11 +33,40 @@ export interface HotFunction {
   readonly share: number;
 }
 
+export interface PackageShare {
+  /** npm package or workspace package; "node core / runtime" when no package is on the stack. */
+  readonly name: string;
+  readonly selfMs: number;
+  readonly share: number;
+}
+
 export interface ProfileSummary {
   readonly file: string;
   readonly totalMs: number;
   readonly idleMs: number;
   readonly top: HotFunction[];
+  /**
+   * Busy time by the package that caused it: each sample goes to the innermost frame on its stack
+   * that belongs to a package (node_modules/X or packages/X), so native and node-core work (socket
+   * writes, fs.write) is charged to the package that called it.
+   */
+  readonly byPackage: PackageShare[];
+}
+
+const SPECIAL = new Set(['(garbage collector)', '(program)', '(idle)', '(root)']);
+
+/** Package of a script URL, or undefined for node core, natives and anything else. */
+function packageOf(url: string, workspace: ReadonlyMap<string, string>): string | undefined {
+  const nm = url.lastIndexOf('/node_modules/');
+  if (nm !== -1) {
+    const rest = url.slice(nm + '/node_modules/'.length).split('/');
+    const [a, b] = rest;
+    if (a === undefined) return undefined;
+    return a.startsWith('@') && b !== undefined ? `${a}/${b}` : a;
+  }
+  const m = /\/packages\/([^/]+)\//.exec(url);
+  if (m?.[1] !== undefined) return workspace.get(m[1]) ?? `packages/${m[1]}`;
+  return undefined;
 }
 
 function where(url: string, line: number, root: string): string {
@@ -46,8 +76,8 @@ function where(url: string, line: number, root: string): string {
   return `${u}:${line + 1}`;
 }
 
-/** Top `n` functions by self time (aggregated by name and location). */
-export function summarizeProfile(file: string, n: number, root: string): ProfileSummary {
+/** Top `n` functions by self time (aggregated by name and location), and time by package. */
+export function summarizeProfile(file: string, n: number, root: string, workspace: ReadonlyMap<string, string> = new Map()): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map<number, ProfileNode>();
   for (const node of p.nodes) byId.set(node.id, node);
@@ -81,9 +111,39 @@ export function summarizeProfile(file: string, n: number, root: string): Profile
     else a.us += us;
   }
   const busy = Math.max(1, total - idle);
+
+  const parent = new Map<number, number>();
+  for (const node of p.nodes) for (const c of node.children ?? []) parent.set(c, node.id);
+  const pkgOfNode = new Map<number, string>();
+  const resolvePkg = (id: number): string => {
+    const known = pkgOfNode.get(id);
+    if (known !== undefined) return known;
+    const node = byId.get(id);
+    let pkg: string;
+    if (node === undefined) pkg = 'node core / runtime';
+    else if (SPECIAL.has(node.callFrame.functionName)) pkg = node.callFrame.functionName;
+    else {
+      const own = packageOf(node.callFrame.url, workspace);
+      const up = parent.get(id);
+      pkg = own ?? (up === undefined ? 'node core / runtime' : resolvePkg(up));
+      if (pkg === '(root)') pkg = 'node core / runtime';
+    }
+    pkgOfNode.set(id, pkg);
+    return pkg;
+  };
+  const pkgUs = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const pkg = resolvePkg(id);
+    if (pkg === '(idle)') continue;
+    pkgUs.set(pkg, (pkgUs.get(pkg) ?? 0) + us);
+  }
+  const byPackage = [...pkgUs]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, us]) => ({ name, selfMs: us / 1000, share: us / busy }));
+
   const top = [...agg.values()]
     .sort((a, b) => b.us - a.us)
     .slice(0, n)
     .map((a) => ({ name: a.name, where: a.where, selfMs: a.us / 1000, share: a.us / busy }));
-  return { file, totalMs: total / 1000, idleMs: idle / 1000, top };
+  return { file, totalMs: total / 1000, idleMs: idle / 1000, top, byPackage };
 }

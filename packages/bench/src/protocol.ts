@@ -6,15 +6,21 @@ import type { LatencySummary } from './stats.js';
 
 /** Requests all phases send: one POST with a JSON body. */
 export interface RequestSpec {
-  /** Origin, e.g. http://127.0.0.1:4000 */
-  readonly origin: string;
   readonly path: string;
   readonly body: string;
 }
 
-/** Fixed-rate (open-loop) run: latency from each request's scheduled send time. */
+/**
+ * Fixed-rate (open-loop) run: latency from each request's scheduled send time. With several
+ * origins (e.g. the proxy and the fake behind it), each gets its own schedule at `rate`, offset from
+ * the others and interleaved in one run, so all see the same machine at the same moments (GC of the
+ * generator, stolen CPU time) and their difference is the cost of the extra hop.
+ */
 export interface OpenLoopJob extends RequestSpec {
   readonly mode: 'open';
+  /** Origins, e.g. http://127.0.0.1:4000 */
+  readonly origins: readonly string[];
+  /** Requests per second, per origin. */
   readonly rate: number;
   readonly durationSec: number;
   /** Run at the same rate first, unrecorded (warms the client, the connections and the target). */
@@ -26,14 +32,17 @@ export interface OpenLoopJob extends RequestSpec {
 /** Closed-loop max throughput (the fallback when wrk is not installed). */
 export interface ClosedLoopJob extends RequestSpec {
   readonly mode: 'closed';
+  readonly origin: string;
   readonly connections: number;
   readonly durationSec: number;
   readonly warmupSec: number;
 }
 
-/** Sequential streaming requests: time to the first body byte. */
+/** Sequential streaming requests, taking turns between the origins: time to the first body byte. */
 export interface TtfbJob extends RequestSpec {
   readonly mode: 'ttfb';
+  readonly origins: readonly string[];
+  /** Recorded requests per origin. */
   readonly requests: number;
   /** Unrecorded requests sent first. */
   readonly warmup: number;
@@ -53,6 +62,12 @@ export interface Counts {
 
 export interface OpenLoopResult {
   readonly mode: 'open';
+  /** One per origin, in the job's order. */
+  readonly origins: OpenLoopStream[];
+}
+
+export interface OpenLoopStream {
+  readonly origin: string;
   readonly counts: Counts;
   /** Milliseconds from the scheduled send time to the end of the response body (2xx only). */
   readonly latency: LatencySummary;
@@ -74,6 +89,12 @@ export interface ClosedLoopResult {
 
 export interface TtfbResult {
   readonly mode: 'ttfb';
+  /** One per origin, in the job's order. */
+  readonly origins: TtfbStream[];
+}
+
+export interface TtfbStream {
+  readonly origin: string;
   readonly counts: Counts;
   /** Milliseconds from the call to the first body byte. */
   readonly ttfb: LatencySummary;

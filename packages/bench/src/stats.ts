@@ -38,6 +38,14 @@ export function summarize(values: ArrayLike<number>): LatencySummary {
   };
 }
 
+/** Median (mean of the middle two for an even count); NaN when empty. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  if (n === 0) return NaN;
+  return n % 2 === 1 ? (s[(n - 1) / 2] ?? NaN) : ((s[n / 2 - 1] ?? NaN) + (s[n / 2] ?? NaN)) / 2;
+}
+
 /** Milliseconds with 3 decimals ("n/a" for NaN / undefined). */
 export function fmtMs(v: number | undefined, signed = false): string {
   if (v === undefined || !Number.isFinite(v)) return 'n/a';

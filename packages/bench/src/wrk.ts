@@ -18,7 +18,7 @@ export interface WrkResult {
 }
 
 /** A Lua string literal. */
-function luaString(s: string): string {
+export function luaString(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`;
 }
 

@@ -3,3 +3,4 @@ export * from './router.js';
 export * from './runtime.js';
 export * from './server.js';
 export type { RequestRecord, Endpoint, Ingress } from './handler.js';
+export * from './control-client.js';

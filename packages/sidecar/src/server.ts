@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { acceptRequestId, errorBody, newRequestId, SluiceError, type ApiShape, type Logger } from '@sluice/core';
-import type { Snapshot } from '@sluice/policy';
+import { checkSnapshot, type Snapshot, type SnapshotProblem } from '@sluice/policy';
 import type { SidecarConfig } from './config.js';
 import { handleLlmRequest, type Endpoint } from './handler.js';
 import { sendError } from './http-util.js';
@@ -20,7 +20,11 @@ export interface Sidecar {
   /** Resolves once both listeners are bound. */
   readonly url: string;
   readonly adminUrl: string;
-  applySnapshot(snapshot: Snapshot): void;
+  /**
+   * Checks a snapshot and, if the runtime can be built from it, swaps it in atomically (requests in
+   * flight finish on the old one). Returns the problems that made it refuse (empty = applied).
+   */
+  applySnapshot(snapshot: Snapshot): SnapshotProblem[];
   readonly snapshotVersion: string | undefined;
   close(): Promise<void>;
 }
@@ -161,9 +165,16 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     url: `http://${hostForUrl(main)}:${main.port}`,
     adminUrl: `http://${hostForUrl(adm)}:${adm.port}`,
     applySnapshot(snapshot) {
-      runtime = createRuntime(snapshot);
+      const problems = checkSnapshot(snapshot);
+      if (problems.length > 0) return problems;
+      try {
+        runtime = createRuntime(snapshot);
+      } catch (e) {
+        return [{ resource: `snapshot ${snapshot.version}`, code: 'SLUICE_ERR_POLICY_REJECTED', message: (e as Error).message }];
+      }
       pools.retain(snapshot.backends).catch((e: unknown) => logger.warn({ err: e }, 'closing unused upstream pools failed'));
       logger.info({ version: snapshot.version, backends: snapshot.backends.length, rules: snapshot.rules.length }, 'snapshot applied');
+      return [];
     },
     get snapshotVersion() {
       return runtime?.snapshot.version;

@@ -1,1 +1,2 @@
 export * from './fake-provider.js';
+export * from './fake-kube.js';

@@ -1,0 +1,101 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '@sluice/core';
+import { formatIssue } from '@sluice/policy';
+import { ControlService, type ControlServer } from '@sluice/protocol';
+import { PolicyEngine } from './engine.js';
+import { PolicyStreams } from './policy-streams.js';
+import type { PolicySource } from './source.js';
+
+export interface ControlPlaneOptions {
+  readonly source: PolicySource;
+  readonly logger: Logger;
+  /** gRPC listen address, e.g. `127.0.0.1:4003` (port 0 = ephemeral). */
+  readonly grpcAddress: string;
+  readonly adminHost: string;
+  readonly adminPort: number;
+  readonly rootNamespace?: string;
+  readonly quietMs?: number;
+  readonly maxMs?: number;
+}
+
+export interface ControlPlane {
+  readonly engine: PolicyEngine;
+  readonly streams: PolicyStreams;
+  /** `host:port` the gRPC server listens on. */
+  readonly grpcAddress: string;
+  readonly adminUrl: string;
+  close(): Promise<void>;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/**
+ * The control plane: policy source → engine (debounced compile) → StreamPolicy to every sidecar;
+ * admin HTTP API for `sluice status`. StreamQuota and StreamUsage are served from steps 4 and 5.
+ */
+export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
+  const engine = new PolicyEngine({ source: o.source, logger: o.logger, rootNamespace: o.rootNamespace, quietMs: o.quietMs, maxMs: o.maxMs });
+  await engine.start();
+  const streams = new PolicyStreams(engine, o.logger);
+  const unimplemented = (what: string) => (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+    call.destroy(Object.assign(new Error(`${what} is not served by this control plane version`), { code: grpc.status.UNIMPLEMENTED }));
+  };
+  const handlers: ControlServer = {
+    streamPolicy: streams.handle,
+    streamQuota: unimplemented('StreamQuota'),
+    streamUsage: unimplemented('StreamUsage'),
+  };
+  const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  server.addService(ControlService, handlers);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(o.grpcAddress, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  const host = o.grpcAddress.slice(0, o.grpcAddress.lastIndexOf(':'));
+
+  const admin: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
+    switch (path) {
+      case '/healthz':
+        return json(res, 200, { status: 'ok' });
+      case '/ready':
+        return json(res, engine.policySet ? 200 : 503, { status: engine.policySet ? 'ready' : 'compiling', generation: engine.generation });
+      case '/v1/sidecars':
+        return json(res, 200, { sidecars: streams.sidecars() });
+      case '/v1/policy':
+        return json(res, 200, {
+          generation: engine.generation,
+          objects: [...(engine.policySet?.objects.keys() ?? [])],
+          stale: [...(engine.policySet?.stale ?? [])],
+          issues: engine.issues().map((i) => ({ ...i, text: formatIssue(i) })),
+        });
+      default:
+        return json(res, 404, { error: 'not found' });
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    admin.once('error', reject);
+    admin.listen(o.adminPort, o.adminHost, () => resolve());
+  });
+  const a = admin.address() as AddressInfo;
+  o.logger.info({ grpc: `${host}:${port}`, admin: `${a.address}:${a.port}`, source: o.source.name }, 'control plane started');
+  return {
+    engine,
+    streams,
+    grpcAddress: `${host}:${port}`,
+    adminUrl: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    async close() {
+      streams.closeAll();
+      server.forceShutdown();
+      admin.closeAllConnections();
+      await new Promise((r) => admin.close(r));
+      await engine.close();
+    },
+  };
+}

@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { Logger } from '@sluice/core';
+import type { Snapshot, Workload } from '@sluice/policy';
+import { fromWire, sluice, toWire } from '@sluice/protocol';
+import type { PolicyEngine, WorkloadSnapshot } from './engine.js';
+import { decide, INITIAL_STATE, markSent, type StreamEvent, type StreamState } from './stream-state.js';
+
+import v1 = sluice.v1;
+
+/** What `sluice status` shows of one connected sidecar. */
+export interface SidecarInfo {
+  readonly id: string;
+  readonly pod: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly instanceId: string;
+  readonly sidecarVersion: string;
+  readonly connectedSince: string;
+  readonly versionSent: string;
+  readonly versionAcked: string;
+  readonly lastNack: { readonly version: string; readonly message: string; readonly resources: readonly { resource: string; code: string; message: string }[]; readonly at: string } | null;
+}
+
+interface Conn {
+  readonly id: string;
+  readonly connectedSince: Date;
+  node: v1.Node | undefined;
+  workload: Workload | undefined;
+  state: StreamState;
+  target: WorkloadSnapshot | undefined;
+  blocked: boolean;
+  lastNack: SidecarInfo['lastNack'];
+  /** Feeds an event to the stream's state machine (and sends when it says so). */
+  step: (e: StreamEvent) => void;
+}
+
+let nonceCounter = 0;
+const noncePrefix = randomBytes(4).toString('hex');
+const newNonce = (): string => `${noncePrefix}-${(++nonceCounter).toString(36)}`;
+
+/**
+ * The StreamPolicy side of the control plane: one state machine per connected sidecar (see
+ * stream-state.ts), fed by its requests and by policy changes from the engine. Snapshots are
+ * converted to wire messages once per version, not once per stream.
+ */
+export class PolicyStreams {
+  readonly #engine: PolicyEngine;
+  readonly #logger: Logger;
+  readonly #conns = new Map<string, Conn>();
+  readonly #wireCache = new WeakMap<Snapshot, v1.Snapshot>();
+  readonly #onAck = new Set<() => void>();
+  #nextId = 0;
+
+  constructor(engine: PolicyEngine, logger: Logger) {
+    this.#engine = engine;
+    this.#logger = logger;
+    engine.subscribe(() => {
+      for (const c of this.#conns.values()) this.#retarget(c);
+    });
+  }
+
+  /** Listener for ACK/NACK events (status writer, tests, benchmark). */
+  onAnswer(listener: () => void): () => void {
+    this.#onAck.add(listener);
+    return () => this.#onAck.delete(listener);
+  }
+
+  sidecars(): SidecarInfo[] {
+    return [...this.#conns.values()]
+      .filter((c) => c.node !== undefined)
+      .map((c) => ({
+        id: c.id,
+        pod: c.node?.pod ?? '',
+        namespace: c.node?.namespace ?? '',
+        serviceAccount: c.node?.serviceAccount ?? '',
+        instanceId: c.node?.instanceId ?? '',
+        sidecarVersion: c.node?.sidecarVersion ?? '',
+        connectedSince: c.connectedSince.toISOString(),
+        versionSent: c.state.sentVersion,
+        versionAcked: c.state.ackedVersion,
+        lastNack: c.lastNack,
+      }));
+  }
+
+  /** The grpc-js handler for `StreamPolicy`. */
+  readonly handle = (call: grpc.ServerDuplexStream<v1.PolicyRequest, v1.PolicyResponse>): void => {
+    const conn: Conn = { id: String(++this.#nextId), connectedSince: new Date(), node: undefined, workload: undefined, state: INITIAL_STATE, target: undefined, blocked: false, lastNack: null, step: () => undefined };
+    this.#conns.set(conn.id, conn);
+    const send = (): void => {
+      const t = conn.target;
+      if (t === undefined || conn.blocked) return;
+      let wire = this.#wireCache.get(t.snapshot);
+      if (wire === undefined) {
+        wire = toWire(v1.Snapshot, t.snapshot);
+        this.#wireCache.set(t.snapshot, wire);
+      }
+      const nonce = newNonce();
+      conn.state = markSent(conn.state, t.snapshot.version, nonce);
+      const ok = call.write(v1.PolicyResponse.create({ version: t.snapshot.version, nonce, snapshot: wire }));
+      if (!ok) {
+        // Flow control: nothing more is written to this stream until the transport drains.
+        conn.blocked = true;
+        call.once('drain', () => {
+          conn.blocked = false;
+        });
+      }
+    };
+    const step = (e: StreamEvent): void => {
+      const d = decide(conn.state, e, conn.target?.snapshot.version ?? '');
+      conn.state = d.state;
+      if (d.send) send();
+    };
+    conn.step = step;
+    call.on('data', (req: v1.PolicyRequest) => {
+      const first = conn.node === undefined;
+      if (first) {
+        const node = req.node;
+        if (node === null || node === undefined || node.namespace === '') {
+          call.destroy(Object.assign(new Error('the first PolicyRequest must carry node with a namespace'), { code: GrpcStatus.INVALID_ARGUMENT }));
+          return;
+        }
+        conn.node = node as v1.Node;
+        const workload: Workload = { namespace: node.namespace ?? '', serviceAccount: node.serviceAccount || 'default', labels: { ...node.labels } };
+        conn.workload = workload;
+        conn.target = this.#engine.snapshotFor(workload);
+        this.#logger.info({ conn: conn.id, pod: node.pod, namespace: node.namespace, version: req.versionInfo }, 'sidecar connected');
+      }
+      const err = req.errorDetail;
+      const nack = err !== null && err !== undefined;
+      if (nack && !first && req.responseNonce === conn.state.sentNonce) {
+        const detail = fromWire<{ message: string; resources: { resource: string; code: string; message: string }[] }>(v1.PolicyError, err);
+        conn.lastNack = { version: conn.state.sentVersion, message: detail.message, resources: detail.resources, at: new Date().toISOString() };
+        this.#logger.warn({ conn: conn.id, pod: conn.node?.pod, version: conn.state.sentVersion, resources: detail.resources }, `sidecar NACKed policy: ${detail.message}`);
+      }
+      step({ type: 'request', first, versionInfo: req.versionInfo, nonce: req.responseNonce, error: nack ? err.message || 'NACK' : undefined });
+      if (!first) for (const l of this.#onAck) l();
+    });
+    const done = (): void => {
+      if (!this.#conns.delete(conn.id)) return;
+      if (conn.node) this.#logger.info({ conn: conn.id, pod: conn.node.pod }, 'sidecar disconnected');
+      for (const l of this.#onAck) l();
+    };
+    call.on('end', () => {
+      done();
+      call.end();
+    });
+    call.on('error', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+  };
+
+  #retarget(c: Conn): void {
+    if (c.workload === undefined) return;
+    c.target = this.#engine.snapshotFor(c.workload);
+    c.step({ type: 'target' });
+  }
+
+  /** Ends every stream (shutdown). */
+  closeAll(): void {
+    this.#conns.clear();
+  }
+}
