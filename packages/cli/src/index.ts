@@ -1,1 +1,3 @@
 export * from './dev.js';
+export * from './status.js';
+export * from './validate.js';

@@ -1,28 +1,35 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { startDevGateway } from './dev.js';
+import type { FakeMode } from './dev.js';
+import { fetchSidecars, formatSidecars } from './status.js';
+import { validatePaths } from './validate.js';
 
+const VERSION = '0.1.0';
 const USAGE = `usage: sluice <command>
 
 commands:
   dev [--policy DIR] [--fake auto|always|never]
-      run the gateway in one process: policy from DIR (default: examples, or SLUICE_POLICY_DIR),
-      provider keys from the environment, the built-in fake provider for backends without a key
+      the gateway in one process: control plane (policy from DIR, watched; default examples or
+      SLUICE_POLICY_DIR) and sidecar, connected over loopback gRPC; provider keys from the
+      environment; the built-in fake provider for backends without a key
+  validate PATH...
+      check policy files or directories offline; exit 1 with one line per problem
+  status [--url URL] [--json]
+      sidecars connected to a control plane (default http://127.0.0.1:4002, or SLUICE_CP_ADMIN_URL)
   version
       print the version`;
 
 async function dev(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { policy: { type: 'string' }, fake: { type: 'string' } },
-  });
+  const { values } = parseArgs({ args, options: { policy: { type: 'string' }, fake: { type: 'string' } } });
   const fake = values.fake ?? process.env['SLUICE_DEV_FAKE'] ?? 'auto';
   if (fake !== 'auto' && fake !== 'always' && fake !== 'never') throw new Error(`--fake must be auto, always or never (got ${fake})`);
-  const gw = await startDevGateway({ policyDir: values.policy ?? process.env['SLUICE_POLICY_DIR'] ?? 'examples', env: process.env, fake });
+  // Loaded only for `dev`: status and validate stay light.
+  const { startDevGateway } = await import('./dev.js');
+  const gw = await startDevGateway({ policyDir: values.policy ?? process.env['SLUICE_POLICY_DIR'] ?? 'examples', env: process.env, fake: fake as FakeMode });
   const list = Object.entries(gw.backends)
     .map(([id, where]) => `${id} → ${where === 'fake' ? 'built-in fake provider (no key set)' : where}`)
     .join(', ');
-  process.stderr.write(`sluice: gateway listening on ${gw.sidecar.url} (admin ${gw.sidecar.adminUrl}); backends: ${list}\n`);
+  process.stderr.write(`sluice: gateway listening on ${gw.sidecar.url} (admin ${gw.sidecar.adminUrl}, control plane ${gw.controlPlane.adminUrl}); backends: ${list}\n`);
   let closing = false;
   const stop = (): void => {
     if (closing) return;
@@ -36,13 +43,34 @@ async function dev(args: string[]): Promise<void> {
   process.on('SIGTERM', stop);
 }
 
+async function validate(args: string[]): Promise<void> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (positionals.length === 0) throw new Error('validate needs at least one file or directory');
+  const r = await validatePaths(positionals);
+  for (const p of r.problems) process.stdout.write(`${p}\n`);
+  process.stdout.write(`${r.objects} object${r.objects === 1 ? '' : 's'}, ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}\n`);
+  process.exitCode = r.problems.length === 0 ? 0 : 1;
+}
+
+async function status(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { url: { type: 'string' }, json: { type: 'boolean' } } });
+  const url = values.url ?? process.env['SLUICE_CP_ADMIN_URL'] ?? 'http://127.0.0.1:4002';
+  const rows = await fetchSidecars(url);
+  process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatSidecars(rows)}\n`);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'dev':
       return dev(rest);
+    case 'validate':
+      return validate(rest);
+    case 'status':
+      return status(rest);
     case 'version':
-      process.stdout.write('sluice 0.1.0\n');
+    case '--version':
+      process.stdout.write(`sluice ${VERSION}\n`);
       return;
     default:
       process.stderr.write(`${USAGE}\n`);

@@ -5,3 +5,4 @@ export * from './policy-streams.js';
 export * from './source.js';
 export * from './stream-state.js';
 export * from './debounce.js';
+export * from './config.js';

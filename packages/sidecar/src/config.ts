@@ -18,6 +18,15 @@ export interface SidecarConfig {
   /** `max_tokens` written into a translated request to Anthropic when the caller gave none. */
   readonly defaultMaxTokens: number;
   readonly logLevel: string;
+  /** Control plane gRPC address (`host:port`); required by the sidecar binary. */
+  readonly controlAddress: string;
+  /** Directory keeping the last good snapshot across restarts ('' = memory only). */
+  readonly stateDir: string;
+  /** Identity announced to the control plane (Kubernetes downward API). */
+  readonly podName: string;
+  readonly podNamespace: string;
+  readonly serviceAccount: string;
+  readonly podLabelsFile: string;
 }
 
 interface Var {
@@ -36,6 +45,12 @@ export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
   maxResponseBytes: { env: 'SLUICE_SIDECAR_MAX_RESPONSE_BYTES', def: String(64 * 1024 * 1024), doc: 'largest non-streamed provider response read' },
   defaultMaxTokens: { env: 'SLUICE_SIDECAR_DEFAULT_MAX_TOKENS', def: '4096', doc: 'max_tokens sent to Anthropic when an OpenAI caller gave none' },
   logLevel: { env: 'SLUICE_LOG_LEVEL', def: 'info', doc: 'pino log level' },
+  controlAddress: { env: 'SLUICE_SIDECAR_CONTROL_ADDRESS', def: '', doc: 'control plane gRPC address host:port (sidecar binary)' },
+  stateDir: { env: 'SLUICE_SIDECAR_STATE_DIR', def: '', doc: 'directory for the last good snapshot; empty = memory only' },
+  podName: { env: 'SLUICE_POD_NAME', def: 'local', doc: 'pod name announced to the control plane' },
+  podNamespace: { env: 'SLUICE_POD_NAMESPACE', def: 'default', doc: 'pod namespace (scopes the snapshot)' },
+  serviceAccount: { env: 'SLUICE_SERVICE_ACCOUNT', def: 'default', doc: 'pod service account (scopes the snapshot)' },
+  podLabelsFile: { env: 'SLUICE_POD_LABELS_FILE', def: '', doc: 'downward API file with the pod labels' },
 };
 
 function intVar(v: Var, env: NodeJS.ProcessEnv, min: number, max: number): number {
@@ -58,6 +73,12 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, override
     maxResponseBytes: intVar(e.maxResponseBytes, env, 1024, 1024 * 1024 * 1024),
     defaultMaxTokens: intVar(e.defaultMaxTokens, env, 1, 1_000_000),
     logLevel: env[e.logLevel.env] ?? e.logLevel.def,
+    controlAddress: env[e.controlAddress.env] ?? e.controlAddress.def,
+    stateDir: env[e.stateDir.env] ?? e.stateDir.def,
+    podName: env[e.podName.env] ?? e.podName.def,
+    podNamespace: env[e.podNamespace.env] ?? e.podNamespace.def,
+    serviceAccount: env[e.serviceAccount.env] ?? e.serviceAccount.def,
+    podLabelsFile: env[e.podLabelsFile.env] ?? e.podLabelsFile.def,
     ...overrides,
   };
 }

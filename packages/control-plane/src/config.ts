@@ -1,0 +1,39 @@
+/** Every setting of the control plane, read once from the environment (`SLUICE_CP_*`). */
+export interface ControlPlaneConfig {
+  /** `files` (a watched directory) or `kubernetes` (CRD informers). */
+  readonly source: 'files' | 'kubernetes';
+  readonly policyDir: string;
+  readonly grpcAddress: string;
+  readonly adminHost: string;
+  readonly adminPort: number;
+  readonly rootNamespace: string;
+  readonly logLevel: string;
+}
+
+export const CONTROL_PLANE_ENV: Readonly<Record<keyof ControlPlaneConfig, { env: string; def: string; doc: string }>> = {
+  source: { env: 'SLUICE_CP_SOURCE', def: 'files', doc: 'policy source: files | kubernetes' },
+  policyDir: { env: 'SLUICE_CP_POLICY_DIR', def: 'examples', doc: 'directory of policy YAML (source files)' },
+  grpcAddress: { env: 'SLUICE_CP_GRPC_ADDRESS', def: '127.0.0.1:4003', doc: 'gRPC listen address for sidecar streams' },
+  adminHost: { env: 'SLUICE_CP_ADMIN_HOST', def: '127.0.0.1', doc: 'admin API listen address (/healthz, /ready, /v1/sidecars, /v1/policy)' },
+  adminPort: { env: 'SLUICE_CP_ADMIN_PORT', def: '4002', doc: 'admin API port' },
+  rootNamespace: { env: 'SLUICE_CP_ROOT_NAMESPACE', def: 'sluice-system', doc: 'objects here apply to workloads of every namespace' },
+  logLevel: { env: 'SLUICE_LOG_LEVEL', def: 'info', doc: 'pino log level' },
+};
+
+export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ControlPlaneConfig> = {}): ControlPlaneConfig {
+  const get = (k: keyof ControlPlaneConfig): string => env[CONTROL_PLANE_ENV[k].env] ?? CONTROL_PLANE_ENV[k].def;
+  const source = get('source');
+  if (source !== 'files' && source !== 'kubernetes') throw new Error(`SLUICE_CP_SOURCE=${source}: must be files or kubernetes`);
+  const adminPort = Number(get('adminPort'));
+  if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) throw new Error(`SLUICE_CP_ADMIN_PORT=${get('adminPort')}: must be a port number`);
+  return {
+    source,
+    policyDir: get('policyDir'),
+    grpcAddress: get('grpcAddress'),
+    adminHost: get('adminHost'),
+    adminPort,
+    rootNamespace: get('rootNamespace'),
+    logLevel: get('logLevel'),
+    ...overrides,
+  };
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+/**
+ * The sidecar binary: LLM API on loopback, policy from the control plane over StreamPolicy.
+ * Configuration: SLUICE_SIDECAR_* (see config.ts and the README).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createLogger } from '@sluice/core';
+import { loadSidecarConfig } from './config.js';
+import { PolicyClient } from './control-client.js';
+import { startSidecar } from './server.js';
+
+/** Kubernetes downward API labels file: `key="value"` per line. */
+function readLabels(file: string | undefined): Record<string, string> {
+  if (file === undefined || file === '') return {};
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return {};
+  }
+  const labels: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([^=]+)="(.*)"$/.exec(line.trim());
+    if (m) labels[m[1] as string] = (m[2] as string).replace(/\\"/g, '"');
+  }
+  return labels;
+}
+
+async function main(): Promise<void> {
+  const config = loadSidecarConfig();
+  const logger = createLogger({ name: 'sluice-sidecar', level: config.logLevel });
+  if (config.controlAddress === '') throw new Error('SLUICE_SIDECAR_CONTROL_ADDRESS is required (host:port of the control plane)');
+  const sidecar = await startSidecar({ config, logger });
+  const client = new PolicyClient({
+    address: config.controlAddress,
+    node: {
+      pod: config.podName,
+      namespace: config.podNamespace,
+      serviceAccount: config.serviceAccount,
+      labels: readLabels(config.podLabelsFile),
+      instanceId: randomBytes(8).toString('hex'),
+      sidecarVersion: '0.1.0',
+    },
+    apply: (s) => sidecar.applySnapshot(s),
+    currentVersion: () => sidecar.snapshotVersion ?? '',
+    logger,
+    stateDir: config.stateDir === '' ? undefined : config.stateDir,
+  });
+  await client.start();
+  logger.info({ url: sidecar.url, admin: sidecar.adminUrl, control: config.controlAddress }, 'sidecar started');
+  const stop = (): void => {
+    client.close();
+    sidecar.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`sluice-sidecar: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
