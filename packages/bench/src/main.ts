@@ -16,6 +16,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import {
@@ -38,8 +39,17 @@ import { fmtMiB, fmtMs, fmtRate, fmtRateShort, median, type LatencySummary } fro
 import { runWrk, writeWrkScript } from './wrk.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
+
+/** Ports free right now on 127.0.0.1 (bound, read, released). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => createServer());
+  const ports = await Promise.all(servers.map((s) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)))));
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
 const REPO_ROOT = resolve(HERE, '../../../..');
-const CLI_MAIN = join(REPO_ROOT, 'packages/cli/dist/src/main.js');
+const SIDECAR_MAIN = join(REPO_ROOT, 'packages/sidecar/dist/src/main.js');
+const CP_MAIN = join(REPO_ROOT, 'packages/control-plane/dist/src/main.js');
 const NODE = process.execPath;
 
 const CHAT_PATH = '/v1/chat/completions';
@@ -434,18 +444,31 @@ class Bench {
       const url = await waitForLine(child, hub.subscribe, (l) => /listening on (http:\/\/\S+)/.exec(l)?.[1], 10_000);
       return { child, url };
     }
-    if (!existsSync(CLI_MAIN)) throw new Error(`${CLI_MAIN} is missing: build first (npx tsc -b packages/bench, or npm run bench)`);
+    for (const f of [SIDECAR_MAIN, CP_MAIN]) if (!existsSync(f)) throw new Error(`${f} is missing: build first (npm run bench builds)`);
     const dir = mkdtempSync(join(this.tmp, 'policy-'));
     writeFileSync(join(dir, 'bench.yaml'), policyYaml(this.fakeUrl));
+    // The production shape: the control plane binary (on the load core) pushes the policy over
+    // gRPC to the sidecar binary (on the proxy core); only the sidecar is measured.
+    const cpHub = new LineHub();
+    const cp = new Child('sluice control plane', NODE, [CP_MAIN], {
+      cpu: this.place.loadCpu,
+      env: { ...process.env, SLUICE_CP_POLICY_DIR: dir, SLUICE_CP_GRPC_ADDRESS: '127.0.0.1:0', SLUICE_CP_ADMIN_HOST: '127.0.0.1', SLUICE_CP_ADMIN_PORT: '0' },
+      stdout: 'lines',
+      onStdoutLine: cpHub.push,
+      critical: true,
+    });
+    const grpcAddress = await waitForLine(cp, cpHub.subscribe, (l) => /"grpc":"([^"]+)"/.exec(l)?.[1], 30_000);
+    const [port, adminPort] = await freePorts(2);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       SLUICE_SIDECAR_HOST: '127.0.0.1',
-      SLUICE_SIDECAR_PORT: '0',
+      SLUICE_SIDECAR_PORT: String(port),
       SLUICE_SIDECAR_ADMIN_HOST: '127.0.0.1',
-      SLUICE_SIDECAR_ADMIN_PORT: '0',
+      SLUICE_SIDECAR_ADMIN_PORT: String(adminPort),
+      SLUICE_SIDECAR_CONTROL_ADDRESS: grpcAddress,
       SLUICE_LOG_LEVEL: 'info',
     };
-    const child = new Child('sluice sidecar', NODE, [...this.nodeFlags('sidecar'), CLI_MAIN, 'dev', '--policy', dir, '--fake', 'never'], {
+    const child = new Child('sluice sidecar', NODE, [...this.nodeFlags('sidecar'), SIDECAR_MAIN], {
       cpu: this.place.proxyCpu,
       env,
       // Its one log line per request goes to /dev/null: written (the real cost), not kept.
@@ -453,10 +476,8 @@ class Bench {
       onStderrLine: hub.push,
       critical: true,
     });
-    const m = await waitForLine(child, hub.subscribe, (l) => /gateway listening on (http:\/\/\S+) \(admin (http:\/\/[^\s)]+)\)/.exec(l) ?? undefined, 30_000);
-    const url = m[1] ?? '';
-    await waitReady(`${m[2] ?? ''}/ready`, 10_000);
-    return { child, url };
+    await waitReady(`http://127.0.0.1:${adminPort}/ready`, 30_000);
+    return { child, url: `http://127.0.0.1:${port}` };
   }
 
   /** Starts both proxies (each idle while the other is measured), checks them, warms them up. */
