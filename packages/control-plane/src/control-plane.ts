@@ -6,6 +6,7 @@ import { formatIssue } from '@sluice/policy';
 import { ControlService, type ControlServer } from '@sluice/protocol';
 import { PolicyEngine } from './engine.js';
 import { PolicyStreams } from './policy-streams.js';
+import { statusView, type ObjectStatus } from './status-view.js';
 import type { PolicySource } from './source.js';
 
 export interface ControlPlaneOptions {
@@ -26,6 +27,8 @@ export interface ControlPlane {
   /** `host:port` the gRPC server listens on. */
   readonly grpcAddress: string;
   readonly adminUrl: string;
+  /** Accepted / Programmed status of every object of the source. */
+  status(): ObjectStatus[];
   close(): Promise<void>;
 }
 
@@ -68,6 +71,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
         return json(res, engine.policySet ? 200 : 503, { status: engine.policySet ? 'ready' : 'compiling', generation: engine.generation });
       case '/v1/sidecars':
         return json(res, 200, { sidecars: streams.sidecars() });
+      case '/v1/status':
+        return json(res, 200, { objects: statusView(o.source, engine, streams) });
       case '/v1/policy':
         return json(res, 200, {
           generation: engine.generation,
@@ -90,6 +95,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     streams,
     grpcAddress: `${host}:${port}`,
     adminUrl: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    status: () => statusView(o.source, engine, streams),
     async close() {
       streams.closeAll();
       server.forceShutdown();

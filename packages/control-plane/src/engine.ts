@@ -15,6 +15,8 @@ export interface EngineOptions {
 export interface WorkloadSnapshot {
   readonly snapshot: Snapshot;
   readonly issues: readonly PolicyIssue[];
+  /** Keys (`Kind namespace/name`) of every object the snapshot was built from, backends included. */
+  readonly objects: ReadonlySet<string>;
 }
 
 /**
@@ -80,7 +82,10 @@ export class PolicyEngine {
     const key = selected.map(objectKey).join('\n');
     let hit = this.#cache.get(key);
     if (hit === undefined) {
-      hit = buildSnapshot(set, selected, { resolveSecret: (ns, auth) => this.#source.resolveSecret(ns, auth) });
+      const built = buildSnapshot(set, selected, { resolveSecret: (ns, auth) => this.#source.resolveSecret(ns, auth) });
+      const objects = new Set(selected.map(objectKey));
+      for (const b of built.snapshot.backends) objects.add(`LLMBackend ${b.id}`);
+      hit = { ...built, objects };
       this.#cache.set(key, hit);
     }
     return hit;

@@ -6,3 +6,4 @@ export * from './source.js';
 export * from './stream-state.js';
 export * from './debounce.js';
 export * from './config.js';
+export * from './status-view.js';

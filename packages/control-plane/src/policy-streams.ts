@@ -67,6 +67,29 @@ export class PolicyStreams {
     return () => this.#onAck.delete(listener);
   }
 
+  /**
+   * Per object key: how many connected sidecars the object applies to, how many of those run the
+   * current snapshot (ACKed), and the last NACK among them. The status writer turns this into the
+   * `Programmed` condition.
+   */
+  programmed(): Map<string, { selected: number; acked: number; nack: string | undefined }> {
+    const out = new Map<string, { selected: number; acked: number; nack: string | undefined }>();
+    for (const c of this.#conns.values()) {
+      const t = c.target;
+      if (t === undefined) continue;
+      const acked = c.state.ackedVersion === t.snapshot.version;
+      const nack = c.state.nackedVersion === t.snapshot.version ? c.state.nackMessage : undefined;
+      for (const key of t.objects) {
+        const e = out.get(key) ?? { selected: 0, acked: 0, nack: undefined };
+        e.selected++;
+        if (acked) e.acked++;
+        if (nack !== undefined) e.nack = nack;
+        out.set(key, e);
+      }
+    }
+    return out;
+  }
+
   sidecars(): SidecarInfo[] {
     return [...this.#conns.values()]
       .filter((c) => c.node !== undefined)

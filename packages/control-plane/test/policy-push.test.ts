@@ -141,6 +141,10 @@ describe('policy push', () => {
     const r = await chat(pods[0]!.sidecar, 'gpt-4o-mini');
     assert.equal(r.status, 200);
     assert.equal(fake.requests.at(-1)?.headers['authorization'], 'Bearer sk-from-env');
+    const route = cp.status().find((o) => o.key === 'LLMRoute shop/main');
+    assert.equal(route?.accepted, true);
+    assert.equal(route?.programmedReason, 'Programmed');
+    assert.equal(route?.sidecarsAcked, 3);
   });
 
   test('a file edit reaches every sidecar, scoped by workload selector', async () => {
@@ -165,6 +169,12 @@ describe('policy push', () => {
     });
     assert.equal(pods[0]!.sidecar.snapshotVersion, acked);
     assert.equal((await chat(pods[0]!.sidecar, 'claude-haiku-4-5')).status, 200);
+    await writeFile(join(dir, 'routes.yaml'), ROUTES_V2.replace('models: ["claude-*"]', 'models: 5'));
+    await until('the invalid route is reported', () => cp.status().some((o) => o.key === 'LLMRoute shop/claude' && !o.accepted));
+    const st = cp.status().find((o) => o.key === 'LLMRoute shop/claude');
+    assert.equal(st?.programmedReason, 'Invalid');
+    assert.match(st?.acceptedMessage ?? '', /spec.rules\[0\].match.models: must be array/);
+    assert.equal(pods[0]!.sidecar.snapshotVersion, acked, 'the last good generation keeps serving');
     await writeFile(join(dir, 'routes.yaml'), ROUTES_V2);
   });
 
@@ -183,6 +193,10 @@ spec: { workloadSelector: { labels: { app: chat } }, direction: input, action: b
     assert.match(info.lastNack!.message, /guardrail shop\/tickets/);
     assert.equal(info.lastNack!.resources[0]?.code, 'SLUICE_ERR_POLICY_REJECTED');
     assert.equal(info.versionAcked, acked);
+    const guard = cp.status().find((o) => o.key === 'LLMGuardrail shop/tickets');
+    assert.equal(guard?.accepted, true, 'schema-valid');
+    assert.equal(guard?.programmedReason, 'Rejected');
+    assert.match(guard?.programmedMessage ?? '', /Unterminated|Invalid regular expression/);
     assert.equal(pods[0]!.sidecar.snapshotVersion, acked);
     assert.equal((await chat(pods[0]!.sidecar, 'claude-haiku-4-5')).status, 200);
     // The status API shows it too.
