@@ -18,7 +18,7 @@ export function createLogger(options: LoggerOptions): Logger {
     level: options.level ?? 'info',
     base: { name: options.name },
     redact: {
-      paths: ['authorization', 'apiKey', 'api_key', 'headers.authorization', 'headers["x-api-key"]', '*.apiKey'],
+      paths: ['authorization', 'apiKey', 'api_key', 'headers.authorization', 'headers["x-api-key"]'],
       censor: '[redacted]',
     },
     timestamp: pino.stdTimeFunctions.isoTime,

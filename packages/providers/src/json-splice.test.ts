@@ -24,3 +24,12 @@ test('returns the input unchanged when there is nothing to set', () => {
   const raw = '{"a":1}';
   assert.equal(setTopLevelMembers(raw, {}), raw);
 });
+
+test('lastMemberValue reads the trailing usage without parsing the body', async () => {
+  const { lastMemberValue } = await import('./json-splice.js');
+  const body = '{"id":"x","choices":[{"message":{"content":"a \\"usage\\": 1"}}],"usage": {"prompt_tokens":3,"completion_tokens":2}}\n';
+  assert.deepEqual(lastMemberValue(body, 'usage'), { prompt_tokens: 3, completion_tokens: 2 });
+  assert.equal(lastMemberValue('{"a":1}', 'usage'), undefined);
+  assert.equal(lastMemberValue('<html>"usage": {}</html>', 'usage'), undefined);
+  assert.equal(lastMemberValue('{"usage": {bad}', 'usage'), undefined);
+});

@@ -93,3 +93,28 @@ export function setTopLevelMembers(raw: string, values: Readonly<Record<string, 
   const added = missing.map((k) => `${JSON.stringify(k)}:${values[k] as string}`).join(',');
   return out + before + (empty ? '' : ',') + added + raw.slice(close);
 }
+
+/**
+ * The value of the last member named `key` in a JSON object text, parsed, without parsing the rest:
+ * providers put `usage` at the end of their answers, so a passthrough reads it from the tail instead
+ * of parsing the whole body. Returns undefined when the text does not look like one JSON object or
+ * the member is absent or unreadable (the caller then falls back to a full parse).
+ */
+export function lastMemberValue(raw: string, key: string): unknown {
+  let end = raw.length - 1;
+  while (end >= 0 && /\s/.test(raw[end] as string)) end--;
+  const start = skipWs(raw, 0);
+  if (raw.charCodeAt(start) !== 123 || raw.charCodeAt(end) !== 125) return undefined;
+  const needle = `"${key}"`;
+  const at = raw.lastIndexOf(needle, end);
+  if (at <= start) return undefined;
+  let i = skipWs(raw, at + needle.length);
+  if (raw.charCodeAt(i) !== 58 /* : */) return undefined;
+  i = skipWs(raw, i + 1);
+  const valueEnd = skipValue(raw, i);
+  try {
+    return JSON.parse(raw.slice(i, valueEnd));
+  } catch {
+    return undefined;
+  }
+}

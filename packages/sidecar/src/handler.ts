@@ -12,6 +12,7 @@ import {
   createOpenAIPassthrough,
   createSseParser,
   messagesRequestToOpenAI,
+  lastMemberValue,
   setTopLevelMembers,
   usageFromAnthropic,
   usageFromOpenAI,
@@ -124,6 +125,13 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
 }
 
 function readJsonResponse(plan: Plan, buf: Buffer, rec: RequestRecord): { out: string | Buffer; usage: Usage | undefined } {
+  if (plan.mode === 'openai-pass' || plan.mode === 'anthropic-pass') {
+    // Passthrough: the body goes out as received; only its trailing usage object is parsed.
+    const usage = lastMemberValue(buf.toString('utf8'), 'usage');
+    if (usage !== undefined && usage !== null && typeof usage === 'object') {
+      return { out: buf, usage: plan.mode === 'openai-pass' ? usageFromOpenAI(usage) : usageFromAnthropic(usage) };
+    }
+  }
   let json: unknown;
   try {
     json = JSON.parse(buf.toString('utf8'));

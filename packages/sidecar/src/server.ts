@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { acceptRequestId, errorBody, newRequestId, SluiceError, type ApiShape, type Logger } from '@sluice/core';
-import { checkSnapshot, type Snapshot, type SnapshotProblem } from '@sluice/policy';
+// The snapshot entry only: the sidecar never loads the policy validator (ajv) or YAML parser.
+import { checkSnapshot, type Snapshot, type SnapshotProblem } from '@sluice/policy/snapshot';
 import type { SidecarConfig } from './config.js';
 import { handleLlmRequest, type Endpoint } from './handler.js';
 import { sendError } from './http-util.js';
