@@ -125,8 +125,8 @@ after(async () => {
 });
 
 test('control plane and sidecar binaries: serve, survive a control plane outage, restart from disk', async () => {
-  let cp = startCp();
-  let sidecar = startSidecar();
+  const cp = startCp();
+  const sidecar = startSidecar();
   await until('sidecar ready', ready);
   const openai = new OpenAI({ baseURL: `http://127.0.0.1:${ports.api}/v1`, apiKey: 'client-key', maxRetries: 0 });
   const a = await openai.chat.completions.create({ model: 'claude-haiku-4-5', messages: [{ role: 'user', content: 'hi' }] });
@@ -141,14 +141,14 @@ test('control plane and sidecar binaries: serve, survive a control plane outage,
 
   // The sidecar restarts while the control plane is still away: it serves its last good snapshot from disk.
   assert.equal(await sidecar.stop(), 0, 'sidecar exits cleanly on SIGTERM');
-  sidecar = startSidecar();
+  startSidecar(); // stopped with the others in after()
   await until('restarted sidecar ready from disk', ready);
   const c = await openai.chat.completions.create({ model: 'claude-haiku-4-5', messages: [{ role: 'user', content: 'hi' }] });
   assert.ok(c.choices[0]?.message.content);
 
   // The control plane comes back with a changed policy: the sidecar reconnects and converges.
   await writeFile(join(policyDir, 'extra.yaml'), 'apiVersion: sluice.dev/v1alpha1\nkind: LLMRoute\nmetadata: { name: extra }\nspec: { rules: [{ match: { models: [fast] }, backends: [{ name: anthropic, modelOverride: claude-haiku-4-5 }] }] }\n');
-  cp = startCp();
+  startCp();
   await until('the new route reaches the sidecar', async () => {
     const r = await fetch(`http://127.0.0.1:${ports.api}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'fast', messages: [{ role: 'user', content: 'hi' }] }) });
     return r.status === 200;
