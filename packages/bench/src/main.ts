@@ -11,6 +11,10 @@
  * throughput in paired rounds (bare, sidecar; sidecar, bare; ...) with RSS sampled every 100 ms;
  * fixed-rate latency with the proxied and the direct schedule interleaved in one run; streaming time
  * to first byte with proxied and direct requests taking turns. "Added" is proxied minus direct.
+ *
+ * Then the control-plane case (cp-case.ts; `--cp-only` runs only it, `--no-cp` skips it): the
+ * control plane binary on the first CPU, 1,000 simulated sidecar streams (cp-sim.ts) on the second,
+ * one policy change at a time, time until every stream ACKed it, and the control plane's RSS.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -18,6 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
+import { finishCpResult, newCpResult, renderCpDetails, renderCpTable, runControlPlaneCase, type CpResult } from './cp-case.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import {
   allowedCpus,
@@ -72,7 +77,12 @@ const USAGE = `usage: node packages/bench/dist/src/main.js [options]
   --rounds N           paired max-throughput rounds (bare, sidecar, sidecar, bare, ...; default 3)
   --stream-requests N  sequential streaming requests for time to first byte (default 200)
   --loadgen auto|wrk|node   closed-loop generator (default auto: wrk when installed)
-  --cpu-prof           run the proxies under node --cpu-prof and list their hottest functions (slows them)
+  --cp-streams N       simulated sidecar streams of the control-plane case (default 1000)
+  --cp-streams-per-channel N   streams per gRPC channel / TCP connection (default 100)
+  --cp-changes N       policy changes measured in the control-plane case (default 3)
+  --cp-only            run only the control-plane case
+  --no-cp              skip the control-plane case
+  --cpu-prof           run the proxies (and the control plane) under node --cpu-prof and list their hottest functions (slows them)
   --json               print the result as JSON instead of the tables
   -h, --help`;
 
@@ -87,6 +97,12 @@ interface Options {
   rounds: number;
   streamRequests: number;
   loadgen: 'auto' | 'wrk' | 'node';
+  cpStreams: number;
+  cpPerChannel: number;
+  cpChanges: number;
+  /** Run the sidecar case / the control-plane case. */
+  sidecarCase: boolean;
+  cpCase: boolean;
   cpuProf: boolean;
   json: boolean;
 }
@@ -102,6 +118,11 @@ function parseOptions(argv: string[]): Options {
       rounds: { type: 'string' },
       'stream-requests': { type: 'string' },
       loadgen: { type: 'string' },
+      'cp-streams': { type: 'string' },
+      'cp-streams-per-channel': { type: 'string' },
+      'cp-changes': { type: 'string' },
+      'cp-only': { type: 'boolean' },
+      'no-cp': { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -119,6 +140,7 @@ function parseOptions(argv: string[]): Options {
   };
   const loadgen = values.loadgen ?? 'auto';
   if (loadgen !== 'auto' && loadgen !== 'wrk' && loadgen !== 'node') throw new UsageError(`--loadgen must be auto, wrk or node (got ${loadgen})`);
+  if (values['cp-only'] === true && values['no-cp'] === true) throw new UsageError('--cp-only and --no-cp exclude each other');
   return {
     durationSec: num('--duration', values.duration ?? process.env['SLUICE_BENCH_DURATION'], 5, 1, 600),
     rate: num('--rate', values.rate ?? process.env['SLUICE_BENCH_RATE'], 2000, 1, 100_000),
@@ -127,6 +149,11 @@ function parseOptions(argv: string[]): Options {
     rounds: Math.round(num('--rounds', values.rounds, 3, 1, 100)),
     streamRequests: Math.round(num('--stream-requests', values['stream-requests'], 200, 1, 100_000)),
     loadgen,
+    cpStreams: Math.round(num('--cp-streams', values['cp-streams'], 1000, 1, 100_000)),
+    cpPerChannel: Math.round(num('--cp-streams-per-channel', values['cp-streams-per-channel'], 100, 1, 100_000)),
+    cpChanges: Math.round(num('--cp-changes', values['cp-changes'], 3, 1, 50)),
+    sidecarCase: values['cp-only'] !== true,
+    cpCase: values['no-cp'] !== true,
     cpuProf: values['cpu-prof'] === true,
     json: values.json === true,
   };
@@ -199,6 +226,8 @@ interface BenchResult {
   /** sidecar / bare max req/s in each paired round. */
   roundRatios: number[];
   checks: Check[];
+  /** The control-plane case (absent with --no-cp). */
+  controlPlane?: CpResult;
   phases: PhaseRecord[];
   warnings: string[];
   failures: string[];
@@ -355,7 +384,7 @@ class Bench {
     };
     if (o.cpuProf) {
       this.result.profileDir = mkdtempSync(join(tmpdir(), 'sluice-bench-prof-'));
-      warnings.push('--cpu-prof: the proxies run under the profiler; their numbers are lower than usual');
+      warnings.push('--cpu-prof: the proxies and the control plane run under the profiler; their numbers are lower than usual');
     }
   }
 
@@ -589,8 +618,44 @@ class Bench {
     }
   }
 
+  /**
+   * The control-plane case (cp-case.ts): the control plane binary on the first CPU, N simulated
+   * sidecars in one process on the second, one policy change at a time.
+   */
+  async controlPlaneCase(): Promise<void> {
+    const cp = newCpResult(this.o.cpStreams, this.o.cpPerChannel);
+    this.result.controlPlane = cp;
+    if (!existsSync(CP_MAIN)) throw new Error(`${CP_MAIN} is missing: build first (npm run bench builds)`);
+    try {
+      await runControlPlaneCase(
+        {
+          streams: this.o.cpStreams,
+          perChannel: this.o.cpPerChannel,
+          changes: this.o.cpChanges,
+          cpCpu: this.place.proxyCpu,
+          simCpu: this.place.loadCpu,
+          tmp: this.tmp,
+          node: NODE,
+          cpMain: CP_MAIN,
+          simMain: join(HERE, 'cp-sim.js'),
+          cpNodeFlags: this.nodeFlags('control-plane'),
+          progress,
+        },
+        cp,
+      );
+    } finally {
+      const dir = this.result.profileDir;
+      if (dir !== undefined) {
+        const file = join(dir, 'control-plane.cpuprofile');
+        if (existsSync(file)) cp.profile = summarizeProfile(file, 15, REPO_ROOT, workspacePackages());
+      }
+    }
+  }
+
   finish(): void {
     const r = this.result;
+    if (r.controlPlane !== undefined) finishCpResult(r.controlPlane);
+    if (!this.o.sidecarCase) return;
     const bare = r.targets.find((t) => t.id === 'bare');
     const side = r.targets.find((t) => t.id === 'sidecar');
     if (r.roundRatios.length > 0) r.ratio = median(r.roundRatios);
@@ -610,7 +675,7 @@ class Bench {
       check(`added p50 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP50Ms} ms`, side?.addedP50Ms, (v) => v <= GOALS.addedP50Ms, (v) => fmtMs(v)),
       check(`added p99 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP99Ms} ms`, side?.addedP99Ms, (v) => v <= GOALS.addedP99Ms, (v) => fmtMs(v)),
       check('stream TTFB added p50', `≤ ${GOALS.ttfbAddedMs} ms`, side?.ttfbAddedP50Ms, (v) => v <= GOALS.ttfbAddedMs, (v) => fmtMs(v)),
-      check('RSS idle', `≤ ${GOALS.rssIdleMiB} MiB`, side?.rssIdleKb, (v) => v / 1024 <= GOALS.rssIdleMiB, (v) => fmtMiB(v)),
+      check('RSS idle (started, before load)', `≤ ${GOALS.rssIdleMiB} MiB`, side?.rssStartKb, (v) => v / 1024 <= GOALS.rssIdleMiB, (v) => fmtMiB(v)),
     ];
   }
 }
@@ -620,29 +685,68 @@ class Bench {
 
 function renderText(r: BenchResult): string {
   const o = r.config;
+  const lines: string[] = [];
+  const cp = r.controlPlane;
+  if (o.sidecarCase) renderSidecarTables(r, lines);
+  if (cp !== undefined) {
+    lines.push(...renderCpTable(cp));
+    lines.push('');
+  }
+  if (o.sidecarCase) lines.push(`load generator: ${r.loadGenerator}`);
+  lines.push(`node: ${r.node}`);
+  lines.push(`cpu: ${r.cpu} (${r.cpus} allowed)`);
+  if (r.pinning === null) lines.push('placement: not pinned');
+  else {
+    if (o.sidecarCase) lines.push(`placement: proxy under test on CPU ${r.pinning.proxyCpu}; fake provider, load generator and orchestrator on CPU ${r.pinning.loadCpu}`);
+    if (cp !== undefined) lines.push(`placement, control-plane case: control plane on CPU ${r.pinning.proxyCpu}; sidecar simulator and orchestrator on CPU ${r.pinning.loadCpu}`);
+  }
+  if (o.sidecarCase) renderSidecarDetails(r, lines);
+  if (cp !== undefined) {
+    lines.push('');
+    lines.push(...renderCpDetails(cp));
+    if (cp.profile !== undefined) renderProfile(lines, 'sluice control plane', cp.profile);
+  }
+  const warnings = [...r.warnings, ...(cp?.warnings ?? [])];
+  if (warnings.length > 0) {
+    lines.push('');
+    for (const w of warnings) lines.push(`warning: ${w}`);
+  }
+  if (r.failures.length > 0) {
+    lines.push('');
+    for (const f of r.failures) lines.push(`FAILED: ${f}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function renderProfile(lines: string[], label: string, p: ProfileSummary): void {
+  lines.push('');
+  lines.push(`hottest functions, ${label} (self time, share of busy time; ${p.file}):`);
+  for (const f of p.top) lines.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(6)} ms  ${f.name}  ${f.where}`);
+  lines.push(`  by package (native and node-core work charged to the package that called it):`);
+  for (const x of p.byPackage.slice(0, 10)) lines.push(`  ${(x.share * 100).toFixed(1).padStart(5)}%  ${x.selfMs.toFixed(0).padStart(6)} ms  ${x.name}`);
+}
+
+function renderSidecarTables(r: BenchResult, lines: string[]): void {
+  const o = r.config;
   const rate = fmtRateShort(o.rate);
   const core = r.pinning === null ? 'unpinned' : '1 core';
   const n = (v: number | undefined, digits = 3): string => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
-  const lines: string[] = [];
-  lines.push(`| target | max req/s (${core}) | added p50 @${rate} | added p99 @${rate} | stream TTFB added p50 | RSS idle | RSS peak |`);
-  lines.push('|---|---|---|---|---|---|---|');
+  lines.push(`| target | max req/s (${core}) | added p50 @${rate} | added p99 @${rate} | stream TTFB added p50 | RSS idle | RSS after warm-up | RSS peak |`);
+  lines.push('|---|---|---|---|---|---|---|---|');
   for (const t of r.targets) {
     lines.push(
-      `| ${t.label} | ${fmtRate(t.maxRps)} | ${fmtMs(t.addedP50Ms)} | ${fmtMs(t.addedP99Ms)} | ${fmtMs(t.ttfbAddedP50Ms)} | ${fmtMiB(t.rssIdleKb)} | ${fmtMiB(t.rssPeakKb)} |`,
+      `| ${t.label} | ${fmtRate(t.maxRps)} | ${fmtMs(t.addedP50Ms)} | ${fmtMs(t.addedP99Ms)} | ${fmtMs(t.ttfbAddedP50Ms)} | ${fmtMiB(t.rssStartKb)} | ${fmtMiB(t.rssIdleKb)} | ${fmtMiB(t.rssPeakKb)} |`,
     );
   }
   lines.push('');
   const rounds = r.roundRatios.map((x) => x.toFixed(3)).join(', ');
   lines.push(`ratio sidecar/bare-pipe (max req/s): ${n(r.ratio, 3)}${r.roundRatios.length > 1 ? ` (median of ${r.roundRatios.length} paired rounds: ${rounds})` : ''}`);
   lines.push('');
-  lines.push(`load generator: ${r.loadGenerator}`);
-  lines.push(`node: ${r.node}`);
-  lines.push(`cpu: ${r.cpu} (${r.cpus} allowed)`);
-  lines.push(
-    r.pinning === null
-      ? 'placement: not pinned'
-      : `placement: proxy under test on CPU ${r.pinning.proxyCpu}; fake provider, load generator and orchestrator on CPU ${r.pinning.loadCpu}`,
-  );
+}
+
+function renderSidecarDetails(r: BenchResult, lines: string[]): void {
+  const o = r.config;
+  const n = (v: number | undefined, digits = 3): string => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
   lines.push('');
   lines.push('checks (sidecar):');
   for (const c of r.checks) lines.push(`  ${c.pass === undefined ? 'N/A ' : c.pass ? 'PASS' : 'MISS'}  ${c.name}: ${c.value} (goal ${c.goal})`);
@@ -672,22 +776,8 @@ function renderText(r: BenchResult): string {
     lines.push(`| ${p.target} | ${p.phase} | ${p.counts.requests} | ${p.counts.ok} | ${p.counts.non2xx} | ${p.counts.errors} |`);
   }
   for (const t of r.targets) {
-    if (t.profile === undefined) continue;
-    lines.push('');
-    lines.push(`hottest functions, ${t.label} (self time, share of busy time; ${t.profile.file}):`);
-    for (const f of t.profile.top) lines.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(6)} ms  ${f.name}  ${f.where}`);
-    lines.push(`  by package (native and node-core work charged to the package that called it):`);
-    for (const p of t.profile.byPackage.slice(0, 10)) lines.push(`  ${(p.share * 100).toFixed(1).padStart(5)}%  ${p.selfMs.toFixed(0).padStart(6)} ms  ${p.name}`);
+    if (t.profile !== undefined) renderProfile(lines, t.label, t.profile);
   }
-  if (r.warnings.length > 0) {
-    lines.push('');
-    for (const w of r.warnings) lines.push(`warning: ${w}`);
-  }
-  if (r.failures.length > 0) {
-    lines.push('');
-    for (const f of r.failures) lines.push(`FAILED: ${f}`);
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -723,20 +813,37 @@ async function main(): Promise<number> {
   atExit.push(() => bench.cleanup());
   const r = bench.result;
   const started = Date.now();
+  const reported = new Set<Child>();
+  /** Runs one case; a failure is recorded and the next case still runs. */
+  const runCase = async (run: () => Promise<void>): Promise<void> => {
+    try {
+      await run();
+    } catch (e) {
+      // A crashed server child is the cause; what failed next (a load generator) is the symptom.
+      const dead = crashed().filter((c) => !reported.has(c));
+      for (const c of dead) {
+        reported.add(c);
+        r.failures.push(`child process crashed: ${c.describeExit()}`);
+      }
+      const msg = errorText(e);
+      if (!dead.some((c) => msg.includes(c.name))) r.failures.push(msg);
+    } finally {
+      await stopAll();
+    }
+  };
   try {
-    await bench.startFake();
-    await bench.fakeCeiling();
-    await bench.startTargets();
-    await bench.throughput();
-    await bench.latency();
-    await bench.streamTtfb();
-    await bench.stopTargets();
-  } catch (e) {
-    // A crashed server child is the cause; what failed next (a load generator) is the symptom.
-    const dead = crashed();
-    for (const c of dead) r.failures.push(`child process crashed: ${c.describeExit()}`);
-    const msg = errorText(e);
-    if (!dead.some((c) => msg.includes(c.name))) r.failures.push(msg);
+    if (o.sidecarCase) {
+      await runCase(async () => {
+        await bench.startFake();
+        await bench.fakeCeiling();
+        await bench.startTargets();
+        await bench.throughput();
+        await bench.latency();
+        await bench.streamTtfb();
+        await bench.stopTargets();
+      });
+    }
+    if (o.cpCase) await runCase(() => bench.controlPlaneCase());
   } finally {
     await stopAll();
     bench.cleanup();

@@ -3,7 +3,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from '@sluice/core';
 import type { Snapshot, Workload } from '@sluice/policy';
-import { fromWire, sluice, toWire } from '@sluice/protocol';
+import { fromWire, preEncoded, sluice, toWire } from '@sluice/protocol';
 import type { PolicyEngine, WorkloadSnapshot } from './engine.js';
 import { decide, INITIAL_STATE, markSent, type StreamEvent, type StreamState } from './stream-state.js';
 
@@ -49,7 +49,8 @@ export class PolicyStreams {
   readonly #engine: PolicyEngine;
   readonly #logger: Logger;
   readonly #conns = new Map<string, Conn>();
-  readonly #wireCache = new WeakMap<Snapshot, v1.Snapshot>();
+  /** Per snapshot: its PolicyResponse `snapshot` field, encoded once, sent on every stream. */
+  readonly #encoded = new WeakMap<Snapshot, Uint8Array>();
   readonly #onAck = new Set<() => void>();
   #nextId = 0;
 
@@ -114,19 +115,22 @@ export class PolicyStreams {
     const send = (): void => {
       const t = conn.target;
       if (t === undefined || conn.blocked) return;
-      let wire = this.#wireCache.get(t.snapshot);
-      if (wire === undefined) {
-        wire = toWire(v1.Snapshot, t.snapshot);
-        this.#wireCache.set(t.snapshot, wire);
+      let body = this.#encoded.get(t.snapshot);
+      if (body === undefined) {
+        body = v1.PolicyResponse.encode({ snapshot: toWire(v1.Snapshot, t.snapshot) }).finish();
+        this.#encoded.set(t.snapshot, body);
       }
       const nonce = newNonce();
       conn.state = markSent(conn.state, t.snapshot.version, nonce);
-      const ok = call.write(v1.PolicyResponse.create({ version: t.snapshot.version, nonce, snapshot: wire }));
+      const head = v1.PolicyResponse.encode({ version: t.snapshot.version, nonce }).finish();
+      const ok = call.write(preEncoded<v1.PolicyResponse>(Buffer.concat([head, body])));
       if (!ok) {
-        // Flow control: nothing more is written to this stream until the transport drains.
+        // Flow control: nothing more is written to this stream until the transport drains; then
+        // the state machine is asked again (a send it wanted meanwhile happens now).
         conn.blocked = true;
         call.once('drain', () => {
           conn.blocked = false;
+          conn.step({ type: 'target' });
         });
       }
     };

@@ -81,3 +81,13 @@ test('toWire refuses wrongly typed fields instead of coercing them', () => {
   assert.throws(() => toWire(Target, { backend: 1 }), /backend: string expected/);
   assert.throws(() => toWire(Snapshot, { backends: [{ headers: { a: 1 } }] }), TypeError);
 });
+
+test('pre-encoded parts concatenate into one valid PolicyResponse', async () => {
+  const { sluice: s } = await import('./index.js');
+  const body = s.v1.PolicyResponse.encode({ snapshot: { version: 'v9', backends: [{ id: 'ns/b', provider: 'openai' }] } }).finish();
+  const head = s.v1.PolicyResponse.encode({ version: 'v9', nonce: 'n1' }).finish();
+  const decoded = s.v1.PolicyResponse.decode(Buffer.concat([head, body]));
+  assert.equal(decoded.version, 'v9');
+  assert.equal(decoded.nonce, 'n1');
+  assert.equal(decoded.snapshot?.backends?.[0]?.id, 'ns/b');
+});

@@ -9,6 +9,7 @@
 export { sluice } from '#gen/sluice.js';
 export {
   CONTROL_SERVICE_NAME,
+  preEncoded,
   ControlClient,
   ControlService,
   type BidiMethodDefinition,

@@ -25,8 +25,13 @@ export interface BidiMethodDefinition<ReqIn, Req extends ReqIn, ResIn, Res exten
   readonly responseDeserialize: (bytes: Buffer) => Res;
 }
 
+/**
+ * Encodes a message; bytes that are already encoded (a `Uint8Array`, see `preEncoded`) pass through,
+ * so a server can encode a large shared part once and send it on many streams.
+ */
 function serializer<In>(type: Codec<In, unknown>): (value: In) => Buffer {
   return (value) => {
+    if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
     const bytes = type.encode(value).finish();
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
@@ -110,3 +115,12 @@ export interface ControlClientConstructor {
 
 /** Client class for `sluice.v1.Control` (grpc-js generic client over {@link ControlService}). */
 export const ControlClient = grpc.makeGenericClientConstructor(ControlService, 'Control') as unknown as ControlClientConstructor;
+
+/**
+ * Marks already-encoded message bytes for `call.write()`: the service's serializers pass them
+ * through unchanged. Protobuf messages concatenate, so `encode({version, nonce})` followed by a
+ * cached `encode({snapshot})` is one valid PolicyResponse.
+ */
+export function preEncoded<T>(bytes: Uint8Array): T {
+  return bytes as unknown as T;
+}
