@@ -27,6 +27,8 @@ export interface SidecarConfig {
   readonly podNamespace: string;
   readonly serviceAccount: string;
   readonly podLabelsFile: string;
+  /** On SIGTERM, how long requests in flight may take to finish. */
+  readonly drainTimeoutMs: number;
 }
 
 interface Var {
@@ -51,6 +53,7 @@ export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
   podNamespace: { env: 'SLUICE_POD_NAMESPACE', def: 'default', doc: 'pod namespace (scopes the snapshot)' },
   serviceAccount: { env: 'SLUICE_SERVICE_ACCOUNT', def: 'default', doc: 'pod service account (scopes the snapshot)' },
   podLabelsFile: { env: 'SLUICE_POD_LABELS_FILE', def: '', doc: 'downward API file with the pod labels' },
+  drainTimeoutMs: { env: 'SLUICE_SIDECAR_DRAIN_TIMEOUT_MS', def: '25000', doc: 'on SIGTERM, time for requests in flight to finish' },
 };
 
 function intVar(v: Var, env: NodeJS.ProcessEnv, min: number, max: number): number {
@@ -79,6 +82,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, override
     podNamespace: env[e.podNamespace.env] ?? e.podNamespace.def,
     serviceAccount: env[e.serviceAccount.env] ?? e.serviceAccount.def,
     podLabelsFile: env[e.podLabelsFile.env] ?? e.podLabelsFile.def,
+    drainTimeoutMs: intVar(e.drainTimeoutMs, env, 0, 3_600_000),
     ...overrides,
   };
 }

@@ -49,10 +49,16 @@ async function main(): Promise<void> {
   });
   await client.start();
   logger.info({ url: sidecar.url, admin: sidecar.adminUrl, control: config.controlAddress }, 'sidecar started');
+  let stopping = false;
   const stop = (): void => {
-    client.close();
-    sidecar.close().then(
-      () => process.exit(0),
+    if (stopping) return;
+    stopping = true;
+    // Kubernetes sends SIGTERM: stop accepting, let streams in flight finish, then exit.
+    sidecar.drain(config.drainTimeoutMs).then(
+      () => {
+        client.close();
+        process.exit(0);
+      },
       () => process.exit(1),
     );
   };

@@ -27,6 +27,13 @@ export interface Sidecar {
    */
   applySnapshot(snapshot: Snapshot): SnapshotProblem[];
   readonly snapshotVersion: string | undefined;
+  /** Requests being served right now. */
+  readonly inFlight: number;
+  /**
+   * Graceful shutdown: stop accepting, report not ready, let requests in flight (streams included)
+   * finish for up to `deadlineMs`, then close everything.
+   */
+  drain(deadlineMs: number): Promise<{ finished: number; cut: number }>;
   close(): Promise<void>;
 }
 
@@ -67,8 +74,18 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     logger.info({ id, api: 'http', method: req.method, path: req.url?.slice(0, 200), status, code, durMs: Math.round((performance.now() - t0) * 100) / 100 }, 'request');
   }
 
+  let inFlight = 0;
+  let draining = false;
+  let idle: (() => void) | undefined;
+
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const t0 = performance.now();
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) idle?.();
+    });
+    if (draining) res.setHeader('connection', 'close');
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
@@ -146,8 +163,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       status = 200;
       body = '{"status":"ok"}';
     } else if (path === '/ready') {
-      status = runtime !== undefined ? 200 : 503;
-      body = JSON.stringify({ status: runtime !== undefined ? 'ready' : 'waiting for policy', version: runtime?.snapshot.version ?? null });
+      const ready = runtime !== undefined && !draining;
+      status = ready ? 200 : 503;
+      body = JSON.stringify({ status: draining ? 'draining' : ready ? 'ready' : 'waiting for policy', version: runtime?.snapshot.version ?? null });
     } else {
       body = '{"error":"not found"}';
     }
@@ -179,6 +197,32 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     },
     get snapshotVersion() {
       return runtime?.snapshot.version;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    async drain(deadlineMs) {
+      draining = true;
+      const closed = new Promise((r) => server.close(r));
+      server.closeIdleConnections();
+      const before = inFlight;
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, deadlineMs);
+          timer.unref();
+          idle = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      const cut = inFlight;
+      logger.info({ finished: before - cut, cut }, 'drained');
+      for (const s of sockets) s.destroy();
+      await closed;
+      await new Promise((r) => admin.close(r));
+      await pools.close();
+      return { finished: before - cut, cut };
     },
     async close() {
       const closed = Promise.all([new Promise((r) => server.close(r)), new Promise((r) => admin.close(r))]);

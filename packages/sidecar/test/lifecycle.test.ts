@@ -59,3 +59,40 @@ test('streams are forwarded as they arrive, not buffered', async () => {
     await h.close();
   }
 });
+
+test('drain on shutdown: in-flight streams finish, new requests are refused, a deadline cuts the rest', async () => {
+  const h = await startHarness();
+  try {
+    h.fake.enqueue({ chunks: 5, chunkIntervalMs: 100 });
+    const res = await fetch(`${h.sidecar.url}/v1/chat/completions`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const text = res.text();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(h.sidecar.inFlight, 1);
+    const drained = h.sidecar.drain(5000);
+    await new Promise((r) => setTimeout(r, 20));
+    await assert.rejects(fetch(`${h.sidecar.url}/v1/models`), 'no new connections while draining');
+    assert.ok((await text).includes('data: [DONE]'), 'the stream in flight completed');
+    assert.deepEqual(await drained, { finished: 1, cut: 0 });
+  } finally {
+    await h.close().catch(() => undefined);
+  }
+  const h2 = await startHarness();
+  try {
+    h2.fake.enqueue({ chunks: 50, chunkIntervalMs: 100 });
+    const res = await fetch(`${h2.sidecar.url}/v1/chat/completions`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const text = res.text().catch(() => 'cut');
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    assert.deepEqual(await h2.sidecar.drain(200), { finished: 0, cut: 1 });
+    assert.ok(Date.now() - t0 < 1000);
+    assert.ok(!(await text).includes('[DONE]'));
+  } finally {
+    await h2.close().catch(() => undefined);
+  }
+});
