@@ -8,6 +8,11 @@ export interface ControlPlaneConfig {
   readonly adminPort: number;
   readonly rootNamespace: string;
   readonly logLevel: string;
+  /** Kubernetes source: namespace and name of the leader-election Lease (the leader writes object status). */
+  readonly leaseNamespace: string;
+  readonly leaseName: string;
+  /** Pod name (downward API), the base of the leader-election identity; '' = the host name. */
+  readonly podName: string;
 }
 
 export const CONTROL_PLANE_ENV: Readonly<Record<keyof ControlPlaneConfig, { env: string; def: string; doc: string }>> = {
@@ -18,6 +23,9 @@ export const CONTROL_PLANE_ENV: Readonly<Record<keyof ControlPlaneConfig, { env:
   adminPort: { env: 'SLUICE_CP_ADMIN_PORT', def: '4002', doc: 'admin API port' },
   rootNamespace: { env: 'SLUICE_CP_ROOT_NAMESPACE', def: 'sluice-system', doc: 'objects here apply to workloads of every namespace' },
   logLevel: { env: 'SLUICE_LOG_LEVEL', def: 'info', doc: 'pino log level' },
+  leaseNamespace: { env: 'SLUICE_CP_LEASE_NAMESPACE', def: 'sluice-system', doc: 'namespace of the leader-election Lease (source kubernetes)' },
+  leaseName: { env: 'SLUICE_CP_LEASE_NAME', def: 'sluice-control-plane', doc: 'name of the leader-election Lease; its holder writes policy object status (source kubernetes)' },
+  podName: { env: 'SLUICE_POD_NAME', def: '', doc: 'pod name (downward API), base of the leader-election identity; default: the host name' },
 };
 
 export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ControlPlaneConfig> = {}): ControlPlaneConfig {
@@ -34,6 +42,9 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, ove
     adminPort,
     rootNamespace: get('rootNamespace'),
     logLevel: get('logLevel'),
+    leaseNamespace: get('leaseNamespace'),
+    leaseName: get('leaseName'),
+    podName: get('podName'),
     ...overrides,
   };
 }

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '@sluice/core';
 import { formatIssue } from '@sluice/policy';
 import { ControlService, type ControlServer } from '@sluice/protocol';
+import type { Authenticator } from './auth.js';
 import { PolicyEngine } from './engine.js';
 import { PolicyStreams } from './policy-streams.js';
 import { statusView, type ObjectStatus } from './status-view.js';
@@ -19,6 +20,10 @@ export interface ControlPlaneOptions {
   readonly rootNamespace?: string;
   readonly quietMs?: number;
   readonly maxMs?: number;
+  /** TLS for the gRPC port (PEM). Without it the port is plaintext: one-process mode on loopback only. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** Verifies each stream's bearer token and binds it to the stream's node (required with TLS in a cluster). */
+  readonly authenticator?: Authenticator;
 }
 
 export interface ControlPlane {
@@ -45,7 +50,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   const engine = new PolicyEngine({ source: o.source, logger: o.logger, rootNamespace: o.rootNamespace, quietMs: o.quietMs, maxMs: o.maxMs });
   await engine.start();
-  const streams = new PolicyStreams(engine, o.logger);
+  const streams = new PolicyStreams(engine, o.logger, o.authenticator);
   const unimplemented = (what: string) => (call: grpc.ServerDuplexStream<unknown, unknown>) => {
     call.destroy(Object.assign(new Error(`${what} is not served by this control plane version`), { code: grpc.status.UNIMPLEMENTED }));
   };
@@ -57,7 +62,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   server.addService(ControlService, handlers);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(o.grpcAddress, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    const creds = o.tls === undefined ? grpc.ServerCredentials.createInsecure() : grpc.ServerCredentials.createSsl(null, [{ cert_chain: o.tls.cert, private_key: o.tls.key }], false);
+    server.bindAsync(o.grpcAddress, creds, (err, p) => (err ? reject(err) : resolve(p)));
   });
   const host = o.grpcAddress.slice(0, o.grpcAddress.lastIndexOf(':'));
 

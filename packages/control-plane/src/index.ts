@@ -7,3 +7,4 @@ export * from './stream-state.js';
 export * from './debounce.js';
 export * from './config.js';
 export * from './status-view.js';
+export * from './auth.js';

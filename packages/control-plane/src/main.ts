@@ -8,11 +8,23 @@ import { FileSource } from './file-source.js';
 async function main(): Promise<void> {
   const config = loadControlPlaneConfig();
   const logger = createLogger({ name: 'sluice-control-plane', level: config.logLevel });
-  if (config.source !== 'files') throw new Error('SLUICE_CP_SOURCE=kubernetes is not available in this build yet; use files');
-  const source = new FileSource(config.policyDir);
-  const cp = await startControlPlane({ source, logger, grpcAddress: config.grpcAddress, adminHost: config.adminHost, adminPort: config.adminPort, rootNamespace: config.rootNamespace });
+  const common = { logger, grpcAddress: config.grpcAddress, adminHost: config.adminHost, adminPort: config.adminPort, rootNamespace: config.rootNamespace };
+  let close: () => Promise<void>;
+  if (config.source === 'kubernetes') {
+    // Loaded only in this mode: @kubernetes/client-node is large.
+    const kube = await import('./kube-index.js');
+    const replica = await kube.startKubeControlPlane({
+      ...common,
+      kubeConfig: kube.kubeConfigFromDefault(),
+      lease: { namespace: config.leaseNamespace, name: config.leaseName, identity: kube.leaderIdentity(config.podName) },
+    });
+    close = () => replica.close();
+  } else {
+    const cp = await startControlPlane({ ...common, source: new FileSource(config.policyDir) });
+    close = () => cp.close();
+  }
   const stop = (): void => {
-    cp.close().then(
+    close().then(
       () => process.exit(0),
       () => process.exit(1),
     );

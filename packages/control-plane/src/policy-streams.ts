@@ -4,6 +4,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from '@sluice/core';
 import type { Snapshot, Workload } from '@sluice/policy';
 import { fromWire, preEncoded, sluice, toWire } from '@sluice/protocol';
+import type { Authenticator } from './auth.js';
 import type { PolicyEngine, WorkloadSnapshot } from './engine.js';
 import { decide, INITIAL_STATE, markSent, type StreamEvent, type StreamState } from './stream-state.js';
 
@@ -54,9 +55,13 @@ export class PolicyStreams {
   readonly #onAck = new Set<() => void>();
   #nextId = 0;
 
-  constructor(engine: PolicyEngine, logger: Logger) {
+  readonly #auth: Authenticator | undefined;
+
+  /** Without an authenticator streams are trusted (one-process mode over loopback only). */
+  constructor(engine: PolicyEngine, logger: Logger, authenticator?: Authenticator) {
     this.#engine = engine;
     this.#logger = logger;
+    this.#auth = authenticator;
     engine.subscribe(() => {
       for (const c of this.#conns.values()) this.#retarget(c);
     });
@@ -140,29 +145,20 @@ export class PolicyStreams {
       if (d.send) send();
     };
     conn.step = step;
+    let rejected = false;
+    const reject = (code: GrpcStatus, message: string): void => {
+      rejected = true;
+      this.#logger.warn({ conn: conn.id, code: GrpcStatus[code] }, `policy stream rejected: ${message}`);
+      // grpc-js ends a server stream with this status when 'error' is emitted on the call.
+      call.emit('error', Object.assign(new Error(message), { code, details: message }));
+      this.#conns.delete(conn.id);
+    };
+    // Requests are handled in order; the first one may wait for token verification.
+    let chain: Promise<void> = Promise.resolve();
     call.on('data', (req: v1.PolicyRequest) => {
-      const first = conn.node === undefined;
-      if (first) {
-        const node = req.node;
-        if (node === null || node === undefined || node.namespace === '') {
-          call.destroy(Object.assign(new Error('the first PolicyRequest must carry node with a namespace'), { code: GrpcStatus.INVALID_ARGUMENT }));
-          return;
-        }
-        conn.node = node as v1.Node;
-        const workload: Workload = { namespace: node.namespace ?? '', serviceAccount: node.serviceAccount || 'default', labels: { ...node.labels } };
-        conn.workload = workload;
-        conn.target = this.#engine.snapshotFor(workload);
-        this.#logger.info({ conn: conn.id, pod: node.pod, namespace: node.namespace, version: req.versionInfo }, 'sidecar connected');
-      }
-      const err = req.errorDetail;
-      const nack = err !== null && err !== undefined;
-      if (nack && !first && req.responseNonce === conn.state.sentNonce) {
-        const detail = fromWire<{ message: string; resources: { resource: string; code: string; message: string }[] }>(v1.PolicyError, err);
-        conn.lastNack = { version: conn.state.sentVersion, message: detail.message, resources: detail.resources, at: new Date().toISOString() };
-        this.#logger.warn({ conn: conn.id, pod: conn.node?.pod, version: conn.state.sentVersion, resources: detail.resources }, `sidecar NACKed policy: ${detail.message}`);
-      }
-      step({ type: 'request', first, versionInfo: req.versionInfo, nonce: req.responseNonce, error: nack ? err.message || 'NACK' : undefined });
-      if (!first) for (const l of this.#onAck) l();
+      chain = chain
+        .then(() => (rejected ? undefined : this.#onRequest(call, conn, req, reject, step)))
+        .catch((e: unknown) => this.#logger.error({ err: e, conn: conn.id }, 'policy stream failure'));
     });
     const done = (): void => {
       if (!this.#conns.delete(conn.id)) return;
@@ -177,6 +173,47 @@ export class PolicyStreams {
     call.on('close', done);
     call.on('cancelled', done);
   };
+
+  async #onRequest(
+    call: grpc.ServerDuplexStream<v1.PolicyRequest, v1.PolicyResponse>,
+    conn: Conn,
+    req: v1.PolicyRequest,
+    reject: (code: GrpcStatus, message: string) => void,
+    step: (e: StreamEvent) => void,
+  ): Promise<void> {
+    const first = conn.node === undefined;
+    if (first) {
+      const node = req.node;
+      if (node === null || node === undefined || !node.namespace) {
+        reject(GrpcStatus.INVALID_ARGUMENT, 'the first PolicyRequest must carry node with a namespace');
+        return;
+      }
+      const serviceAccount = node.serviceAccount || 'default';
+      if (this.#auth !== undefined) {
+        const header = call.metadata.get('authorization')[0];
+        const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined;
+        const r = await this.#auth.authenticate(token, { namespace: node.namespace, serviceAccount, pod: node.pod ?? '' });
+        if (!r.ok) {
+          reject(r.reason === 'denied' ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED, r.message);
+          return;
+        }
+      }
+      conn.node = node as v1.Node;
+      const workload: Workload = { namespace: node.namespace, serviceAccount, labels: { ...node.labels } };
+      conn.workload = workload;
+      conn.target = this.#engine.snapshotFor(workload);
+      this.#logger.info({ conn: conn.id, pod: node.pod, namespace: node.namespace, version: req.versionInfo }, 'sidecar connected');
+    }
+    const err = req.errorDetail;
+    const nack = err !== null && err !== undefined;
+    if (nack && !first && req.responseNonce === conn.state.sentNonce) {
+      const detail = fromWire<{ message: string; resources: { resource: string; code: string; message: string }[] }>(v1.PolicyError, err);
+      conn.lastNack = { version: conn.state.sentVersion, message: detail.message, resources: detail.resources, at: new Date().toISOString() };
+      this.#logger.warn({ conn: conn.id, pod: conn.node?.pod, version: conn.state.sentVersion, resources: detail.resources }, `sidecar NACKed policy: ${detail.message}`);
+    }
+    step({ type: 'request', first, versionInfo: req.versionInfo, nonce: req.responseNonce, error: nack ? err.message || 'NACK' : undefined });
+    if (!first) for (const l of this.#onAck) l();
+  }
 
   #retarget(c: Conn): void {
     if (c.workload === undefined) return;

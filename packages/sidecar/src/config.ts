@@ -29,6 +29,10 @@ export interface SidecarConfig {
   readonly podLabelsFile: string;
   /** On SIGTERM, how long requests in flight may take to finish. */
   readonly drainTimeoutMs: number;
+  /** CA of the control plane's TLS certificate ('' = plaintext, one-process mode only). */
+  readonly caFile: string;
+  /** Projected service account token (audience sluice) sent to the control plane. */
+  readonly tokenFile: string;
 }
 
 interface Var {
@@ -54,6 +58,8 @@ export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
   serviceAccount: { env: 'SLUICE_SERVICE_ACCOUNT', def: 'default', doc: 'pod service account (scopes the snapshot)' },
   podLabelsFile: { env: 'SLUICE_POD_LABELS_FILE', def: '', doc: 'downward API file with the pod labels' },
   drainTimeoutMs: { env: 'SLUICE_SIDECAR_DRAIN_TIMEOUT_MS', def: '25000', doc: 'on SIGTERM, time for requests in flight to finish' },
+  caFile: { env: 'SLUICE_SIDECAR_CA_FILE', def: '', doc: 'CA of the control plane certificate; empty = plaintext (loopback only)' },
+  tokenFile: { env: 'SLUICE_SIDECAR_TOKEN_FILE', def: '', doc: 'projected service account token sent to the control plane' },
 };
 
 function intVar(v: Var, env: NodeJS.ProcessEnv, min: number, max: number): number {
@@ -83,6 +89,8 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, override
     serviceAccount: env[e.serviceAccount.env] ?? e.serviceAccount.def,
     podLabelsFile: env[e.podLabelsFile.env] ?? e.podLabelsFile.def,
     drainTimeoutMs: intVar(e.drainTimeoutMs, env, 0, 3_600_000),
+    caFile: env[e.caFile.env] ?? e.caFile.def,
+    tokenFile: env[e.tokenFile.env] ?? e.tokenFile.def,
     ...overrides,
   };
 }

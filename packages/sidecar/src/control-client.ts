@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -27,12 +28,42 @@ export interface PolicyClientOptions {
   readonly logger: Logger;
   /** Directory for the last good snapshot (restarts while the control plane is away); none = memory only. */
   readonly stateDir?: string | undefined;
-  readonly credentials?: grpc.ChannelCredentials;
+  /** TLS to the control plane: the CA that signed its certificate (PEM file). Unset = plaintext (loopback only). */
+  readonly caFile?: string | undefined;
+  /** Projected service account token, re-read for every stream (rotation), sent as a bearer token. Needs TLS. */
+  readonly tokenFile?: string | undefined;
+  /** Expected server name in the control plane's certificate, if it differs from the address host. */
+  readonly serverName?: string | undefined;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
 }
 
 const SNAPSHOT_FILE = 'snapshot.json';
+
+/**
+ * TLS with the control plane's CA and, when a token file is given, the token as per-call
+ * credentials: grpc-js calls the generator for every stream, so a rotated token is picked up.
+ */
+function channelCredentials(o: PolicyClientOptions): grpc.ChannelCredentials {
+  if (o.caFile === undefined) {
+    if (o.tokenFile !== undefined) throw new Error('a token needs TLS: set the control plane CA file');
+    return grpc.credentials.createInsecure();
+  }
+  const ssl = grpc.credentials.createSsl(readFileSync(o.caFile));
+  if (o.tokenFile === undefined) return ssl;
+  const tokenFile = o.tokenFile;
+  const token = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+    readFile(tokenFile, 'utf8').then(
+      (t) => {
+        const md = new grpc.Metadata();
+        md.set('authorization', `Bearer ${t.trim()}`);
+        callback(null, md);
+      },
+      (e: Error) => callback(e),
+    );
+  });
+  return grpc.credentials.combineChannelCredentials(ssl, token);
+}
 
 /**
  * The sidecar end of StreamPolicy: connects, announces its identity and the version it runs,
@@ -51,7 +82,8 @@ export class PolicyClient {
 
   constructor(o: PolicyClientOptions) {
     this.#o = o;
-    this.#client = new ControlClient(o.address, o.credentials ?? grpc.credentials.createInsecure(), {
+    this.#client = new ControlClient(o.address, channelCredentials(o), {
+      ...(o.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': o.serverName, 'grpc.default_authority': o.serverName }),
       'grpc.keepalive_time_ms': 30_000,
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.initial_reconnect_backoff_ms': 100,

@@ -46,6 +46,8 @@ async function main(): Promise<void> {
     currentVersion: () => sidecar.snapshotVersion ?? '',
     logger,
     stateDir: config.stateDir === '' ? undefined : config.stateDir,
+    caFile: config.caFile === '' ? undefined : config.caFile,
+    tokenFile: config.tokenFile === '' ? undefined : config.tokenFile,
   });
   await client.start();
   logger.info({ url: sidecar.url, admin: sidecar.adminUrl, control: config.controlAddress }, 'sidecar started');

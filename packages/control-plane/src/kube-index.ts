@@ -1,0 +1,82 @@
+/**
+ * Kubernetes mode (`@sluice/control-plane/kube`): the CRD/Secret source, Lease leader election and the
+ * status writer. Kept apart from the package index so that `@kubernetes/client-node` (large) is only
+ * loaded when the control plane actually runs against a cluster.
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from './control-plane.js';
+import { KubeSource, type BackoffOptions } from './kube-source.js';
+import { LeaderElector } from './leader.js';
+import { StatusWriter } from './status-writer.js';
+
+export * from './kube-source.js';
+export * from './leader.js';
+export * from './status-writer.js';
+
+/** KubeConfig from `KUBECONFIG` / `~/.kube/config`, or the in-cluster service account. */
+export function kubeConfigFromDefault(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+export interface KubeControlPlaneOptions extends Omit<ControlPlaneOptions, 'source'> {
+  readonly kubeConfig: KubeConfig;
+  readonly lease: {
+    readonly namespace: string;
+    readonly name: string;
+    readonly identity: string;
+    readonly leaseDurationSeconds?: number;
+    readonly renewIntervalMs?: number;
+    readonly retryIntervalMs?: number;
+    readonly renewDeadlineMs?: number;
+  };
+  readonly status?: { readonly debounceMs?: number; readonly resyncMs?: number };
+  readonly backoff?: BackoffOptions;
+  readonly secretSyncTimeoutMs?: number;
+}
+
+export interface KubeControlPlane {
+  readonly controlPlane: ControlPlane;
+  readonly source: KubeSource;
+  readonly elector: LeaderElector;
+  readonly statusWriter: StatusWriter;
+  /** Stops status writing, releases the Lease (when held), then closes the control plane. */
+  close(): Promise<void>;
+}
+
+/**
+ * A control plane replica against a cluster: every replica serves sidecar streams from its own
+ * informers; the one holding the Lease also writes the objects' status.
+ */
+export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise<KubeControlPlane> {
+  const { kubeConfig, lease, status, backoff, secretSyncTimeoutMs, ...cpOptions } = o;
+  const source = new KubeSource({ kubeConfig, logger: o.logger, backoff, secretSyncTimeoutMs });
+  let controlPlane: ControlPlane;
+  try {
+    controlPlane = await startControlPlane({ ...cpOptions, source });
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+  const statusWriter = new StatusWriter({ kubeConfig, controlPlane, observed: (key) => source.observed(key), logger: o.logger, ...status });
+  const elector = new LeaderElector({
+    kubeConfig,
+    ...lease,
+    logger: o.logger,
+    onStartedLeading: () => statusWriter.setLeading(true),
+    onStoppedLeading: () => statusWriter.setLeading(false),
+  });
+  elector.start();
+  return {
+    controlPlane,
+    source,
+    elector,
+    statusWriter,
+    async close() {
+      await statusWriter.close();
+      await elector.close();
+      await controlPlane.close();
+    },
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * The authenticated control channel: TLS on the gRPC port, sidecars send their projected token,
+ * the control plane verifies it with TokenReview (the fake Kubernetes API, through the real
+ * client-node), binds it to the stream's node, caches verifications, and refuses mismatches.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger } from '@sluice/core';
+import { loadSidecarConfig, PolicyClient, startSidecar, type Sidecar } from '@sluice/sidecar';
+import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider } from '@sluice/testkit';
+import { FileSource, startControlPlane, TokenAuthenticator, type ControlPlane } from '../src/index.js';
+import { tokenReviewVerifier } from '../src/token-review.js';
+
+const logger = createLogger({ name: 't', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+let dir: string;
+let kube: FakeKube;
+let fake: FakeProvider;
+let cp: ControlPlane;
+let auth: TokenAuthenticator;
+const opened: Array<{ client: PolicyClient; sidecar: Sidecar }> = [];
+
+function openssl(args: string[]): void {
+  execFileSync('openssl', args, { stdio: 'ignore' });
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sluice-auth-'));
+  // A CA and a server certificate for 127.0.0.1 / localhost.
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-days', '1', '-subj', '/CN=sluice-test-ca']);
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr'), '-subj', '/CN=sluice-control-plane']);
+  await writeFile(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  openssl(['x509', '-req', '-in', join(dir, 'server.csr'), '-CA', join(dir, 'ca.crt'), '-CAkey', join(dir, 'ca.key'), '-CAcreateserial', '-out', join(dir, 'server.crt'), '-days', '1', '-extfile', join(dir, 'san.ext')]);
+  kube = await startFakeKube();
+  const sa = (ns: string, name: string, pod: string) => ({ authenticated: true, user: { username: `system:serviceaccount:${ns}:${name}`, extra: { 'authentication.kubernetes.io/pod-name': [pod] } } });
+  kube.setTokenReview('token-p1', sa('shop', 'default', 'p1'));
+  kube.setTokenReview('token-p1-rotated', sa('shop', 'default', 'p1'));
+  kube.setTokenReview('token-other-ns', sa('bank', 'default', 'b1'));
+  fake = await startFakeProvider();
+  await writeFile(
+    join(dir, 'policy.yaml'),
+    `apiVersion: sluice.dev/v1alpha1\nkind: LLMBackend\nmetadata: { name: b, namespace: shop }\nspec: { provider: openai-compatible, endpoint: "${fake.url}" }\n---\napiVersion: sluice.dev/v1alpha1\nkind: LLMRoute\nmetadata: { name: r, namespace: shop }\nspec: { rules: [{ match: { models: ["*"] }, backends: [{ name: b }] }] }\n`,
+  );
+  auth = new TokenAuthenticator(tokenReviewVerifier(kube.kubeConfig()));
+  cp = await startControlPlane({
+    source: new FileSource(dir),
+    logger,
+    grpcAddress: '127.0.0.1:0',
+    adminHost: '127.0.0.1',
+    adminPort: 0,
+    tls: { cert: await readFile(join(dir, 'server.crt')), key: await readFile(join(dir, 'server.key')) },
+    authenticator: auth,
+  });
+});
+
+after(async () => {
+  for (const o of opened) {
+    o.client.close();
+    await o.sidecar.close();
+  }
+  await cp.close();
+  await kube.close();
+  await fake.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function pod(name: string, tokenFile: string | undefined, caFile: string | undefined = join(dir, 'ca.crt')): Promise<{ client: PolicyClient; sidecar: Sidecar; errors: string[] }> {
+  const errors: string[] = [];
+  const log = createLogger({
+    name: 'p',
+    destination: new Writable({
+      write(c: Buffer, _e, cb) {
+        for (const l of c.toString().split('\n')) if (l.includes('reconnecting')) errors.push((JSON.parse(l) as { why: string }).why);
+        cb();
+      },
+    }),
+  });
+  const sidecar = await startSidecar({ config: loadSidecarConfig({}, { port: 0, adminPort: 0, adminHost: '127.0.0.1' }), logger: log });
+  const client = new PolicyClient({
+    address: cp.grpcAddress,
+    node: { pod: name, namespace: 'shop', serviceAccount: 'default', labels: {}, instanceId: name, sidecarVersion: 't' },
+    apply: (s) => sidecar.applySnapshot(s),
+    currentVersion: () => sidecar.snapshotVersion ?? '',
+    logger: log,
+    caFile,
+    tokenFile,
+    backoffInitialMs: 50,
+    backoffMaxMs: 200,
+  });
+  await client.start();
+  opened.push({ client, sidecar });
+  return { client, sidecar, errors };
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('a sidecar with a valid token for its own pod gets its snapshot over TLS', async () => {
+  await writeFile(join(dir, 'p1.token'), 'token-p1\n');
+  const p = await pod('p1', join(dir, 'p1.token'));
+  await until('snapshot', () => p.sidecar.snapshotVersion !== undefined);
+  const r = await fetch(`${p.sidecar.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(r.status, 200);
+  assert.ok(kube.requests.some((q) => q.path.endsWith('/tokenreviews')), 'verified through TokenReview');
+});
+
+test('mismatched identities and missing tokens are refused with a clear status', async () => {
+  await writeFile(join(dir, 'other.token'), 'token-other-ns');
+  const wrongNs = await pod('p2', join(dir, 'other.token'));
+  await until('refusal', () => wrongNs.errors.length > 0);
+  assert.match(wrongNs.errors[0] ?? '', /PERMISSION_DENIED|7 /);
+  assert.match(wrongNs.errors[0] ?? '', /token of bank\/default cannot stream for shop\/default/);
+  // A valid token bound to pod p1, presented by pod p3.
+  const wrongPod = await pod('p3', join(dir, 'p1.token'));
+  await until('refusal', () => wrongPod.errors.length > 0);
+  assert.match(wrongPod.errors[0] ?? '', /token bound to pod p1 cannot stream for pod p3/);
+  await writeFile(join(dir, 'bogus.token'), 'not-a-token');
+  const bogus = await pod('p4', join(dir, 'bogus.token'));
+  await until('refusal', () => bogus.errors.length > 0);
+  assert.match(bogus.errors[0] ?? '', /UNAUTHENTICATED|16 /);
+  for (const p of [wrongNs, wrongPod, bogus]) assert.equal(p.sidecar.snapshotVersion, undefined, 'no policy for a refused sidecar');
+  assert.deepEqual(cp.streams.sidecars().map((s) => s.pod).sort(), ['p1']);
+});
+
+test('plaintext clients cannot connect to the TLS port', async () => {
+  const plain = await pod('p5', undefined, undefined);
+  await until('failure', () => plain.errors.length > 0);
+  assert.equal(plain.sidecar.snapshotVersion, undefined);
+});
+
+test('verifications are cached; a rotated token file is re-read on reconnect', async () => {
+  const before = auth.verifications;
+  const again = await pod('p1', join(dir, 'p1.token'));
+  await until('snapshot', () => again.sidecar.snapshotVersion !== undefined);
+  assert.equal(auth.verifications, before, 'same token: served from the cache');
+  await writeFile(join(dir, 'p1.token'), 'token-p1-rotated');
+  kube.requests.length = 0;
+  const rotated = await pod('p1', join(dir, 'p1.token'));
+  await until('snapshot', () => rotated.sidecar.snapshotVersion !== undefined);
+  assert.equal(auth.verifications, before + 1, 'the new token was verified');
+  assert.ok(kube.requests.some((q) => q.path.endsWith('/tokenreviews')));
+});
