@@ -8,6 +8,9 @@ export interface ControlPlaneConfig {
   readonly adminPort: number;
   readonly rootNamespace: string;
   readonly logLevel: string;
+  /** TLS for the gRPC port (PEM files); required with the kubernetes source. */
+  readonly grpcTlsCertFile: string;
+  readonly grpcTlsKeyFile: string;
   /** Kubernetes source: namespace and name of the leader-election Lease (the leader writes object status). */
   readonly leaseNamespace: string;
   readonly leaseName: string;
@@ -23,6 +26,8 @@ export const CONTROL_PLANE_ENV: Readonly<Record<keyof ControlPlaneConfig, { env:
   adminPort: { env: 'SLUICE_CP_ADMIN_PORT', def: '4002', doc: 'admin API port' },
   rootNamespace: { env: 'SLUICE_CP_ROOT_NAMESPACE', def: 'sluice-system', doc: 'objects here apply to workloads of every namespace' },
   logLevel: { env: 'SLUICE_LOG_LEVEL', def: 'info', doc: 'pino log level' },
+  grpcTlsCertFile: { env: 'SLUICE_CP_GRPC_TLS_CERT_FILE', def: '', doc: 'TLS certificate (PEM) of the gRPC port; required with the kubernetes source' },
+  grpcTlsKeyFile: { env: 'SLUICE_CP_GRPC_TLS_KEY_FILE', def: '', doc: 'TLS private key (PEM) of the gRPC port' },
   leaseNamespace: { env: 'SLUICE_CP_LEASE_NAMESPACE', def: 'sluice-system', doc: 'namespace of the leader-election Lease (source kubernetes)' },
   leaseName: { env: 'SLUICE_CP_LEASE_NAME', def: 'sluice-control-plane', doc: 'name of the leader-election Lease; its holder writes policy object status (source kubernetes)' },
   podName: { env: 'SLUICE_POD_NAME', def: '', doc: 'pod name (downward API), base of the leader-election identity; default: the host name' },
@@ -42,6 +47,8 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, ove
     adminPort,
     rootNamespace: get('rootNamespace'),
     logLevel: get('logLevel'),
+    grpcTlsCertFile: get('grpcTlsCertFile'),
+    grpcTlsKeyFile: get('grpcTlsKeyFile'),
     leaseNamespace: get('leaseNamespace'),
     leaseName: get('leaseName'),
     podName: get('podName'),

@@ -12,6 +12,7 @@ import { StatusWriter } from './status-writer.js';
 export * from './kube-source.js';
 export * from './leader.js';
 export * from './status-writer.js';
+export * from './token-review.js';
 
 /** KubeConfig from `KUBECONFIG` / `~/.kube/config`, or the in-cluster service account. */
 export function kubeConfigFromDefault(): KubeConfig {

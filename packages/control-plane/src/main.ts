@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** The control plane binary. Configuration: SLUICE_CP_* (see config.ts and the README). */
+import { readFileSync } from 'node:fs';
 import { createLogger } from '@sluice/core';
+import { TokenAuthenticator } from './auth.js';
 import { loadControlPlaneConfig } from './config.js';
 import { startControlPlane } from './control-plane.js';
 import { FileSource } from './file-source.js';
@@ -13,9 +15,15 @@ async function main(): Promise<void> {
   if (config.source === 'kubernetes') {
     // Loaded only in this mode: @kubernetes/client-node is large.
     const kube = await import('./kube-index.js');
+    // In a cluster the gRPC port is TLS and every stream is authenticated (TokenReview, bound to
+    // the pod); plaintext is left to the one-process mode on loopback.
+    if (config.grpcTlsCertFile === '' || config.grpcTlsKeyFile === '') throw new Error('SLUICE_CP_GRPC_TLS_CERT_FILE and SLUICE_CP_GRPC_TLS_KEY_FILE are required with SLUICE_CP_SOURCE=kubernetes');
+    const kubeConfig = kube.kubeConfigFromDefault();
     const replica = await kube.startKubeControlPlane({
       ...common,
-      kubeConfig: kube.kubeConfigFromDefault(),
+      tls: { cert: readFileSync(config.grpcTlsCertFile), key: readFileSync(config.grpcTlsKeyFile) },
+      authenticator: new TokenAuthenticator(kube.tokenReviewVerifier(kubeConfig)),
+      kubeConfig,
       lease: { namespace: config.leaseNamespace, name: config.leaseName, identity: kube.leaderIdentity(config.podName) },
     });
     close = () => replica.close();
