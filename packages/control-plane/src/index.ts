@@ -8,3 +8,5 @@ export * from './debounce.js';
 export * from './config.js';
 export * from './status-view.js';
 export * from './auth.js';
+export * from './injector.js';
+export * from './webhook-server.js';

@@ -3,7 +3,7 @@
  * status writer. Kept apart from the package index so that `@kubernetes/client-node` (large) is only
  * loaded when the control plane actually runs against a cluster.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from './control-plane.js';
 import { KubeSource, type BackoffOptions } from './kube-source.js';
 import { LeaderElector } from './leader.js';
@@ -79,5 +79,23 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
       await elector.close();
       await controlPlane.close();
     },
+  };
+}
+
+/**
+ * Namespace labels for the injection webhook, read from the API server and cached briefly, so the
+ * webhook can honour `sluice.dev/injection` even when its configuration selects broadly.
+ */
+export function namespaceLabelLookup(kc: KubeConfig, ttlMs = 30_000): (ns: string) => Promise<Record<string, string> | undefined> {
+  const api = kc.makeApiClient(CoreV1Api);
+  const cache = new Map<string, { at: number; labels: Record<string, string> | undefined }>();
+  return async (ns) => {
+    const hit = cache.get(ns);
+    if (hit !== undefined && Date.now() - hit.at < ttlMs) return hit.labels;
+    const n = await api.readNamespace({ name: ns });
+    const labels = n.metadata?.labels ?? {};
+    if (cache.size > 10_000) cache.clear();
+    cache.set(ns, { at: Date.now(), labels });
+    return labels;
   };
 }

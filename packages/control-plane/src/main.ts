@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { createLogger } from '@sluice/core';
 import { TokenAuthenticator } from './auth.js';
+import { loadWebhookOptions, startWebhookServer, type WebhookServer } from './webhook-server.js';
 import { loadControlPlaneConfig } from './config.js';
 import { startControlPlane } from './control-plane.js';
 import { FileSource } from './file-source.js';
@@ -12,6 +13,8 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: 'sluice-control-plane', level: config.logLevel });
   const common = { logger, grpcAddress: config.grpcAddress, adminHost: config.adminHost, adminPort: config.adminPort, rootNamespace: config.rootNamespace };
   let close: () => Promise<void>;
+  let webhook: WebhookServer | undefined;
+  const webhookOptions = loadWebhookOptions(logger);
   if (config.source === 'kubernetes') {
     // Loaded only in this mode: @kubernetes/client-node is large.
     const kube = await import('./kube-index.js');
@@ -27,12 +30,15 @@ async function main(): Promise<void> {
       lease: { namespace: config.leaseNamespace, name: config.leaseName, identity: kube.leaderIdentity(config.podName) },
     });
     close = () => replica.close();
+    if (webhookOptions) webhook = await startWebhookServer({ ...webhookOptions, namespaceLabels: kube.namespaceLabelLookup(kubeConfig) });
   } else {
     const cp = await startControlPlane({ ...common, source: new FileSource(config.policyDir) });
     close = () => cp.close();
+    if (webhookOptions) webhook = await startWebhookServer(webhookOptions);
   }
+  if (webhook) logger.info({ url: webhook.url }, 'injection webhook listening');
   const stop = (): void => {
-    close().then(
+    Promise.all([close(), webhook?.close()]).then(
       () => process.exit(0),
       () => process.exit(1),
     );
