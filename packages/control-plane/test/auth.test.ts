@@ -129,12 +129,15 @@ test('mismatched identities and missing tokens are refused with a clear status',
   assert.match(bogus.errors[0] ?? '', /UNAUTHENTICATED|16 /);
   for (const p of [wrongNs, wrongPod, bogus]) assert.equal(p.sidecar.snapshotVersion, undefined, 'no policy for a refused sidecar');
   assert.deepEqual(cp.streams.sidecars().map((s) => s.pod).sort(), ['p1']);
+  // Refused sidecars keep retrying with backoff; stop them so later counts are exact.
+  for (const p of [wrongNs, wrongPod, bogus]) p.client.close();
 });
 
 test('plaintext clients cannot connect to the TLS port', async () => {
   const plain = await pod('p5', undefined, undefined);
   await until('failure', () => plain.errors.length > 0);
   assert.equal(plain.sidecar.snapshotVersion, undefined);
+  plain.client.close();
 });
 
 test('verifications are cached; a rotated token file is re-read on reconnect', async () => {

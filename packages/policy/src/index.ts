@@ -4,3 +4,4 @@ export * from './snapshot.js';
 export * from './validate.js';
 export * from './compile.js';
 export * from './load.js';
+export * from './crds.js';
