@@ -75,7 +75,7 @@ const PLANNED_ENV = new Set(['SLUICE_CP_SIDECAR_PORT', 'SLUICE_CP_SIDECAR_ADMIN_
 /** Settings the chart leaves at their default on purpose. */
 const NOT_SET_IN_CLUSTER: ReadonlySet<string> = new Set([
   CONTROL_PLANE_ENV.policyDir.env, // files source only
-  // Path of the control plane CA inside injected sidecars: nothing mounts the CA into sidecars yet.
+  // A CA file path inside sidecars is not used in clusters: the CA goes to sidecars inline (SLUICE_CP_SIDECAR_CA_PEM_FILE).
   WEBHOOK_ENV.caFile.env,
 ]);
 /** Where the control plane mounts its serving certificate (the chart's Secret or cert-manager's). */

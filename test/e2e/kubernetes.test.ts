@@ -103,7 +103,7 @@ test('webhook-injected sidecar authenticates, gets its scoped snapshot and serve
     SLUICE_CP_WEBHOOK_KEY_FILE: join(dir, 'tls.key'),
     SLUICE_CP_SIDECAR_IMAGE: 'ghcr.io/sluice-dev/sluice:e2e',
     SLUICE_CP_SIDECAR_CONTROL_ADDRESS: `127.0.0.1:${grpc}`,
-    SLUICE_CP_SIDECAR_CA_FILE: '/etc/sluice/ca/ca.crt',
+    SLUICE_CP_SIDECAR_CA_PEM_FILE: join(dir, 'ca.crt'),
     SLUICE_POD_NAMESPACE: 'sluice-system',
     SLUICE_POD_NAME: 'sluice-control-plane-0',
   });
@@ -144,7 +144,7 @@ test('webhook-injected sidecar authenticates, gets its scoped snapshot and serve
   await writeFile(join(dir, 'token'), 'projected-token-of-chat');
   await writeFile(join(dir, 'labels'), 'app="chat"\n');
   const fieldRefs: Record<string, string> = { 'metadata.name': POD, 'metadata.namespace': 'shop', 'spec.serviceAccountName': 'default' };
-  const files: Record<string, string> = { SLUICE_SIDECAR_TOKEN_FILE: join(dir, 'token'), SLUICE_POD_LABELS_FILE: join(dir, 'labels'), SLUICE_SIDECAR_CA_FILE: join(dir, 'ca.crt'), SLUICE_SIDECAR_STATE_DIR: join(dir, 'state') };
+  const files: Record<string, string> = { SLUICE_SIDECAR_TOKEN_FILE: join(dir, 'token'), SLUICE_POD_LABELS_FILE: join(dir, 'labels'), SLUICE_SIDECAR_STATE_DIR: join(dir, 'state') };
   const env: Record<string, string> = {};
   for (const e of sidecar.env) {
     const v = e.value ?? (e.valueFrom?.fieldRef ? fieldRefs[e.valueFrom.fieldRef.fieldPath] : undefined);
@@ -152,6 +152,7 @@ test('webhook-injected sidecar authenticates, gets its scoped snapshot and serve
     env[e.name] = files[e.name] ?? v;
   }
   for (const k of Object.keys(files)) assert.ok(k in env, `the patch sets ${k}`);
+  assert.match(env['SLUICE_SIDECAR_CA_PEM'] ?? '', /^-----BEGIN CERTIFICATE-----/, 'the CA travels inline in the patch');
   // Loopback-only in tests; the ports are free ones instead of 4000/4001.
   Object.assign(env, { SLUICE_SIDECAR_PORT: String(api), SLUICE_SIDECAR_ADMIN_HOST: '127.0.0.1', SLUICE_SIDECAR_ADMIN_PORT: String(admin) });
   spawnNode(SIDECAR_MAIN, env);

@@ -72,6 +72,11 @@ export interface InjectorOptions {
   readonly controlPlaneNamespace: string;
   /** Path, inside the sidecar, of the CA bundle that verifies the control plane (SLUICE_SIDECAR_CA_FILE). */
   readonly caFile?: string;
+  /**
+   * The CA certificate itself (PEM, public), given to the sidecar inline as SLUICE_SIDECAR_CA_PEM:
+   * a sidecar in any namespace can then verify the control plane without mounting anything.
+   */
+  readonly caPem?: string;
   /** Sidecar resources; default {@link DEFAULT_SIDECAR_RESOURCES}. */
   readonly resources?: ResourceRequirements;
   /** UID the sidecar runs as (runAsNonRoot needs a numeric user); default 1000; null = the image's. */
@@ -347,6 +352,7 @@ export function sidecarContainer(opts: InjectorOptions): Record<string, unknown>
     { name: 'SLUICE_SIDECAR_TOKEN_FILE', value: `${TOKEN_DIR}/token` },
   ];
   if (opts.caFile !== undefined && opts.caFile !== '') env.push({ name: 'SLUICE_SIDECAR_CA_FILE', value: opts.caFile });
+  if (opts.caPem !== undefined && opts.caPem !== '') env.push({ name: 'SLUICE_SIDECAR_CA_PEM', value: opts.caPem });
   const own = new Set(env.map((e) => e.name));
   for (const e of opts.extraEnv ?? []) if (!own.has(e.name)) env.push(e);
   const runAsUser = opts.runAsUser === undefined ? 1000 : opts.runAsUser;

@@ -304,6 +304,7 @@ export const WEBHOOK_ENV = {
   imagePullPolicy: { env: 'SLUICE_CP_SIDECAR_IMAGE_PULL_POLICY', def: '', doc: 'Always | IfNotPresent | Never; unset = Kubernetes default' },
   controlAddress: { env: 'SLUICE_CP_SIDECAR_CONTROL_ADDRESS', def: '', doc: 'control plane gRPC host:port given to sidecars; required with the port' },
   caFile: { env: 'SLUICE_CP_SIDECAR_CA_FILE', def: '', doc: 'SLUICE_SIDECAR_CA_FILE given to sidecars (path inside the sidecar); unset = none' },
+  caPemFile: { env: 'SLUICE_CP_SIDECAR_CA_PEM_FILE', def: '', doc: 'CA certificate (PEM) of the gRPC port, read at start and given to sidecars inline (SLUICE_SIDECAR_CA_PEM)' },
   resources: { env: 'SLUICE_CP_SIDECAR_RESOURCES', def: '', doc: 'sidecar resources as JSON {"requests":{...},"limits":{...}}; unset = 100m/128Mi, limit 512Mi' },
   namespace: { env: 'SLUICE_POD_NAMESPACE', def: 'sluice-system', doc: "the control plane's namespace (downward API), never injected" },
 } as const;
@@ -336,6 +337,15 @@ export function loadWebhookOptions(logger: Logger, env: NodeJS.ProcessEnv = proc
     if (typeof resources !== 'object' || resources === null || Array.isArray(resources)) throw new Error(`${WEBHOOK_ENV.resources.env}: must be a JSON object`);
   }
   const caFile = get('caFile');
+  const caPemFile = get('caPemFile');
+  let caPem = '';
+  if (caPemFile !== '') {
+    try {
+      caPem = readFileSync(caPemFile, 'utf8').trim();
+    } catch (e) {
+      throw new Error(`${WEBHOOK_ENV.caPemFile.env}=${caPemFile}: ${(e as Error).message}`);
+    }
+  }
   return {
     host: get('host'),
     port,
@@ -348,6 +358,7 @@ export function loadWebhookOptions(logger: Logger, env: NodeJS.ProcessEnv = proc
       controlAddress: required('controlAddress'),
       controlPlaneNamespace: get('namespace'),
       ...(caFile === '' ? {} : { caFile }),
+      ...(caPem === '' ? {} : { caPem }),
       ...(resources === undefined ? {} : { resources }),
     },
   };

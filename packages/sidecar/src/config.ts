@@ -31,6 +31,8 @@ export interface SidecarConfig {
   readonly drainTimeoutMs: number;
   /** CA of the control plane's TLS certificate ('' = plaintext, one-process mode only). */
   readonly caFile: string;
+  /** The same CA inline (PEM), as the injection webhook provides it; wins over `caFile`. */
+  readonly caPem: string;
   /** Projected service account token (audience sluice) sent to the control plane. */
   readonly tokenFile: string;
 }
@@ -59,6 +61,7 @@ export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
   podLabelsFile: { env: 'SLUICE_POD_LABELS_FILE', def: '', doc: 'downward API file with the pod labels' },
   drainTimeoutMs: { env: 'SLUICE_SIDECAR_DRAIN_TIMEOUT_MS', def: '25000', doc: 'on SIGTERM, time for requests in flight to finish' },
   caFile: { env: 'SLUICE_SIDECAR_CA_FILE', def: '', doc: 'CA of the control plane certificate; empty = plaintext (loopback only)' },
+  caPem: { env: 'SLUICE_SIDECAR_CA_PEM', def: '', doc: 'CA of the control plane certificate, inline PEM (set by the injection webhook)' },
   tokenFile: { env: 'SLUICE_SIDECAR_TOKEN_FILE', def: '', doc: 'projected service account token sent to the control plane' },
 };
 
@@ -90,6 +93,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, override
     podLabelsFile: env[e.podLabelsFile.env] ?? e.podLabelsFile.def,
     drainTimeoutMs: intVar(e.drainTimeoutMs, env, 0, 3_600_000),
     caFile: env[e.caFile.env] ?? e.caFile.def,
+    caPem: env[e.caPem.env] ?? e.caPem.def,
     tokenFile: env[e.tokenFile.env] ?? e.tokenFile.def,
     ...overrides,
   };

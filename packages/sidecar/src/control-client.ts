@@ -30,6 +30,8 @@ export interface PolicyClientOptions {
   readonly stateDir?: string | undefined;
   /** TLS to the control plane: the CA that signed its certificate (PEM file). Unset = plaintext (loopback only). */
   readonly caFile?: string | undefined;
+  /** The CA inline (PEM); wins over `caFile`. */
+  readonly caPem?: string | undefined;
   /** Projected service account token, re-read for every stream (rotation), sent as a bearer token. Needs TLS. */
   readonly tokenFile?: string | undefined;
   /** Expected server name in the control plane's certificate, if it differs from the address host. */
@@ -45,11 +47,12 @@ const SNAPSHOT_FILE = 'snapshot.json';
  * credentials: grpc-js calls the generator for every stream, so a rotated token is picked up.
  */
 function channelCredentials(o: PolicyClientOptions): grpc.ChannelCredentials {
-  if (o.caFile === undefined) {
-    if (o.tokenFile !== undefined) throw new Error('a token needs TLS: set the control plane CA file');
+  const ca = o.caPem !== undefined ? Buffer.from(o.caPem) : o.caFile !== undefined ? readFileSync(o.caFile) : undefined;
+  if (ca === undefined) {
+    if (o.tokenFile !== undefined) throw new Error('a token needs TLS: set the control plane CA');
     return grpc.credentials.createInsecure();
   }
-  const ssl = grpc.credentials.createSsl(readFileSync(o.caFile));
+  const ssl = grpc.credentials.createSsl(ca);
   if (o.tokenFile === undefined) return ssl;
   const tokenFile = o.tokenFile;
   const token = grpc.credentials.createFromMetadataGenerator((_params, callback) => {

@@ -47,6 +47,7 @@ async function main(): Promise<void> {
     logger,
     stateDir: config.stateDir === '' ? undefined : config.stateDir,
     caFile: config.caFile === '' ? undefined : config.caFile,
+    caPem: config.caPem === '' ? undefined : config.caPem,
     tokenFile: config.tokenFile === '' ? undefined : config.tokenFile,
   });
   await client.start();
