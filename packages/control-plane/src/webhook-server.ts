@@ -343,7 +343,7 @@ export function loadWebhookOptions(logger: Logger, env: NodeJS.ProcessEnv = proc
     try {
       caPem = readFileSync(caPemFile, 'utf8').trim();
     } catch (e) {
-      throw new Error(`${WEBHOOK_ENV.caPemFile.env}=${caPemFile}: ${(e as Error).message}`);
+      throw new Error(`${WEBHOOK_ENV.caPemFile.env}=${caPemFile}: ${(e as Error).message}`, { cause: e });
     }
   }
   return {
