@@ -20,8 +20,12 @@ export interface ControlPlaneOptions {
   readonly rootNamespace?: string;
   readonly quietMs?: number;
   readonly maxMs?: number;
-  /** TLS for the gRPC port (PEM). Without it the port is plaintext: one-process mode on loopback only. */
-  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /**
+   * TLS for the gRPC port: PEM bytes, or files watched for rotation (cert-manager renews them in
+   * place; new connections get the new certificate). Without it the port is plaintext: one-process
+   * mode on loopback only.
+   */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | { readonly certFile: string; readonly keyFile: string; readonly refreshIntervalMs?: number };
   /** Verifies each stream's bearer token and binds it to the stream's node (required with TLS in a cluster). */
   readonly authenticator?: Authenticator;
 }
@@ -35,6 +39,20 @@ export interface ControlPlane {
   /** Accepted / Programmed status of every object of the source. */
   status(): ObjectStatus[];
   close(): Promise<void>;
+}
+
+function serverCredentials(tls: ControlPlaneOptions['tls']): grpc.ServerCredentials {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  if ('cert' in tls) return grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false);
+  const provider = new grpc.experimental.FileWatcherCertificateProvider({
+    certificateFile: tls.certFile,
+    privateKeyFile: tls.keyFile,
+    // grpc-js asks for a CA provider even when clients present no certificate; the serving
+    // certificate stands in, unused.
+    caCertificateFile: tls.certFile,
+    refreshIntervalMs: tls.refreshIntervalMs ?? 60_000,
+  });
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -62,7 +80,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   server.addService(ControlService, handlers);
   const port = await new Promise<number>((resolve, reject) => {
-    const creds = o.tls === undefined ? grpc.ServerCredentials.createInsecure() : grpc.ServerCredentials.createSsl(null, [{ cert_chain: o.tls.cert, private_key: o.tls.key }], false);
+    const creds = serverCredentials(o.tls);
     server.bindAsync(o.grpcAddress, creds, (err, p) => (err ? reject(err) : resolve(p)));
   });
   const host = o.grpcAddress.slice(0, o.grpcAddress.lastIndexOf(':'));

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 /** The control plane binary. Configuration: SLUICE_CP_* (see config.ts and the README). */
-import { readFileSync } from 'node:fs';
 import { createLogger } from '@sluice/core';
 import { TokenAuthenticator } from './auth.js';
 import { loadWebhookOptions, startWebhookServer, type WebhookServer } from './webhook-server.js';
@@ -24,7 +23,7 @@ async function main(): Promise<void> {
     const kubeConfig = kube.kubeConfigFromDefault();
     const replica = await kube.startKubeControlPlane({
       ...common,
-      tls: { cert: readFileSync(config.grpcTlsCertFile), key: readFileSync(config.grpcTlsKeyFile) },
+      tls: { certFile: config.grpcTlsCertFile, keyFile: config.grpcTlsKeyFile },
       authenticator: new TokenAuthenticator(kube.tokenReviewVerifier(kubeConfig)),
       kubeConfig,
       lease: { namespace: config.leaseNamespace, name: config.leaseName, identity: kube.leaderIdentity(config.podName) },

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -52,7 +52,7 @@ before(async () => {
     grpcAddress: '127.0.0.1:0',
     adminHost: '127.0.0.1',
     adminPort: 0,
-    tls: { cert: await readFile(join(dir, 'server.crt')), key: await readFile(join(dir, 'server.key')) },
+    tls: { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), refreshIntervalMs: 100 },
     authenticator: auth,
   });
 });
@@ -151,4 +151,20 @@ test('verifications are cached; a rotated token file is re-read on reconnect', a
   await until('snapshot', () => rotated.sidecar.snapshotVersion !== undefined);
   assert.equal(auth.verifications, before + 1, 'the new token was verified');
   assert.ok(kube.requests.some((q) => q.path.endsWith('/tokenreviews')));
+});
+
+test('a rotated serving certificate is picked up without a restart', async () => {
+  // A new CA and certificate replace the files in place (as cert-manager does).
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca2.key'), '-out', join(dir, 'ca2.crt'), '-days', '1', '-subj', '/CN=sluice-test-ca-2']);
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'server2.key'), '-out', join(dir, 'server2.csr'), '-subj', '/CN=sluice-control-plane']);
+  openssl(['x509', '-req', '-in', join(dir, 'server2.csr'), '-CA', join(dir, 'ca2.crt'), '-CAkey', join(dir, 'ca2.key'), '-CAcreateserial', '-out', join(dir, 'server2.crt'), '-days', '1', '-extfile', join(dir, 'san.ext')]);
+  await rename(join(dir, 'server2.key'), join(dir, 'server.key'));
+  await rename(join(dir, 'server2.crt'), join(dir, 'server.crt'));
+  await new Promise((r) => setTimeout(r, 400));
+  await writeFile(join(dir, 'p1.token'), 'token-p1');
+  const fresh = await pod('p1', join(dir, 'p1.token'), join(dir, 'ca2.crt'));
+  await until('snapshot with the new certificate', () => fresh.sidecar.snapshotVersion !== undefined);
+  const stale = await pod('p1', join(dir, 'p1.token'), join(dir, 'ca.crt'));
+  await until('the old CA no longer verifies new connections', () => stale.errors.length > 0);
+  stale.client.close();
 });
