@@ -71,7 +71,7 @@ type SetName = keyof typeof VALUE_SETS;
  * (the injector uses fixed ports today). When the control plane starts reading one under this name
  * the entry here becomes redundant (harmless); reading it under another name fails the env test.
  */
-const PLANNED_ENV = new Set(['SLUICE_CP_SIDECAR_PORT', 'SLUICE_CP_SIDECAR_ADMIN_PORT', 'SLUICE_CP_SIDECAR_LOG_LEVEL', 'SLUICE_CP_REDIS_URL']);
+const PLANNED_ENV = new Set(['SLUICE_CP_REDIS_URL']);
 /** Settings the chart leaves at their default on purpose. */
 const NOT_SET_IN_CLUSTER: ReadonlySet<string> = new Set([
   CONTROL_PLANE_ENV.policyDir.env, // files source only

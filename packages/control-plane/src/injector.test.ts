@@ -83,6 +83,8 @@ test('Deployment pod: native sidecar first, volumes appended, app env only where
     SLUICE_SERVICE_ACCOUNT: { fieldRef: { apiVersion: 'v1', fieldPath: 'spec.serviceAccountName' } },
     SLUICE_POD_LABELS_FILE: '/etc/sluice/podinfo/labels',
     SLUICE_SIDECAR_TOKEN_FILE: '/var/run/secrets/sluice/token',
+    SLUICE_SIDECAR_PORT: '4000',
+    SLUICE_SIDECAR_ADMIN_PORT: '4001',
   });
   assert.deepEqual(s.startupProbe.httpGet, { path: '/healthz', port: 4001 });
   assert.deepEqual(s.readinessProbe.httpGet, { path: '/ready', port: 4001 });
@@ -363,4 +365,15 @@ test('validateInjectorOptions', () => {
   assert.throws(() => validateInjectorOptions({ ...OPTS, controlPlaneNamespace: '' }), /namespace is required/);
   assert.throws(() => validateInjectorOptions({ ...OPTS, tokenExpirationSeconds: 60 }), /≥ 600/);
   assert.throws(() => validateInjectorOptions({ ...OPTS, runAsUser: 0 }), /runAsUser/);
+});
+
+test('custom sidecar ports and log level reach the sidecar, its probes and the apps', () => {
+  const review = JSON.parse(readFileSync(new URL('../../test/fixtures/admission/bare-pod.json', import.meta.url), 'utf8')) as unknown;
+  const ops = buildPatch((review as { request: { object: unknown } }).request.object, { ...OPTS, apiPort: 5000, adminPort: 5001, logLevel: 'debug' });
+  const text = JSON.stringify(ops);
+  assert.ok(text.includes('"name":"SLUICE_SIDECAR_PORT","value":"5000"'));
+  assert.ok(text.includes('"name":"SLUICE_SIDECAR_ADMIN_PORT","value":"5001"'));
+  assert.ok(text.includes('"name":"SLUICE_LOG_LEVEL","value":"debug"'));
+  assert.ok(text.includes('"path":"/ready","port":5001'));
+  assert.ok(text.includes('"value":"http://127.0.0.1:5000/v1"'));
 });

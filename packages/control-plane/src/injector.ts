@@ -36,10 +36,12 @@ export const VOLUME_PODINFO = 'sluice-podinfo';
 export const VOLUME_TOKEN = 'sluice-token';
 
 /** Environment given to every app container, only where the container does not set the name itself. */
-export const APP_ENV: readonly { readonly name: string; readonly value: string }[] = [
-  { name: 'OPENAI_BASE_URL', value: `http://127.0.0.1:${SIDECAR_API_PORT}/v1` },
-  { name: 'ANTHROPIC_BASE_URL', value: `http://127.0.0.1:${SIDECAR_API_PORT}` },
-];
+export function appEnv(apiPort: number = SIDECAR_API_PORT): readonly { readonly name: string; readonly value: string }[] {
+  return [
+    { name: 'OPENAI_BASE_URL', value: `http://127.0.0.1:${apiPort}/v1` },
+    { name: 'ANTHROPIC_BASE_URL', value: `http://127.0.0.1:${apiPort}` },
+  ];
+}
 
 /** Namespaces never injected, whatever their labels (besides the control plane's own). */
 export const DEFAULT_IGNORED_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease'];
@@ -79,6 +81,12 @@ export interface InjectorOptions {
   readonly caPem?: string;
   /** Sidecar resources; default {@link DEFAULT_SIDECAR_RESOURCES}. */
   readonly resources?: ResourceRequirements;
+  /** Sidecar LLM API port (loopback); default 4000. */
+  readonly apiPort?: number;
+  /** Sidecar admin port (probes); default 4001. */
+  readonly adminPort?: number;
+  /** Sidecar log level; default: the sidecar's own (info). */
+  readonly logLevel?: string;
   /** UID the sidecar runs as (runAsNonRoot needs a numeric user); default 1000; null = the image's. */
   readonly runAsUser?: number | null;
   /** Audience of the projected service-account token; default `sluice`. */
@@ -350,7 +358,10 @@ export function sidecarContainer(opts: InjectorOptions): Record<string, unknown>
     fieldEnv('SLUICE_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
     { name: 'SLUICE_POD_LABELS_FILE', value: `${PODINFO_DIR}/labels` },
     { name: 'SLUICE_SIDECAR_TOKEN_FILE', value: `${TOKEN_DIR}/token` },
+    { name: 'SLUICE_SIDECAR_PORT', value: String(opts.apiPort ?? SIDECAR_API_PORT) },
+    { name: 'SLUICE_SIDECAR_ADMIN_PORT', value: String(opts.adminPort ?? SIDECAR_ADMIN_PORT) },
   ];
+  if (opts.logLevel !== undefined && opts.logLevel !== '') env.push({ name: 'SLUICE_LOG_LEVEL', value: opts.logLevel });
   if (opts.caFile !== undefined && opts.caFile !== '') env.push({ name: 'SLUICE_SIDECAR_CA_FILE', value: opts.caFile });
   if (opts.caPem !== undefined && opts.caPem !== '') env.push({ name: 'SLUICE_SIDECAR_CA_PEM', value: opts.caPem });
   const own = new Set(env.map((e) => e.name));
@@ -363,7 +374,7 @@ export function sidecarContainer(opts: InjectorOptions): Record<string, unknown>
     restartPolicy: 'Always',
     command: ['node', 'packages/sidecar/dist/src/main.js'],
     // The LLM API (4000) listens on 127.0.0.1 only: not declared. The admin port serves the probes.
-    ports: [{ name: 'sluice-admin', containerPort: SIDECAR_ADMIN_PORT, protocol: 'TCP' }],
+    ports: [{ name: 'sluice-admin', containerPort: opts.adminPort ?? SIDECAR_ADMIN_PORT, protocol: 'TCP' }],
     env,
     resources: structuredClone(opts.resources ?? DEFAULT_SIDECAR_RESOURCES),
     volumeMounts: [
@@ -372,9 +383,9 @@ export function sidecarContainer(opts: InjectorOptions): Record<string, unknown>
       { name: VOLUME_TOKEN, mountPath: TOKEN_DIR, readOnly: true },
     ],
     // Native sidecar: the next init container and the app containers start once this probe passes.
-    startupProbe: { httpGet: { path: '/healthz', port: SIDECAR_ADMIN_PORT }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 60 },
+    startupProbe: { httpGet: { path: '/healthz', port: opts.adminPort ?? SIDECAR_ADMIN_PORT }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 60 },
     // Ready once the first policy snapshot is applied: the pod is not Ready before.
-    readinessProbe: { httpGet: { path: '/ready', port: SIDECAR_ADMIN_PORT }, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 3 },
+    readinessProbe: { httpGet: { path: '/ready', port: opts.adminPort ?? SIDECAR_ADMIN_PORT }, periodSeconds: 2, timeoutSeconds: 1, failureThreshold: 3 },
     securityContext: {
       runAsNonRoot: true,
       ...(runAsUser === null ? {} : { runAsUser, runAsGroup: runAsUser }),
@@ -426,7 +437,7 @@ export function buildPatch(pod: unknown, opts: InjectorOptions): JsonPatchOperat
   // 3. The SDKs' base URLs in every app container, where the container does not set them.
   if (parseBool(p.annotations?.[APP_ENV_ANNOTATION]) !== false) {
     for (const [i, c] of p.containers.entries()) {
-      const missing = APP_ENV.filter((e) => !c.envNames?.has(e.name)).map((e) => ({ name: e.name, value: e.value }));
+      const missing = appEnv(opts.apiPort).filter((e) => !c.envNames?.has(e.name)).map((e) => ({ name: e.name, value: e.value }));
       if (missing.length === 0) continue;
       if (c.envNames === undefined) ops.push({ op: 'add', path: `/spec/containers/${i}/env`, value: missing });
       else for (const e of missing) ops.push({ op: 'add', path: `/spec/containers/${i}/env/-`, value: e });

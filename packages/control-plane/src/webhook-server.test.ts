@@ -253,6 +253,8 @@ test('loadWebhookOptions from the environment', () => {
     controlAddress: 'sluice-control-plane.sluice-system.svc:9443',
     controlPlaneNamespace: 'sluice',
     resources: { requests: { cpu: '50m' } },
+    apiPort: 4000,
+    adminPort: 4001,
   });
   assert.throws(() => loadWebhookOptions(logger, { ...env, SLUICE_CP_SIDECAR_IMAGE: '' }), /SLUICE_CP_SIDECAR_IMAGE is required/);
   assert.throws(() => loadWebhookOptions(logger, { ...env, SLUICE_CP_WEBHOOK_KEY_FILE: undefined }), /SLUICE_CP_WEBHOOK_KEY_FILE is required/);

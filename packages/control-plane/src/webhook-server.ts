@@ -305,6 +305,9 @@ export const WEBHOOK_ENV = {
   controlAddress: { env: 'SLUICE_CP_SIDECAR_CONTROL_ADDRESS', def: '', doc: 'control plane gRPC host:port given to sidecars; required with the port' },
   caFile: { env: 'SLUICE_CP_SIDECAR_CA_FILE', def: '', doc: 'SLUICE_SIDECAR_CA_FILE given to sidecars (path inside the sidecar); unset = none' },
   caPemFile: { env: 'SLUICE_CP_SIDECAR_CA_PEM_FILE', def: '', doc: 'CA certificate (PEM) of the gRPC port, read at start and given to sidecars inline (SLUICE_SIDECAR_CA_PEM)' },
+  apiPort: { env: 'SLUICE_CP_SIDECAR_PORT', def: '4000', doc: 'LLM API port of injected sidecars (loopback; the apps\' base URLs point at it)' },
+  adminPort: { env: 'SLUICE_CP_SIDECAR_ADMIN_PORT', def: '4001', doc: 'admin port of injected sidecars (probes)' },
+  logLevel: { env: 'SLUICE_CP_SIDECAR_LOG_LEVEL', def: '', doc: 'log level of injected sidecars; unset = info' },
   resources: { env: 'SLUICE_CP_SIDECAR_RESOURCES', def: '', doc: 'sidecar resources as JSON {"requests":{...},"limits":{...}}; unset = 100m/128Mi, limit 512Mi' },
   namespace: { env: 'SLUICE_POD_NAMESPACE', def: 'sluice-system', doc: "the control plane's namespace (downward API), never injected" },
 } as const;
@@ -336,6 +339,14 @@ export function loadWebhookOptions(logger: Logger, env: NodeJS.ProcessEnv = proc
     }
     if (typeof resources !== 'object' || resources === null || Array.isArray(resources)) throw new Error(`${WEBHOOK_ENV.resources.env}: must be a JSON object`);
   }
+  const sidecarPort = (k: 'apiPort' | 'adminPort'): number => {
+    const n = Number(get(k));
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${WEBHOOK_ENV[k].env}=${get(k)}: must be a port number`);
+    return n;
+  };
+  const apiPort = sidecarPort('apiPort');
+  const adminPort = sidecarPort('adminPort');
+  const logLevel = get('logLevel');
   const caFile = get('caFile');
   const caPemFile = get('caPemFile');
   let caPem = '';
@@ -359,6 +370,9 @@ export function loadWebhookOptions(logger: Logger, env: NodeJS.ProcessEnv = proc
       controlPlaneNamespace: get('namespace'),
       ...(caFile === '' ? {} : { caFile }),
       ...(caPem === '' ? {} : { caPem }),
+      apiPort,
+      adminPort,
+      ...(logLevel === '' ? {} : { logLevel }),
       ...(resources === undefined ? {} : { resources }),
     },
   };
