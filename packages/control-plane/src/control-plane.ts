@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from '@sluice/core';
+import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE, type Logger } from '@sluice/core';
 import { formatIssue } from '@sluice/policy';
 import { ControlService, type ControlServer } from '@sluice/protocol';
 import type { Authenticator } from './auth.js';
@@ -85,6 +85,15 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   });
   const host = o.grpcAddress.slice(0, o.grpcAddress.lastIndexOf(':'));
 
+  const metrics = new MetricsRegistry();
+  metrics.gauge('sluice_cp_sidecars_connected', 'Sidecars with an open policy stream.', () => [{ value: streams.sidecars().length }]);
+  metrics.gauge('sluice_cp_policy_generation', 'Policy compiles so far.', () => [{ value: engine.generation }], 'counter');
+  metrics.gauge('sluice_cp_policy_issues', 'Problems in the current policy (invalid objects, missing references or secrets).', () => [{ value: engine.issues().length }]);
+  metrics.gauge('sluice_cp_snapshots_sent_total', 'Policy responses sent to sidecars.', () => [{ value: streams.counters.sent }], 'counter');
+  metrics.gauge('sluice_cp_snapshot_acks_total', 'Policy responses ACKed.', () => [{ value: streams.counters.acks }], 'counter');
+  metrics.gauge('sluice_cp_snapshot_nacks_total', 'Policy responses NACKed.', () => [{ value: streams.counters.nacks }], 'counter');
+  metrics.gauge('sluice_cp_streams_rejected_total', 'Streams refused (authentication, bad first request).', () => [{ value: streams.counters.rejected }], 'counter');
+
   const admin: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
@@ -93,6 +102,12 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
         return json(res, 200, { status: 'ok' });
       case '/ready':
         return json(res, engine.policySet ? 200 : 503, { status: engine.policySet ? 'ready' : 'compiling', generation: engine.generation });
+      case '/metrics': {
+        const text = metrics.render();
+        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+        return;
+      }
       case '/v1/sidecars':
         return json(res, 200, { sidecars: streams.sidecars() });
       case '/v1/status':

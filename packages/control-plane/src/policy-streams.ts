@@ -54,6 +54,8 @@ export class PolicyStreams {
   readonly #encoded = new WeakMap<Snapshot, Uint8Array>();
   readonly #onAck = new Set<() => void>();
   #nextId = 0;
+  /** Totals for /metrics. */
+  readonly counters = { sent: 0, acks: 0, nacks: 0, rejected: 0 };
 
   readonly #auth: Authenticator | undefined;
 
@@ -127,6 +129,7 @@ export class PolicyStreams {
       }
       const nonce = newNonce();
       conn.state = markSent(conn.state, t.snapshot.version, nonce);
+      this.counters.sent++;
       const head = v1.PolicyResponse.encode({ version: t.snapshot.version, nonce }).finish();
       const ok = call.write(preEncoded<v1.PolicyResponse>(Buffer.concat([head, body])));
       if (!ok) {
@@ -148,6 +151,7 @@ export class PolicyStreams {
     let rejected = false;
     const reject = (code: GrpcStatus, message: string): void => {
       rejected = true;
+      this.counters.rejected++;
       this.#logger.warn({ conn: conn.id, code: GrpcStatus[code] }, `policy stream rejected: ${message}`);
       // grpc-js ends a server stream with this status when 'error' is emitted on the call.
       call.emit('error', Object.assign(new Error(message), { code, details: message }));
@@ -209,8 +213,10 @@ export class PolicyStreams {
     if (nack && !first && req.responseNonce === conn.state.sentNonce) {
       const detail = fromWire<{ message: string; resources: { resource: string; code: string; message: string }[] }>(v1.PolicyError, err);
       conn.lastNack = { version: conn.state.sentVersion, message: detail.message, resources: detail.resources, at: new Date().toISOString() };
+      this.counters.nacks++;
       this.#logger.warn({ conn: conn.id, pod: conn.node?.pod, version: conn.state.sentVersion, resources: detail.resources }, `sidecar NACKed policy: ${detail.message}`);
     }
+    if (!first && !nack && req.responseNonce === conn.state.sentNonce) this.counters.acks++;
     step({ type: 'request', first, versionInfo: req.versionInfo, nonce: req.responseNonce, error: nack ? err.message || 'NACK' : undefined });
     if (!first) for (const l of this.#onAck) l();
   }

@@ -141,6 +141,9 @@ describe('policy push', () => {
     const r = await chat(pods[0]!.sidecar, 'gpt-4o-mini');
     assert.equal(r.status, 200);
     assert.equal(fake.requests.at(-1)?.headers['authorization'], 'Bearer sk-from-env');
+    const metrics = await (await fetch(`${cp.adminUrl}/metrics`)).text();
+    assert.ok(metrics.includes('sluice_cp_sidecars_connected 3'), metrics);
+    assert.match(metrics, /sluice_cp_snapshot_acks_total [3-9]/);
     const route = cp.status().find((o) => o.key === 'LLMRoute shop/main');
     assert.equal(route?.accepted, true);
     assert.equal(route?.programmedReason, 'Programmed');

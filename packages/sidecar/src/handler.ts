@@ -21,6 +21,7 @@ import {
 } from '@sluice/providers';
 import type { SnapshotBackend } from '@sluice/policy';
 import type { SidecarConfig } from './config.js';
+import type { SidecarMetrics } from './metrics.js';
 import { drained, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
 import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
@@ -70,6 +71,7 @@ export interface RequestRecord {
 export interface HandlerDeps {
   readonly config: SidecarConfig;
   readonly logger: Logger;
+  readonly metrics: SidecarMetrics;
   readonly pools: UpstreamPools;
   runtime(): Runtime;
 }
@@ -311,5 +313,6 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     }
     rec.durMs = ms(t0);
     deps.logger.info(rec, 'request');
+    deps.metrics.observe(rec);
   }
 }

@@ -1,10 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { acceptRequestId, errorBody, newRequestId, SluiceError, type ApiShape, type Logger } from '@sluice/core';
+import { acceptRequestId, errorBody, newRequestId, PROMETHEUS_CONTENT_TYPE, SluiceError, type ApiShape, type Logger } from '@sluice/core';
 // The snapshot entry only: the sidecar never loads the policy validator (ajv) or YAML parser.
 import { checkSnapshot, type Snapshot, type SnapshotProblem } from '@sluice/policy/snapshot';
 import type { SidecarConfig } from './config.js';
 import { handleLlmRequest, type Endpoint } from './handler.js';
+import { SidecarMetrics } from './metrics.js';
 import { sendError } from './http-util.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { UpstreamPools } from './upstream.js';
@@ -63,20 +64,25 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const { config, logger } = options;
   const pools = new UpstreamPools();
   let runtime: Runtime | undefined = options.snapshot ? createRuntime(options.snapshot) : undefined;
+  let inFlight = 0;
+  let draining = false;
+  let idle: (() => void) | undefined;
+  const metrics = new SidecarMetrics(
+    () => inFlight,
+    () => runtime?.snapshot.version,
+  );
   const deps = {
     config,
     logger,
+    metrics,
     pools,
     runtime: (): Runtime => runtime as Runtime,
   };
 
   function logSimple(req: IncomingMessage, id: string, status: number, code: string | undefined, t0: number): void {
     logger.info({ id, api: 'http', method: req.method, path: req.url?.slice(0, 200), status, code, durMs: Math.round((performance.now() - t0) * 100) / 100 }, 'request');
+    metrics.observeHttp(status, code);
   }
-
-  let inFlight = 0;
-  let draining = false;
-  let idle: (() => void) | undefined;
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const t0 = performance.now();
@@ -166,6 +172,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       const ready = runtime !== undefined && !draining;
       status = ready ? 200 : 503;
       body = JSON.stringify({ status: draining ? 'draining' : ready ? 'ready' : 'waiting for policy', version: runtime?.snapshot.version ?? null });
+    } else if (path === '/metrics') {
+      const text = metrics.registry.render();
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
     } else {
       body = '{"error":"not found"}';
     }

@@ -96,3 +96,26 @@ test('drain on shutdown: in-flight streams finish, new requests are refused, a d
     await h2.close().catch(() => undefined);
   }
 });
+
+test('/metrics on the admin port counts requests, tokens and cost', async () => {
+  const h = await startHarness();
+  try {
+    h.fake.enqueue({ usage: { input: 1000, output: 500 } });
+    await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }) });
+    await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', body: '{"model":' });
+    await fetch(`${h.sidecar.url}/nope`);
+    const res = await fetch(`${h.sidecar.adminUrl}/metrics`);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    assert.ok(text.includes('sluice_requests_total{api="openai-chat",route="default/main#0",backend="default/openai",status="200",code=""} 1'), text);
+    assert.ok(text.includes('sluice_requests_total{api="openai-chat",route="",backend="",status="400",code="SLUICE_ERR_REQUEST_MALFORMED_JSON"} 1'));
+    assert.ok(text.includes('sluice_requests_total{api="http",route="",backend="",status="404",code="SLUICE_ERR_HTTP_NOT_FOUND"} 1'));
+    assert.ok(text.includes('sluice_tokens_total{backend="default/openai",type="input"} 1000'));
+    assert.ok(text.includes('sluice_tokens_total{backend="default/openai",type="output"} 500'));
+    assert.ok(text.includes('sluice_cost_micros_total{backend="default/openai"} 450'));
+    assert.ok(text.includes('sluice_request_duration_seconds_count 2'));
+    assert.match(text, /sluice_snapshot_info\{version="[0-9a-f]{16}"\} 1/);
+  } finally {
+    await h.close();
+  }
+});
