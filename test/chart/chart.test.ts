@@ -409,7 +409,9 @@ test('environment: every setting the control plane reads in Kubernetes mode, wit
   assert.deepEqual(env.get('SLUICE_POD_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
   // The Lease the Role allows is the one the control plane uses.
   const role = one<V1Role>(objs('defaults'), 'Role');
-  assert.ok(role.rules?.some((r) => r.resourceNames?.includes(envValue(c, 'SLUICE_CP_LEASE_NAME') ?? '')));
+  // The Role covers the Lease names the control plane uses (leader election and ACK reports), in the release namespace only.
+  assert.ok(role.rules?.some((r) => r.resources?.includes('leases') && r.verbs.includes('update') && r.resourceNames === undefined));
+  assert.equal(envValue(c, 'SLUICE_CP_LEASE_NAMESPACE'), role.metadata?.namespace);
 });
 
 test('sidecar injection settings reach the control plane: image, pull policy, resources, ports, control address', () => {
@@ -539,8 +541,8 @@ test('RBAC: exactly the least privilege the control plane needs, no wildcards', 
   const role = one<V1Role>(list, 'Role');
   assert.equal(role.metadata?.namespace, NS);
   assert.deepEqual(norm(role.rules), [
-    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
-    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: ['sluice-control-plane'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create', 'list'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update', 'delete'] },
   ]);
   const sa = one<K8sObject>(list, 'ServiceAccount');
   for (const b of [one<V1ClusterRoleBinding>(list, 'ClusterRoleBinding'), one<V1RoleBinding>(list, 'RoleBinding')]) {

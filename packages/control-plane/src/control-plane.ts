@@ -7,7 +7,7 @@ import { ControlService, type ControlServer } from '@sluice/protocol';
 import type { Authenticator } from './auth.js';
 import { PolicyEngine } from './engine.js';
 import { PolicyStreams } from './policy-streams.js';
-import { statusView, type ObjectStatus } from './status-view.js';
+import { statusView, type ObjectStatus, type ProgrammedCounts } from './status-view.js';
 import type { PolicySource } from './source.js';
 
 export interface ControlPlaneOptions {
@@ -36,8 +36,8 @@ export interface ControlPlane {
   /** `host:port` the gRPC server listens on. */
   readonly grpcAddress: string;
   readonly adminUrl: string;
-  /** Accepted / Programmed status of every object of the source. */
-  status(): ObjectStatus[];
+  /** Accepted / Programmed status of every object of the source (`peers`: other replicas' sidecars). */
+  status(peers?: ProgrammedCounts): ObjectStatus[];
   close(): Promise<void>;
 }
 
@@ -134,7 +134,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     streams,
     grpcAddress: `${host}:${port}`,
     adminUrl: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
-    status: () => statusView(o.source, engine, streams),
+    status: (peers) => statusView(o.source, engine, streams, peers),
     async close() {
       streams.closeAll();
       server.forceShutdown();

@@ -8,11 +8,13 @@ import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '
 import { KubeSource, type BackoffOptions } from './kube-source.js';
 import { LeaderElector } from './leader.js';
 import { StatusWriter } from './status-writer.js';
+import { AckReports } from './ack-reports.js';
 
 export * from './kube-source.js';
 export * from './leader.js';
 export * from './status-writer.js';
 export * from './token-review.js';
+export * from './ack-reports.js';
 
 /** KubeConfig from `KUBECONFIG` / `~/.kube/config`, or the in-cluster service account. */
 export function kubeConfigFromDefault(): KubeConfig {
@@ -32,7 +34,9 @@ export interface KubeControlPlaneOptions extends Omit<ControlPlaneOptions, 'sour
     readonly retryIntervalMs?: number;
     readonly renewDeadlineMs?: number;
   };
-  readonly status?: { readonly debounceMs?: number; readonly resyncMs?: number };
+  readonly status?: { readonly debounceMs?: number; readonly resyncMs?: number; readonly peerPollMs?: number };
+  /** Per-replica ACK reports (tests shorten the intervals). */
+  readonly ackReports?: { readonly refreshMs?: number; readonly debounceMs?: number };
   readonly backoff?: BackoffOptions;
   readonly secretSyncTimeoutMs?: number;
 }
@@ -51,7 +55,7 @@ export interface KubeControlPlane {
  * informers; the one holding the Lease also writes the objects' status.
  */
 export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise<KubeControlPlane> {
-  const { kubeConfig, lease, status, backoff, secretSyncTimeoutMs, ...cpOptions } = o;
+  const { kubeConfig, lease, status, backoff, secretSyncTimeoutMs, ackReports: _ackReports, ...cpOptions } = o;
   const source = new KubeSource({ kubeConfig, logger: o.logger, backoff, secretSyncTimeoutMs });
   let controlPlane: ControlPlane;
   try {
@@ -60,7 +64,24 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
     await source.close();
     throw e;
   }
-  const statusWriter = new StatusWriter({ kubeConfig, controlPlane, observed: (key) => source.observed(key), logger: o.logger, ...status });
+  const reports = new AckReports({
+    kubeConfig,
+    namespace: lease.namespace,
+    leaseName: lease.name,
+    identity: lease.identity,
+    counts: () => controlPlane.streams.programmed(),
+    onChange: (listener) => {
+      const offAnswers = controlPlane.streams.onAnswer(listener);
+      const offCompiles = controlPlane.engine.subscribe(listener);
+      return () => {
+        offAnswers();
+        offCompiles();
+      };
+    },
+    logger: o.logger,
+    ...o.ackReports,
+  });
+  const statusWriter = new StatusWriter({ kubeConfig, controlPlane, observed: (key) => source.observed(key), logger: o.logger, peers: () => reports.peers(), ...status });
   const elector = new LeaderElector({
     kubeConfig,
     ...lease,
@@ -76,6 +97,7 @@ export async function startKubeControlPlane(o: KubeControlPlaneOptions): Promise
     statusWriter,
     async close() {
       await statusWriter.close();
+      await reports.close();
       await elector.close();
       await controlPlane.close();
     },

@@ -6,6 +6,7 @@ import type { Snapshot, Workload } from '@sluice/policy';
 import { fromWire, preEncoded, sluice, toWire } from '@sluice/protocol';
 import type { Authenticator } from './auth.js';
 import type { PolicyEngine, WorkloadSnapshot } from './engine.js';
+import type { ProgrammedCounts } from './status-view.js';
 import { decide, INITIAL_STATE, markSent, type StreamEvent, type StreamState } from './stream-state.js';
 
 import v1 = sluice.v1;
@@ -80,8 +81,8 @@ export class PolicyStreams {
    * current snapshot (ACKed), and the last NACK among them. The status writer turns this into the
    * `Programmed` condition.
    */
-  programmed(): Map<string, { selected: number; acked: number; nack: string | undefined }> {
-    const out = new Map<string, { selected: number; acked: number; nack: string | undefined }>();
+  programmed(): ProgrammedCounts {
+    const out: ProgrammedCounts = new Map();
     for (const c of this.#conns.values()) {
       const t = c.target;
       if (t === undefined) continue;

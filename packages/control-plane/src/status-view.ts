@@ -3,6 +3,9 @@ import type { PolicyEngine } from './engine.js';
 import type { PolicyStreams } from './policy-streams.js';
 import type { PolicySource } from './source.js';
 
+/** Per object key: sidecars it applies to, how many run it, the last NACK among them. */
+export type ProgrammedCounts = Map<string, { selected: number; acked: number; nack: string | undefined }>;
+
 /** The status of one policy object, as the status writer publishes it (`status.conditions`). */
 export interface ObjectStatus {
   /** `Kind namespace/name`. */
@@ -28,7 +31,7 @@ export interface ObjectStatus {
  * Status of every object the source holds (valid or not): pure over the engine's compile result,
  * the source's objects and the streams' ACK state.
  */
-export function statusView(source: PolicySource, engine: PolicyEngine, streams: PolicyStreams): ObjectStatus[] {
+export function statusView(source: PolicySource, engine: PolicyEngine, streams: PolicyStreams, peers?: ProgrammedCounts): ObjectStatus[] {
   const issuesByKey = new Map<string, PolicyIssue[]>();
   for (const i of engine.issues()) {
     const list = issuesByKey.get(i.object) ?? [];
@@ -36,7 +39,12 @@ export function statusView(source: PolicySource, engine: PolicyEngine, streams: 
     issuesByKey.set(i.object, list);
   }
   const stale = engine.policySet?.stale ?? new Set<string>();
-  const programmed = streams.programmed();
+  // This replica's sidecars, plus those other replicas report (see ack-reports.ts).
+  const programmed: ProgrammedCounts = streams.programmed();
+  for (const [key, c] of peers ?? []) {
+    const e = programmed.get(key) ?? { selected: 0, acked: 0, nack: undefined };
+    programmed.set(key, { selected: e.selected + c.selected, acked: e.acked + c.acked, nack: e.nack ?? c.nack });
+  }
   const out: ObjectStatus[] = [];
   const seen = new Set<string>();
   for (const { object } of source.objects()) {

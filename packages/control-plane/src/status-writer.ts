@@ -3,7 +3,7 @@ import type { Logger } from '@sluice/core';
 import { API_GROUP, canonicalJson, KINDS, type Kind } from '@sluice/policy';
 import { Debouncer } from './debounce.js';
 import { KIND_PLURALS, KUBE_VERSION, type ObservedObject } from './kube-source.js';
-import type { ObjectStatus } from './status-view.js';
+import type { ObjectStatus, ProgrammedCounts } from './status-view.js';
 
 /** A condition in the Kubernetes shape (metav1.Condition). */
 export interface KubeCondition {
@@ -69,7 +69,7 @@ export interface StatusWriterOptions {
   readonly kubeConfig: KubeConfig;
   /** A ControlPlane (or anything with its status and change hooks). */
   readonly controlPlane: {
-    status(): ObjectStatus[];
+    status(peers?: ProgrammedCounts): ObjectStatus[];
     readonly engine: { subscribe(listener: () => void): () => void };
     readonly streams: { onAnswer(listener: () => void): () => void };
   };
@@ -82,6 +82,10 @@ export interface StatusWriterOptions {
   readonly resyncMs?: number;
   /** Parallel status writes (default 4). */
   readonly concurrency?: number;
+  /** The other replicas' per-object sidecar counts (AckReports.peers), summed into the status. */
+  readonly peers?: () => Promise<ProgrammedCounts>;
+  /** While leading with `peers`, re-read them this often (default 2 s). */
+  readonly peerPollMs?: number;
   readonly now?: () => Date;
 }
 
@@ -98,6 +102,7 @@ export class StatusWriter {
   readonly #debouncer: Debouncer;
   readonly #unsubscribe: Array<() => void> = [];
   readonly #resync: NodeJS.Timeout;
+  readonly #peerPoll: NodeJS.Timeout | undefined;
   /** Per object key: what we wrote, and the resourceVersion the object had before that write. */
   readonly #written = new Map<string, { status: PolicyObjectStatus; rvBefore: string }>();
   #leading = false;
@@ -118,6 +123,9 @@ export class StatusWriter {
     this.#unsubscribe.push(o.controlPlane.streams.onAnswer(() => this.trigger()));
     this.#resync = setInterval(() => this.trigger(), o.resyncMs ?? 30_000);
     this.#resync.unref();
+    // Other replicas' ACKs arrive through their reports, not through events here: poll them.
+    this.#peerPoll = o.peers === undefined ? undefined : setInterval(() => this.trigger(), o.peerPollMs ?? 2000);
+    this.#peerPoll?.unref();
   }
 
   get leading(): boolean {
@@ -144,7 +152,15 @@ export class StatusWriter {
   async #pass(): Promise<void> {
     if (!this.#leading || this.#closed) return;
     const now = (this.#o.now ?? (() => new Date()))();
-    const statuses = this.#o.controlPlane.status();
+    let peers: ProgrammedCounts | undefined;
+    if (this.#o.peers !== undefined) {
+      try {
+        peers = await this.#o.peers();
+      } catch (e) {
+        this.#o.logger?.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not read the other replicas\' ACK reports; status counts this replica only');
+      }
+    }
+    const statuses = this.#o.controlPlane.status(peers);
     const keys = new Set(statuses.map((s) => s.key));
     for (const k of this.#written.keys()) if (!keys.has(k)) this.#written.delete(k);
     const todo = statuses.filter((s) => (KINDS as readonly string[]).includes(s.kind));
@@ -183,6 +199,7 @@ export class StatusWriter {
     this.#closed = true;
     this.#leading = false;
     clearInterval(this.#resync);
+    if (this.#peerPoll) clearInterval(this.#peerPoll);
     for (const u of this.#unsubscribe) u();
     this.#debouncer.close();
     await this.#debouncer.flush();

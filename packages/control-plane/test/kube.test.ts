@@ -74,7 +74,8 @@ async function startReplica(pod: string): Promise<KubeControlPlane> {
     quietMs: 20,
     maxMs: 200,
     lease: { namespace: 'sluice-system', name: 'sluice-control-plane', identity: `${pod}-x`, leaseDurationSeconds: 1, renewIntervalMs: 150, retryIntervalMs: 100, renewDeadlineMs: 700 },
-    status: { debounceMs: 50, resyncMs: 1000 },
+    status: { debounceMs: 50, resyncMs: 1000, peerPollMs: 100 },
+    ackReports: { refreshMs: 300, debounceMs: 30 },
     backoff: { initialMs: 20, maxMs: 200 },
   });
 }
@@ -262,7 +263,7 @@ describe('kubernetes source', () => {
     assert.deepEqual(versions(), now);
   });
 
-  test('(f) two replicas: both serve streams, only the leader writes status, closing it hands over', async () => {
+  test('(f) two replicas: both serve streams, only the leader writes status (counting both replicas\' sidecars), closing it hands over', async () => {
     const b = await startReplica('cp-b');
     let podB: Pod | undefined;
     try {
@@ -280,13 +281,14 @@ describe('kubernetes source', () => {
       const aWrites = a.statusWriter.writes;
       const patches = statusPatches();
       kube.apply(obj('LLMRoute', 'two', { rules: [{ match: { models: ['two-*'] }, backends: [{ name: 'openai' }] }] }));
-      await until('status of the new route', () => cond(statusOf('LLMRoute', 'two'), 'Programmed')?.status === 'True' && statusOf('LLMRoute', 'two').sidecars?.acked === 3);
+      await until('status of the new route', () => cond(statusOf('LLMRoute', 'two'), 'Programmed')?.status === 'True' && statusOf('LLMRoute', 'two').sidecars?.acked === 4);
       await until('B ACKed too', () => allAcked(b, 1) && allAcked(a, 3));
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(b.statusWriter.writes, 0, 'the follower wrote nothing');
       assert.ok(a.statusWriter.writes > aWrites);
       assert.equal(statusPatches() - patches, a.statusWriter.writes - aWrites, 'every status write seen by the API server came from the leader');
-      assert.deepEqual(statusOf('LLMRoute', 'two').sidecars, { selected: 3, acked: 3 }, "the leader reports its own sidecars");
+      assert.deepEqual(statusOf('LLMRoute', 'two').sidecars, { selected: 4, acked: 4 }, "the leader counts its 3 sidecars and the follower's 1 (from the follower's ACK report)");
+      assert.equal(kube.list('coordination.k8s.io/v1', 'Lease', 'sluice-system').filter((l) => l.metadata.labels?.['sluice.dev/ack-report-of'] === 'sluice-control-plane').length, 2, 'one ACK report per replica');
 
       // The leader goes away: it releases the Lease, B takes over and writes status (its sidecars).
       for (const p of pods) await p.close();
