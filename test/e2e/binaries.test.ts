@@ -8,23 +8,18 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import { startFakeProvider, type FakeProvider } from '@sluice/testkit';
+import { startFakeProvider, type FakeProvider, waitFor, freePorts } from '@sluice/testkit';
+
+const until = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10000): Promise<number> => waitFor(what, cond, timeoutMs);
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CP_MAIN = join(ROOT, 'packages/control-plane/dist/src/main.js');
 const SIDECAR_MAIN = join(ROOT, 'packages/sidecar/dist/src/main.js');
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = Array.from({ length: n }, () => createServer());
-  const ports = await Promise.all(servers.map((s) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)))));
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 interface Proc {
   child: ChildProcess;
@@ -49,13 +44,6 @@ function run(file: string, env: Record<string, string>): Proc {
   };
 }
 
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond().catch(() => false))) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 let fake: FakeProvider;
 let policyDir: string;

@@ -10,12 +10,13 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastJsonPatch from 'fast-json-patch';
-import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider } from '@sluice/testkit';
+import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider, waitFor, freePorts } from '@sluice/testkit';
+
+const until = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15000): Promise<number> => waitFor(what, cond, timeoutMs, () => output.join('').slice(-3000));
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CP_MAIN = join(ROOT, 'packages/control-plane/dist/src/main.js');
@@ -28,12 +29,6 @@ let fake: FakeProvider;
 const children: ChildProcess[] = [];
 const output: string[] = [];
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = Array.from({ length: n }, () => createServer());
-  const ports = await Promise.all(servers.map((s) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)))));
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 function spawnNode(file: string, env: Record<string, string>): ChildProcess {
   const c = spawn(process.execPath, [file], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -43,13 +38,6 @@ function spawnNode(file: string, env: Record<string, string>): ChildProcess {
   return c;
 }
 
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond().catch(() => false))) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out: ${what}\n${output.join('').slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function postJson(url: string, body: unknown, ca: Buffer): Promise<{ status: number; json: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {

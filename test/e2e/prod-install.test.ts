@@ -8,23 +8,16 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startFakeProvider, type FakeProvider } from '@sluice/testkit';
+import { startFakeProvider, type FakeProvider, freePorts } from '@sluice/testkit';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 let dir: string;
 let fake: FakeProvider;
 const children: ChildProcess[] = [];
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = Array.from({ length: n }, () => createServer());
-  const ports = await Promise.all(servers.map((s) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)))));
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sluice-prod-'));

@@ -20,7 +20,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
+import { freePorts } from '@sluice/testkit';
 import { parseArgs } from 'node:util';
 import { finishCpResult, newCpResult, renderCpDetails, renderCpTable, runControlPlaneCase, type CpResult } from './cp-case.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
@@ -45,13 +45,6 @@ import { runWrk, writeWrkScript } from './wrk.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
-/** Ports free right now on 127.0.0.1 (bound, read, released). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = Array.from({ length: n }, () => createServer());
-  const ports = await Promise.all(servers.map((s) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)))));
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 const REPO_ROOT = resolve(HERE, '../../../..');
 const SIDECAR_MAIN = join(REPO_ROOT, 'packages/sidecar/dist/src/main.js');
 const CP_MAIN = join(REPO_ROOT, 'packages/control-plane/dist/src/main.js');

@@ -13,20 +13,13 @@ import { createLogger } from '@sluice/core';
 import { startDevGateway, type DevGateway } from '../src/dev.js';
 import { fetchSidecars, formatSidecars } from '../src/status.js';
 import { validatePaths } from '../src/validate.js';
+import { waitFor as until } from '@sluice/testkit';
 
 const EXAMPLES = new URL('../../../../examples/', import.meta.url);
 let dir: string;
 let gw: DevGateway;
 const quiet = createLogger({ name: 't', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
-async function until(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 3000): Promise<number> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - t0;
-}
 
 const status = async (model: string): Promise<number> =>
   (await fetch(`${gw.sidecar.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) })).status;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { createLogger } from '@sluice/core';
-import { startFakeKube, type FakeKube, type KubeObject } from '@sluice/testkit';
+import { startFakeKube, type FakeKube, type KubeObject, waitFor as until } from '@sluice/testkit';
 import { backoffDelay, KubeSource } from './kube-source.js';
 
 const API = 'sluice.dev/v1alpha1';
@@ -16,13 +16,6 @@ after(async () => {
   await kube.close();
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const backend = (ns: string, name: string, auth?: Record<string, unknown>): KubeObject => ({
   apiVersion: API,

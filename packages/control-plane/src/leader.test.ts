@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeKube, type FakeKube } from '@sluice/testkit';
+import { startFakeKube, type FakeKube, waitFor as until } from '@sluice/testkit';
 import { LeaderElector, leaderIdentity, type LeaderElectorOptions } from './leader.js';
 
 const LEASE = 'coordination.k8s.io/v1';
@@ -13,14 +13,6 @@ after(async () => {
   await kube.close();
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<number> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - t0;
-}
 
 interface Contender {
   elector: LeaderElector;

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeKube, type FakeKube } from '@sluice/testkit';
+import { startFakeKube, type FakeKube, waitFor as until } from '@sluice/testkit';
 import { KubeSource } from './kube-source.js';
 import type { ObjectStatus } from './status-view.js';
 import { desiredStatus, sameStatus, StatusWriter } from './status-writer.js';
@@ -65,13 +65,6 @@ after(async () => {
   await kube.close();
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('StatusWriter: writes /status only while leading, merge patch, skips unchanged, debounced triggers', async () => {
   kube.apply({ apiVersion: API, kind: 'LLMRoute', metadata: { name: 'main', namespace: 'shop' }, spec: { rules: [] } });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '@sluice/core';
 import { loadSidecarConfig, PolicyClient, startSidecar, type Sidecar } from '@sluice/sidecar';
-import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider } from '@sluice/testkit';
+import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider, waitFor as until } from '@sluice/testkit';
 import { FileSource, startControlPlane, TokenAuthenticator, type ControlPlane } from '../src/index.js';
 import { tokenReviewVerifier } from '../src/token-review.js';
 
@@ -96,13 +96,6 @@ async function pod(name: string, tokenFile: string | undefined, caFile: string |
   return { client, sidecar, errors };
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('a sidecar with a valid token for its own pod gets its snapshot over TLS', async () => {
   await writeFile(join(dir, 'p1.token'), 'token-p1\n');

@@ -9,8 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { createLogger } from '@sluice/core';
 import { loadSidecarConfig, PolicyClient, startSidecar, type Sidecar } from '@sluice/sidecar';
-import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider, type KubeObject } from '@sluice/testkit';
+import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider, type KubeObject, waitFor } from '@sluice/testkit';
 import { startKubeControlPlane, type KubeControlPlane } from '../src/kube-index.js';
+
+const until = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<number> => waitFor(what, cond, timeoutMs);
 
 const logs: Array<Record<string, unknown>> = [];
 const logger = createLogger({
@@ -103,14 +105,6 @@ async function startPod(cp: KubeControlPlane, name: string, labels: Record<strin
   };
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<number> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - t0;
-}
 
 const chat = (sc: Sidecar, model: string): Promise<Response> =>
   fetch(`${sc.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '@sluice/core';
 import { loadSidecarConfig, PolicyClient, startSidecar, type Sidecar } from '@sluice/sidecar';
-import { startFakeProvider, type FakeProvider } from '@sluice/testkit';
+import { startFakeProvider, type FakeProvider, waitFor as until } from '@sluice/testkit';
 import { FileSource, startControlPlane, type ControlPlane } from '../src/index.js';
 
 const logs: Array<Record<string, unknown>> = [];
@@ -88,14 +88,6 @@ async function startPod(name: string, labels: Record<string, string>, stateDir?:
   };
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<number> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - t0;
-}
 
 const chat = (sc: Sidecar, model: string): Promise<Response> =>
   fetch(`${sc.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) });
