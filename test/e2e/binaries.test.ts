@@ -141,8 +141,11 @@ test('control plane and sidecar binaries: serve, survive a control plane outage,
     const r = await fetch(`http://127.0.0.1:${ports.api}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'fast', messages: [{ role: 'user', content: 'hi' }] }) });
     return r.status === 200;
   });
-  const status = (await (await fetch(`http://127.0.0.1:${ports.cpAdmin}/v1/sidecars`)).json()) as { sidecars: Array<{ pod: string; versionAcked: string; versionSent: string }> };
-  assert.equal(status.sidecars.length, 1);
-  assert.equal(status.sidecars[0]?.pod, 'e2e-pod');
-  assert.equal(status.sidecars[0]?.versionAcked, status.sidecars[0]?.versionSent);
+  // The sidecar applies, persists, then ACKs: the control plane sees the ACK a moment later.
+  type Sidecars = { sidecars: Array<{ pod: string; versionAcked: string; versionSent: string }> };
+  const sidecars = async (): Promise<Sidecars['sidecars']> => ((await (await fetch(`http://127.0.0.1:${ports.cpAdmin}/v1/sidecars`)).json()) as Sidecars).sidecars;
+  await until('the control plane sees the ACK', async () => (await sidecars()).some((s) => s.versionSent !== '' && s.versionAcked === s.versionSent));
+  const status = await sidecars();
+  assert.equal(status.length, 1);
+  assert.equal(status[0]?.pod, 'e2e-pod');
 });
