@@ -6,3 +6,4 @@ export * from './json-splice.js';
 export * from './translate/index.js';
 export * from './wire/openai.js';
 export * from './wire/anthropic.js';
+export * from './tokens/index.js';
