@@ -177,7 +177,7 @@ test('hostile input never throws', () => {
   assert.equal(countTextTokens({} as unknown as string, 'claude').tokens, 0);
 });
 
-test('a 100 KB prompt is estimated in a few milliseconds', () => {
+test('a 100 KB prompt: the heuristic stays above the exact count (timing printed, not asserted: speed is the benchmark\'s job)', () => {
   const para = 'The sidecar reserves estimated prompt tokens plus max_tokens before sending, then settles with real usage. ';
   const code = 'export function f(xs: number[]): number {\n  return xs.reduce((a, b) => a + b, 0); // sum\n}\n';
   let words = '';
@@ -194,6 +194,6 @@ test('a 100 KB prompt is estimated in a few milliseconds', () => {
   const heuristic = timeIt('claude-sonnet-4-5');
   const exact = timeIt('gpt-4o');
   console.log(`100 KB: heuristic ${heuristic.ms.toFixed(2)} ms (${heuristic.tokens} tokens), o200k ${exact.ms.toFixed(2)} ms (${exact.tokens} tokens)`);
-  assert.ok(heuristic.ms < 20, `heuristic ${heuristic.ms} ms`);
-  assert.ok(exact.ms < 200, `o200k ${exact.ms} ms`);
+  assert.ok(exact.tokens > 10_000, `o200k counted ${exact.tokens}`);
+  assert.ok(heuristic.tokens >= exact.tokens * 0.95, `heuristic ${heuristic.tokens} vs exact ${exact.tokens}`);
 });
