@@ -5,3 +5,5 @@ export * from './validate.js';
 export * from './compile.js';
 export * from './load.js';
 export * from './crds.js';
+export * from './limits/window.js';
+export * from './limits/key.js';

@@ -1,3 +1,4 @@
 export * from './fake-provider.js';
 export * from './fake-kube.js';
 export * from './wait.js';
+export * from './redis.js';
