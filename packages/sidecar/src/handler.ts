@@ -11,6 +11,7 @@ import {
   createChatStreamToAnthropic,
   createOpenAIPassthrough,
   createSseParser,
+  estimateRequest,
   messagesRequestToOpenAI,
   lastMemberValue,
   setTopLevelMembers,
@@ -22,6 +23,7 @@ import {
 import type { SnapshotBackend } from '@sluice/policy';
 import type { SidecarConfig } from './config.js';
 import type { SidecarMetrics } from './metrics.js';
+import type { Admission, LimitEnforcer, WorkloadIdentity } from './limits/enforce.js';
 import { drained, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
 import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
@@ -72,6 +74,8 @@ export interface HandlerDeps {
   readonly config: SidecarConfig;
   readonly logger: Logger;
   readonly metrics: SidecarMetrics;
+  readonly limits: LimitEnforcer;
+  readonly identity: WorkloadIdentity;
   readonly pools: UpstreamPools;
   runtime(): Runtime;
 }
@@ -172,12 +176,13 @@ function streamTranslator(plan: Plan, rec: RequestRecord): StreamTranslator {
   }
 }
 
-function sluiceHeaders(rec: RequestRecord): Record<string, string> {
+function sluiceHeaders(rec: RequestRecord, admission: Admission | undefined): Record<string, string> {
   return {
     'x-request-id': rec.id,
     'x-sluice-route': rec.route ?? '',
     'x-sluice-backend': rec.backend ?? '',
     'x-sluice-model': rec.upstreamModel ?? '',
+    ...admission?.headers,
   };
 }
 
@@ -208,6 +213,9 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
   const rt = deps.runtime();
   let usage: Usage | undefined;
   let backend: SnapshotBackend | undefined;
+  let admission: Admission | undefined;
+  /** The provider answered 2xx (it may have produced tokens). */
+  let answered = false;
   const ac = new AbortController();
   let clientGone = false;
   res.on('close', () => {
@@ -234,18 +242,29 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.backend = backend.id;
     rec.upstreamModel = target.upstreamModel;
     const plan = planRequest(ep.ingress, backend, body, raw, model, target.upstreamModel, stream, req, deps.config);
+    if (rt.limits.limits.length > 0) {
+      // Reserve the estimated prompt + max_tokens (and its cost) on every matching limit; settled
+      // with the provider's usage in `finally`. Nothing is estimated when no limit exists.
+      const est = estimateRequest(ep.ingress, body, target.upstreamModel);
+      const outputTokens = ep.ingress === 'openai-embeddings' ? 0 : (est.maxOutputTokens ?? deps.config.defaultMaxTokens);
+      const price = rt.priceOf(backend, target.upstreamModel);
+      const microUSD = price === undefined ? 0 : costMicros({ inputTokens: est.promptTokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens, reasoningTokens: 0 }, price);
+      const routeId = target.route.slice(0, target.route.lastIndexOf('#'));
+      admission = deps.limits.admit(rt.limits, { routeId, model }, deps.identity, req, { inputTokens: est.promptTokens, outputTokens, microUSD });
+    }
 
     const up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });
     if (up.statusCode >= 300) {
       const text = (await readUpstreamBody(up.body, 1024 * 1024)).toString('utf8');
       throw upstreamStatusError(up.statusCode, up.headers, text);
     }
+    answered = true;
     const contentType = String(up.headers['content-type'] ?? '');
     if (!stream) {
       const buf = await readUpstreamBody(up.body, deps.config.maxResponseBytes);
       const { out, usage: u } = readJsonResponse(plan, buf, rec);
       usage = u;
-      const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), ...sluiceHeaders(rec) };
+      const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), ...sluiceHeaders(rec, admission) };
       const price = usage === undefined ? undefined : rt.priceOf(backend, target.upstreamModel);
       if (usage !== undefined && price !== undefined) {
         rec.costMicros = costMicros(usage, price);
@@ -261,7 +280,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       await readUpstreamBody(up.body, 1024 * 1024).catch(() => undefined);
       throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `The provider answered a stream request with ${contentType || 'no content type'}`);
     }
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...sluiceHeaders(rec) });
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...sluiceHeaders(rec, admission) });
     res.flushHeaders();
     rec.ttfbMs = ms(t0);
     rec.status = 200;
@@ -310,6 +329,12 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         const price = rt.priceOf(backend, rec.upstreamModel);
         if (price !== undefined) rec.costMicros = costMicros(usage, price);
       }
+    }
+    if (admission !== undefined) {
+      // Charge what the provider produced: its usage when the answer completed; at least the
+      // reservation when a started answer was cut (client gone, stream broken); nothing otherwise.
+      const actual = usage === undefined ? undefined : { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, microUSD: rec.costMicros ?? 0 };
+      deps.limits.settle(admission, !answered ? 'none' : rec.code === undefined ? 'complete' : 'partial', actual);
     }
     rec.durMs = ms(t0);
     deps.logger.info(rec, 'request');

@@ -1,5 +1,7 @@
 import { bundledPrice, type ModelPrice } from '@sluice/providers';
 import type { Snapshot, SnapshotBackend } from '@sluice/policy';
+import type { CompiledLimits } from '@sluice/policy/limits';
+import { compileLocalLimits } from './limits/enforce.js';
 import { createRouter, type Router } from './router.js';
 
 const PRICE_CACHE_MAX = 4096;
@@ -13,6 +15,8 @@ export interface Runtime {
   readonly router: Router;
   readonly modelsOpenAI: string;
   readonly modelsAnthropic: string;
+  /** The snapshot's limits this sidecar enforces, compiled. */
+  readonly limits: CompiledLimits;
   priceOf(backend: SnapshotBackend, model: string): ModelPrice | undefined;
 }
 
@@ -35,6 +39,7 @@ export function createRuntime(snapshot: Snapshot): Runtime {
     router,
     modelsOpenAI,
     modelsAnthropic,
+    limits: compileLocalLimits(snapshot.limits),
     priceOf(backend, model) {
       const key = `${backend.id}\u0000${model}`;
       const hit = prices.get(key);

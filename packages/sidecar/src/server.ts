@@ -6,6 +6,7 @@ import { checkSnapshot, type Snapshot, type SnapshotProblem } from '@sluice/poli
 import type { SidecarConfig } from './config.js';
 import { handleLlmRequest, type Endpoint } from './handler.js';
 import { SidecarMetrics } from './metrics.js';
+import { LimitEnforcer, type WorkloadIdentity } from './limits/enforce.js';
 import { sendError } from './http-util.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { UpstreamPools } from './upstream.js';
@@ -43,6 +44,8 @@ export interface SidecarOptions {
   readonly logger: Logger;
   /** First snapshot; without one the sidecar is not ready and answers 503 until one is applied. */
   readonly snapshot?: Snapshot;
+  /** The pod's identity for limit keys; default: namespace and service account from the config, no labels. */
+  readonly identity?: WorkloadIdentity;
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -75,6 +78,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     config,
     logger,
     metrics,
+    limits: new LimitEnforcer(),
+    identity: options.identity ?? { namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels: {} },
     pools,
     runtime: (): Runtime => runtime as Runtime,
   };

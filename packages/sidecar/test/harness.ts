@@ -65,7 +65,7 @@ export function snapshotFor(objects: AnyPolicyObject[]): Snapshot {
   return snapshot;
 }
 
-export async function startHarness(config: Partial<SidecarConfig> = {}): Promise<Harness> {
+export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = []): Promise<Harness> {
   const fake = await startFakeProvider();
   const logs: Array<Record<string, unknown>> = [];
   const destination = new Writable({
@@ -78,7 +78,7 @@ export async function startHarness(config: Partial<SidecarConfig> = {}): Promise
   const sidecar = await startSidecar({
     config: loadSidecarConfig({}, { port: 0, adminPort: 0, host: '127.0.0.1', adminHost: '127.0.0.1', ...config }),
     logger,
-    snapshot: snapshotFor(policy(fake.url)),
+    snapshot: snapshotFor(policy(fake.url, extraPolicy)),
   });
   const requestLogs = (): Array<Record<string, unknown>> => logs.filter((l) => l['msg'] === 'request');
   return {

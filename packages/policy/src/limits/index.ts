@@ -1,0 +1,2 @@
+export * from './window.js';
+export * from './key.js';

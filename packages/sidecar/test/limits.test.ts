@@ -1,0 +1,101 @@
+/** Local LLMLimits in the data path: reserve before sending, settle with real usage, 429 in the caller's shape. */
+import { after, before, beforeEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AnyPolicyObject } from '@sluice/policy';
+import { estimateRequest } from '@sluice/providers';
+import { startHarness, type Harness } from './harness.js';
+
+const limit = (name: string, spec: Record<string, unknown>): AnyPolicyObject =>
+  ({ apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMLimit', metadata: { name }, spec: { scope: 'local', ...spec } }) as unknown as AnyPolicyObject;
+
+let h: Harness;
+before(async () => {
+  h = await startHarness({}, [
+    limit('per-user-requests', { unit: 'requests', window: 'day', max: 2, key: [{ source: 'header', name: 'x-sluice-user' }], match: { models: ['gpt-4o'] } }),
+    limit('tokens', { unit: 'tokens', window: 'day', max: 1000, match: { models: ['gpt-4o-mini'] } }),
+    limit('budget', { unit: 'microUSD', window: 'month', calendarAligned: true, timeZone: 'Europe/Paris', max: 1500, match: { models: ['claude-haiku-4-5'] } }),
+    limit('shadow', { unit: 'requests', window: 'minute', max: 0, mode: 'shadow', match: { models: ['gpt-4o'] } }),
+    limit('global-not-yet', { unit: 'requests', window: 'minute', max: 0, scope: 'global', match: { models: ['gpt-4o'] } }),
+  ]);
+});
+after(() => h.close());
+beforeEach(() => h.fake.reset());
+
+const post = (path: string, body: object, headers: Record<string, string> = {}): Promise<Response> =>
+  fetch(`${h.sidecar.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+const chat = (model: string, extra: object = {}): object => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
+
+test('a per-user request limit denies the third request of that user only, with the OpenAI headers', async () => {
+  const alice = { 'x-sluice-user': 'alice' };
+  const first = await post('/v1/chat/completions', chat('gpt-4o'), alice);
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get('x-ratelimit-limit-requests'), '2');
+  assert.equal(first.headers.get('x-ratelimit-remaining-requests'), '1');
+  assert.match(first.headers.get('x-ratelimit-reset-requests') ?? '', /^\d+s$/);
+  assert.equal((await post('/v1/chat/completions', chat('gpt-4o'), alice)).status, 200);
+  const third = await post('/v1/chat/completions', chat('gpt-4o'), alice);
+  assert.equal(third.status, 429);
+  assert.equal(third.headers.get('x-sluice-error-code'), 'SLUICE_ERR_LIMIT_EXCEEDED');
+  assert.ok(Number(third.headers.get('retry-after')) >= 1);
+  const body = (await third.json()) as { error: { code: string; type: string; message: string } };
+  assert.equal(body.error.type, 'rate_limit_error');
+  assert.match(body.error.message, /default\/per-user-requests \(x-sluice-user=alice\)/);
+  assert.equal(h.fake.requests.length, 2, 'the denied request never reached the provider');
+  assert.equal((await post('/v1/chat/completions', chat('gpt-4o'), { 'x-sluice-user': 'bob' })).status, 200, 'another user has its own counter');
+  assert.equal((await post('/v1/chat/completions', chat('gpt-4o'))).status, 200, 'without the header the per-user limit does not apply (documented)');
+});
+
+test('token limits reserve prompt + max_tokens and settle with the real usage', async () => {
+  h.fake.enqueue({ usage: { input: 10, output: 5 } });
+  const ok = await post('/v1/chat/completions', chat('gpt-4o-mini', { max_tokens: 900 }));
+  assert.equal(ok.status, 200);
+  // After settling, only 15 of 1,000 tokens are used: another 900-token reservation fits.
+  h.fake.enqueue({ usage: { input: 10, output: 5 } });
+  const again = await post('/v1/chat/completions', chat('gpt-4o-mini', { max_tokens: 900 }));
+  assert.equal(again.status, 200);
+  const prompt = estimateRequest('openai-chat', chat('gpt-4o-mini') as Record<string, unknown>, 'gpt-4o-mini').promptTokens;
+  assert.equal(again.headers.get('x-ratelimit-remaining-tokens'), String(1000 - 15 - (prompt + 900)), 'remaining while this request is still reserved');
+  const tooBig = await post('/v1/chat/completions', chat('gpt-4o-mini', { max_tokens: 2000 }));
+  assert.equal(tooBig.status, 429);
+  assert.equal(tooBig.headers.get('x-sluice-error-code'), 'SLUICE_ERR_LIMIT_EXCEEDED');
+});
+
+test('a monthly micro-USD budget stops with a distinct code, in the Anthropic shape for Anthropic callers', async () => {
+  // claude-haiku-4-5: $1/M in, $5/M out. 100 in + 200 out = 100 + 1000 µ$ reserved up front.
+  h.fake.enqueue({ usage: { input: 100, output: 200 } });
+  const first = await post('/v1/messages', { model: 'claude-haiku-4-5', max_tokens: 200, messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get('x-sluice-cost-micros'), '1100');
+  const second = await post('/v1/messages', { model: 'claude-haiku-4-5', max_tokens: 200, messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(second.status, 429);
+  assert.equal(second.headers.get('x-sluice-error-code'), 'SLUICE_ERR_LIMIT_BUDGET_EXHAUSTED');
+  const body = (await second.json()) as { type: string; error: { type: string; message: string } };
+  assert.equal(body.type, 'error');
+  assert.equal(body.error.type, 'rate_limit_error');
+  assert.match(body.error.message, /month budget of limit default\/budget/);
+});
+
+test('a stream the client leaves is charged at least its reservation; a failed call is not charged', async () => {
+  const before = await post('/v1/chat/completions', chat('gpt-4o-mini', { max_tokens: 10 }));
+  const start = Number(before.headers.get('x-ratelimit-remaining-tokens'));
+  await new Promise((r) => setTimeout(r, 20));
+  // Provider 500: nothing produced, nothing kept.
+  h.fake.enqueue({ status: 500 });
+  assert.equal((await post('/v1/chat/completions', chat('gpt-4o-mini', { max_tokens: 100 }))).status, 502);
+  const prompt = estimateRequest('openai-chat', chat('gpt-4o-mini') as Record<string, unknown>, 'gpt-4o-mini').promptTokens;
+  const probe = await post('/v1/chat/completions', chat('gpt-4o-mini', { max_tokens: 10 }));
+  const afterFailure = Number(probe.headers.get('x-ratelimit-remaining-tokens'));
+  // Only the probe itself is reserved now (plus whatever the previous settled requests used).
+  assert.ok(afterFailure >= start - (prompt + 10) - 20, `the failed call was returned (${start} → ${afterFailure})`);
+  // A long stream the client abandons: the reservation (prompt + 300) stays charged.
+  h.fake.enqueue({ chunks: 50, chunkIntervalMs: 20 });
+  const ac = new AbortController();
+  const res = await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat('gpt-4o-mini', { max_tokens: 300, stream: true })), signal: ac.signal });
+  const reader = res.body!.getReader();
+  await reader.read();
+  ac.abort();
+  await new Promise((r) => setTimeout(r, 100));
+  const last = await post('/v1/chat/completions', chat('gpt-4o-mini', { max_tokens: 10 }));
+  const remaining = Number(last.headers.get('x-ratelimit-remaining-tokens'));
+  assert.ok(remaining <= afterFailure - (prompt + 300), `the abandoned stream kept its reservation (${afterFailure} → ${remaining})`);
+});
