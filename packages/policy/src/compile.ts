@@ -280,6 +280,7 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
           scope: s.scope ?? 'global',
           failureMode: s.failureMode ?? 'FailClosed',
           mode: s.mode ?? 'enforce',
+          clampMaxTokens: s.clampMaxTokens ?? false,
           routes: routeIds(o, s.match?.routes),
           models: [...(s.match?.models ?? [])],
         });

@@ -99,6 +99,7 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
       scope: oneOf(['local', 'global']),
       failureMode: oneOf(['FailClosed', 'FailOpen', 'LocalShare']),
       mode: oneOf(['enforce', 'shadow']),
+      clampMaxTokens: { type: 'boolean', description: 'lower max_tokens to the remaining credit instead of denying (token limits)' },
     },
     ['unit', 'window', 'max'],
   ),

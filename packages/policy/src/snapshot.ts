@@ -66,6 +66,7 @@ export interface SnapshotLimit {
   readonly scope: string;
   readonly failureMode: string;
   readonly mode: string;
+  readonly clampMaxTokens?: boolean;
   /** Route ids (`namespace/name`); empty = all. */
   readonly routes: readonly string[];
   readonly models: readonly string[];

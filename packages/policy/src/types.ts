@@ -115,6 +115,11 @@ export interface LLMLimitSpec {
   scope?: 'local' | 'global';
   failureMode?: 'FailClosed' | 'FailOpen' | 'LocalShare';
   mode?: 'enforce' | 'shadow';
+  /**
+   * When the limit would deny only because of the output tokens reserved for `max_tokens`, lower
+   * `max_tokens` to what the credit allows instead of denying.
+   */
+  clampMaxTokens?: boolean;
 }
 
 export interface LLMCacheSpec {

@@ -65,6 +65,8 @@ export interface RequestRecord {
   cacheWriteTokens: number;
   reasoningTokens: number;
   costMicros: number | null;
+  /** max_tokens lowered to the credit a limit allowed (limit `clampMaxTokens`). */
+  clampedMaxTokens: number | null;
   ttfbMs: number | null;
   ttftMs: number | null;
   durMs: number;
@@ -183,6 +185,7 @@ function sluiceHeaders(rec: RequestRecord, admission: Admission | undefined): Re
     'x-sluice-backend': rec.backend ?? '',
     'x-sluice-model': rec.upstreamModel ?? '',
     ...admission?.headers,
+    ...(rec.clampedMaxTokens === null ? {} : { 'x-sluice-max-tokens-clamped': String(rec.clampedMaxTokens) }),
   };
 }
 
@@ -206,6 +209,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     cacheWriteTokens: 0,
     reasoningTokens: 0,
     costMicros: null,
+    clampedMaxTokens: null,
     ttfbMs: null,
     ttftMs: null,
     durMs: 0,
@@ -241,16 +245,29 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.route = target.route;
     rec.backend = backend.id;
     rec.upstreamModel = target.upstreamModel;
-    const plan = planRequest(ep.ingress, backend, body, raw, model, target.upstreamModel, stream, req, deps.config);
+    let plan = planRequest(ep.ingress, backend, body, raw, model, target.upstreamModel, stream, req, deps.config);
     if (rt.limits.limits.length > 0) {
       // Reserve the estimated prompt + max_tokens (and its cost) on every matching limit; settled
       // with the provider's usage in `finally`. Nothing is estimated when no limit exists.
       const est = estimateRequest(ep.ingress, body, target.upstreamModel);
       const outputTokens = ep.ingress === 'openai-embeddings' ? 0 : (est.maxOutputTokens ?? deps.config.defaultMaxTokens);
       const price = rt.priceOf(backend, target.upstreamModel);
-      const microUSD = price === undefined ? 0 : costMicros({ inputTokens: est.promptTokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens, reasoningTokens: 0 }, price);
       const routeId = target.route.slice(0, target.route.lastIndexOf('#'));
-      admission = deps.limits.admit(rt.limits, { routeId, model }, deps.identity, req, { inputTokens: est.promptTokens, outputTokens, microUSD });
+      const admit = (out: number): ReturnType<LimitEnforcer['admit']> => {
+        const cost = price === undefined ? 0 : costMicros({ inputTokens: est.promptTokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: out, reasoningTokens: 0 }, price);
+        return deps.limits.admit(rt.limits, { routeId, model }, deps.identity, req, { inputTokens: est.promptTokens, outputTokens: out, microUSD: cost });
+      };
+      let result = admit(outputTokens);
+      if (result !== undefined && 'clampTo' in result) {
+        // Lower max_tokens in the caller's request (same field it used) and plan again.
+        const field = ep.ingress === 'openai-chat' && body['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : 'max_tokens';
+        body[field] = result.clampTo;
+        rec.clampedMaxTokens = result.clampTo;
+        plan = planRequest(ep.ingress, backend, body, setTopLevelMembers(raw, { [field]: String(result.clampTo) }), model, target.upstreamModel, stream, req, deps.config);
+        result = admit(result.clampTo);
+        if (result !== undefined && 'clampTo' in result) throw new SluiceError('SLUICE_ERR_LIMIT_EXCEEDED', 'The credit of a token limit changed while max_tokens was being lowered; retry');
+      }
+      admission = result !== undefined && 'reservation' in result ? result : undefined;
     }
 
     const up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });

@@ -15,6 +15,7 @@ before(async () => {
     limit('tokens', { unit: 'tokens', window: 'day', max: 1000, match: { models: ['gpt-4o-mini'] } }),
     limit('budget', { unit: 'microUSD', window: 'month', calendarAligned: true, timeZone: 'Europe/Paris', max: 1500, match: { models: ['claude-haiku-4-5'] } }),
     limit('shadow', { unit: 'requests', window: 'minute', max: 0, mode: 'shadow', match: { models: ['gpt-4o'] } }),
+    limit('clamped', { unit: 'outputTokens', window: 'day', max: 300, clampMaxTokens: true, match: { models: ['gpt-4.1-mini'] } }),
     limit('global-not-yet', { unit: 'requests', window: 'minute', max: 0, scope: 'global', match: { models: ['gpt-4o'] } }),
   ]);
 });
@@ -98,4 +99,17 @@ test('a stream the client leaves is charged at least its reservation; a failed c
   const last = await post('/v1/chat/completions', chat('gpt-4o-mini', { max_tokens: 10 }));
   const remaining = Number(last.headers.get('x-ratelimit-remaining-tokens'));
   assert.ok(remaining <= afterFailure - (prompt + 300), `the abandoned stream kept its reservation (${afterFailure} → ${remaining})`);
+});
+
+test('a limit with clampMaxTokens lowers max_tokens to the credit instead of denying', async () => {
+  h.fake.enqueue({ usage: { input: 5, output: 100 } });
+  const r = await post('/v1/chat/completions', chat('gpt-4.1-mini', { max_tokens: 5000 }));
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('x-sluice-max-tokens-clamped'), '300');
+  assert.equal((JSON.parse(h.fake.requests.at(-1)?.body ?? '{}') as { max_tokens?: number }).max_tokens, 300, 'the provider got the lowered max_tokens');
+  // 100 output tokens used: the next request can have at most 200.
+  const next = await post('/v1/chat/completions', chat('gpt-4.1-mini', { max_completion_tokens: 1000 }));
+  assert.equal(next.headers.get('x-sluice-max-tokens-clamped'), '200');
+  assert.equal((JSON.parse(h.fake.requests.at(-1)?.body ?? '{}') as { max_completion_tokens?: number }).max_completion_tokens, 200, 'the field the caller used is the one lowered');
+  assert.equal(h.requestLogs().at(-1)?.['clampedMaxTokens'], 200);
 });

@@ -2509,6 +2509,9 @@ export namespace sluice {
             /** Limit models. */
             models: string[];
 
+            /** Limit clampMaxTokens. */
+            clampMaxTokens: boolean;
+
             /**
              * Creates a new Limit instance using the specified properties.
              * @param [properties] Properties to set
@@ -2628,6 +2631,9 @@ export namespace sluice {
 
                 /** Limit models */
                 models?: (string[]|null);
+
+                /** Limit clampMaxTokens */
+                clampMaxTokens?: (boolean|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

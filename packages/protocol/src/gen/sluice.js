@@ -7254,6 +7254,7 @@ export const sluice = $root.sluice = (() => {
              * @property {string|null} [mode] Limit mode
              * @property {Array.<string>|null} [routes] Limit routes
              * @property {Array.<string>|null} [models] Limit models
+             * @property {boolean|null} [clampMaxTokens] Limit clampMaxTokens
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -7385,6 +7386,14 @@ export const sluice = $root.sluice = (() => {
             Limit.prototype.models = $util.emptyArray;
 
             /**
+             * Limit clampMaxTokens.
+             * @member {boolean} clampMaxTokens
+             * @memberof sluice.v1.Limit
+             * @instance
+             */
+            Limit.prototype.clampMaxTokens = false;
+
+            /**
              * Creates a new Limit instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Limit
@@ -7443,6 +7452,8 @@ export const sluice = $root.sluice = (() => {
                 if (message.models != null && message.models.length)
                     for (let i = 0; i < message.models.length; ++i)
                         writer.uint32(/* id 12, wireType 2 =*/98).string(message.models[i]);
+                if (message.clampMaxTokens != null && $Object.hasOwnProperty.call(message, "clampMaxTokens") && message.clampMaxTokens !== false)
+                    writer.uint32(/* id 13, wireType 0 =*/104).bool(message.clampMaxTokens);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -7605,6 +7616,15 @@ export const sluice = $root.sluice = (() => {
                             message.models.push(reader.stringVerify());
                             continue;
                         }
+                    case 13: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.clampMaxTokens = value;
+                            else
+                                delete message.clampMaxTokens;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -7703,6 +7723,9 @@ export const sluice = $root.sluice = (() => {
                         if (!$util.isString(message.models[i]))
                             return "models: string[] expected";
                 }
+                if (message.clampMaxTokens != null && $Object.hasOwnProperty.call(message, "clampMaxTokens"))
+                    if (typeof message.clampMaxTokens !== "boolean")
+                        return "clampMaxTokens: boolean expected";
                 return null;
             };
 
@@ -7782,6 +7805,9 @@ export const sluice = $root.sluice = (() => {
                     for (let i = 0; i < object.models.length; ++i)
                         message.models[i] = $String(object.models[i]);
                 }
+                if (object.clampMaxTokens != null)
+                    if (object.clampMaxTokens)
+                        message.clampMaxTokens = $Boolean(object.clampMaxTokens);
                 return message;
             };
 
@@ -7821,6 +7847,7 @@ export const sluice = $root.sluice = (() => {
                     object.scope = "";
                     object.failureMode = "";
                     object.mode = "";
+                    object.clampMaxTokens = false;
                 }
                 if (message.id != null && $Object.hasOwnProperty.call(message, "id"))
                     object.id = message.id;
@@ -7860,6 +7887,8 @@ export const sluice = $root.sluice = (() => {
                     for (let j = 0; j < message.models.length; ++j)
                         object.models[j] = message.models[j];
                 }
+                if (message.clampMaxTokens != null && $Object.hasOwnProperty.call(message, "clampMaxTokens"))
+                    object.clampMaxTokens = message.clampMaxTokens;
                 return object;
             };
 

@@ -50,7 +50,7 @@ export class LimitEnforcer {
     httpReq: IncomingMessage,
     amounts: { inputTokens: number; outputTokens: number; microUSD: number },
     nowMs = Date.now(),
-  ): Admission | undefined {
+  ): Admission | { readonly clampTo: number } | undefined {
     if (limits.limits.length === 0) return undefined;
     const matching: MatchedLimit[] = limits.matching(req, {
       namespace: who.namespace,
@@ -64,6 +64,11 @@ export class LimitEnforcer {
     if (matching.length === 0) return undefined;
     const r = this.#limiter.reserve(matching, { requests: 1, ...amounts }, nowMs);
     if (!r.ok) {
+      // Denied only by the output tokens reserved for max_tokens, and every such limit allows
+      // clamping: the caller lowers max_tokens to what the credit allows and asks again.
+      if (r.maxOutputTokens !== undefined && r.denials.every((d) => matching.find((m) => m.limit.id === d.limitId)?.limit.clampMaxTokens === true)) {
+        return { clampTo: r.maxOutputTokens };
+      }
       const limit = matching.find((m) => m.limit.id === r.limitId)?.limit;
       const budget = limit?.unit === 'microUSD' && (limit.window === 'day' || limit.window === 'month');
       const headers: Record<string, string> = { 'retry-after': seconds(r.retryAfterMs), ...this.#headers(matching, nowMs) };
