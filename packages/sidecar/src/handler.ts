@@ -246,28 +246,30 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.backend = backend.id;
     rec.upstreamModel = target.upstreamModel;
     let plan = planRequest(ep.ingress, backend, body, raw, model, target.upstreamModel, stream, req, deps.config);
-    if (rt.limits.limits.length > 0) {
+    const matching = rt.limits.limits.length === 0 ? [] : deps.limits.match(rt.limits, { routeId: target.route.slice(0, target.route.lastIndexOf('#')), model }, deps.identity, req);
+    if (matching.length > 0) {
       // Reserve the estimated prompt + max_tokens (and its cost) on every matching limit; settled
-      // with the provider's usage in `finally`. Nothing is estimated when no limit exists.
-      const est = estimateRequest(ep.ingress, body, target.upstreamModel);
-      const outputTokens = ep.ingress === 'openai-embeddings' ? 0 : (est.maxOutputTokens ?? deps.config.defaultMaxTokens);
+      // with the provider's usage in `finally`. Tokens are estimated only when a token or money
+      // limit applies (request-count limits need no estimate).
+      const needsEstimate = matching.some((m) => m.limit.unit !== 'requests');
+      const est = needsEstimate ? estimateRequest(ep.ingress, body, target.upstreamModel) : { promptTokens: 0, maxOutputTokens: undefined };
+      const outputTokens = !needsEstimate || ep.ingress === 'openai-embeddings' ? 0 : (est.maxOutputTokens ?? deps.config.defaultMaxTokens);
       const price = rt.priceOf(backend, target.upstreamModel);
-      const routeId = target.route.slice(0, target.route.lastIndexOf('#'));
       const admit = (out: number): ReturnType<LimitEnforcer['admit']> => {
-        const cost = price === undefined ? 0 : costMicros({ inputTokens: est.promptTokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: out, reasoningTokens: 0 }, price);
-        return deps.limits.admit(rt.limits, { routeId, model }, deps.identity, req, { inputTokens: est.promptTokens, outputTokens: out, microUSD: cost });
+        const cost = price === undefined || !needsEstimate ? 0 : costMicros({ inputTokens: est.promptTokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: out, reasoningTokens: 0 }, price);
+        return deps.limits.admit(matching, { inputTokens: est.promptTokens, outputTokens: out, microUSD: cost });
       };
       let result = admit(outputTokens);
-      if (result !== undefined && 'clampTo' in result) {
+      if ('clampTo' in result) {
         // Lower max_tokens in the caller's request (same field it used) and plan again.
         const field = ep.ingress === 'openai-chat' && body['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : 'max_tokens';
         body[field] = result.clampTo;
         rec.clampedMaxTokens = result.clampTo;
         plan = planRequest(ep.ingress, backend, body, setTopLevelMembers(raw, { [field]: String(result.clampTo) }), model, target.upstreamModel, stream, req, deps.config);
         result = admit(result.clampTo);
-        if (result !== undefined && 'clampTo' in result) throw new SluiceError('SLUICE_ERR_LIMIT_EXCEEDED', 'The credit of a token limit changed while max_tokens was being lowered; retry');
+        if ('clampTo' in result) throw new SluiceError('SLUICE_ERR_LIMIT_EXCEEDED', 'The credit of a token limit changed while max_tokens was being lowered; retry');
       }
-      admission = result !== undefined && 'reservation' in result ? result : undefined;
+      admission = result;
     }
 
     const up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });

@@ -39,20 +39,10 @@ export class LimitEnforcer {
     return windowOf(window, calendarAligned, timeZone, nowMs);
   });
 
-  /**
-   * Reserves the request's estimated usage on every matching limit, all or nothing. Throws a 429
-   * SluiceError naming the limit when one denies.
-   */
-  admit(
-    limits: CompiledLimits,
-    req: { routeId: string; model: string },
-    who: WorkloadIdentity,
-    httpReq: IncomingMessage,
-    amounts: { inputTokens: number; outputTokens: number; microUSD: number },
-    nowMs = Date.now(),
-  ): Admission | { readonly clampTo: number } | undefined {
-    if (limits.limits.length === 0) return undefined;
-    const matching: MatchedLimit[] = limits.matching(req, {
+  /** The limits (with their keys) that apply to a request. */
+  match(limits: CompiledLimits, req: { routeId: string; model: string }, who: WorkloadIdentity, httpReq: IncomingMessage): MatchedLimit[] {
+    if (limits.limits.length === 0) return [];
+    return limits.matching(req, {
       namespace: who.namespace,
       serviceAccount: who.serviceAccount,
       labels: who.labels,
@@ -61,7 +51,14 @@ export class LimitEnforcer {
         return typeof v === 'string' ? v : undefined;
       },
     });
-    if (matching.length === 0) return undefined;
+  }
+
+  /**
+   * Reserves the request's estimated usage on every matching limit, all or nothing. Throws a 429
+   * SluiceError naming the limit when one denies, or asks the caller to lower max_tokens
+   * (`clampTo`) when the limits allow it.
+   */
+  admit(matching: readonly MatchedLimit[], amounts: { inputTokens: number; outputTokens: number; microUSD: number }, nowMs = Date.now()): Admission | { readonly clampTo: number } {
     const r = this.#limiter.reserve(matching, { requests: 1, ...amounts }, nowMs);
     if (!r.ok) {
       // Denied only by the output tokens reserved for max_tokens, and every such limit allows
