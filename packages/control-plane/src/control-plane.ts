@@ -7,6 +7,8 @@ import { ControlService, type ControlServer } from '@sluice/protocol';
 import type { Authenticator } from './auth.js';
 import { PolicyEngine } from './engine.js';
 import { PolicyStreams } from './policy-streams.js';
+import { QuotaStreams } from './quota/quota-streams.js';
+import { MemoryQuotaStore, type QuotaStore } from './quota/store.js';
 import { statusView, type ObjectStatus, type ProgrammedCounts } from './status-view.js';
 import type { PolicySource } from './source.js';
 
@@ -28,11 +30,15 @@ export interface ControlPlaneOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | { readonly certFile: string; readonly keyFile: string; readonly refreshIntervalMs?: number };
   /** Verifies each stream's bearer token and binds it to the stream's node (required with TLS in a cluster). */
   readonly authenticator?: Authenticator;
+  /** Where global limit counters live: Redis in a cluster; default in memory (one process). */
+  readonly quotaStore?: QuotaStore;
 }
 
 export interface ControlPlane {
   readonly engine: PolicyEngine;
   readonly streams: PolicyStreams;
+  /** StreamQuota: leased credit for global limits. */
+  readonly quota: QuotaStreams;
   /** `host:port` the gRPC server listens on. */
   readonly grpcAddress: string;
   readonly adminUrl: string;
@@ -69,12 +75,14 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const engine = new PolicyEngine({ source: o.source, logger: o.logger, rootNamespace: o.rootNamespace, quietMs: o.quietMs, maxMs: o.maxMs });
   await engine.start();
   const streams = new PolicyStreams(engine, o.logger, o.authenticator);
+  const quotaStore = o.quotaStore ?? new MemoryQuotaStore();
+  const quota = new QuotaStreams({ engine, store: quotaStore, logger: o.logger, ...(o.authenticator === undefined ? {} : { authenticator: o.authenticator }) });
   const unimplemented = (what: string) => (call: grpc.ServerDuplexStream<unknown, unknown>) => {
     call.destroy(Object.assign(new Error(`${what} is not served by this control plane version`), { code: grpc.status.UNIMPLEMENTED }));
   };
   const handlers: ControlServer = {
     streamPolicy: streams.handle,
-    streamQuota: unimplemented('StreamQuota'),
+    streamQuota: quota.handle,
     streamUsage: unimplemented('StreamUsage'),
   };
   const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
@@ -132,6 +140,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   return {
     engine,
     streams,
+    quota,
     grpcAddress: `${host}:${port}`,
     adminUrl: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
     status: (peers) => statusView(o.source, engine, streams, peers),
@@ -141,6 +150,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       admin.closeAllConnections();
       await new Promise((r) => admin.close(r));
       await engine.close();
+      await quotaStore.close();
     },
   };
 }

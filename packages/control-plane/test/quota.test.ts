@@ -1,0 +1,124 @@
+/**
+ * StreamQuota over real gRPC with the Redis quota store on a real redis-server: leases never grant
+ * more than a global limit's window allows, across many sidecars; unused credit comes back once;
+ * a sidecar can only draw on limits of its own snapshot.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import { createLogger } from '@sluice/core';
+import { ControlClient, sluice } from '@sluice/protocol';
+import { startRedis } from '@sluice/testkit';
+import { FileSource, startControlPlane, type ControlPlane } from '../src/index.js';
+import { RedisQuotaStore } from '../src/quota/redis-store.js';
+
+import v1 = sluice.v1;
+
+const logger = createLogger({ name: 't', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+let dir: string;
+let redis: Awaited<ReturnType<typeof startRedis>>;
+let cp: ControlPlane;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sluice-quota-'));
+  await writeFile(
+    join(dir, 'policy.yaml'),
+    `apiVersion: sluice.dev/v1alpha1
+kind: LLMBackend
+metadata: { name: b, namespace: shop }
+spec: { provider: openai-compatible, endpoint: "http://127.0.0.1:1" }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMRoute
+metadata: { name: r, namespace: shop }
+spec: { rules: [{ match: { models: ["*"] }, backends: [{ name: b }] }] }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMLimit
+metadata: { name: tpm, namespace: shop }
+spec: { unit: tokens, window: day, max: 1000, scope: global, key: [{ source: label, name: team }] }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMLimit
+metadata: { name: other-team-only, namespace: bank }
+spec: { unit: tokens, window: day, max: 1000000, scope: global }
+`,
+  );
+  redis = await startRedis();
+  cp = await startControlPlane({
+    source: new FileSource(dir),
+    logger,
+    grpcAddress: '127.0.0.1:0',
+    adminHost: '127.0.0.1',
+    adminPort: 0,
+    quotaStore: await RedisQuotaStore.connect(redis.url),
+  });
+});
+
+after(async () => {
+  await cp.close();
+  await redis.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A sidecar's quota stream: hello, then request/response pairs in order. */
+function quotaStream(pod: string): { ask(req: v1.QuotaRequest.$Properties): Promise<v1.QuotaResponse>; close(): void } {
+  const client = new ControlClient(cp.grpcAddress, grpc.credentials.createInsecure());
+  const call = client.streamQuota();
+  const waiting: Array<(r: v1.QuotaResponse) => void> = [];
+  call.on('data', (r: v1.QuotaResponse) => waiting.shift()?.(r));
+  call.on('error', () => undefined);
+  call.write({ hello: { pod, namespace: 'shop', serviceAccount: 'default', labels: { team: 'search' }, instanceId: pod } });
+  return {
+    ask: (req) =>
+      new Promise((resolve) => {
+        waiting.push(resolve);
+        call.write(req);
+      }),
+    close: () => {
+      call.end();
+      client.close();
+    },
+  };
+}
+
+const acquire = (id: string, wanted: number, limitId = 'shop/tpm'): v1.QuotaRequest.$Properties => ({ acquire: { requestId: id, limitId, key: 'team=search', wanted } });
+
+test('grants never exceed the window, unused credit comes back once', async () => {
+  const a = quotaStream('a');
+  const b = quotaStream('b');
+  try {
+    const g1 = (await a.ask(acquire('1', 600))).grant!;
+    assert.equal(Number(g1.granted), 600);
+    assert.equal(Number(g1.remaining), 400);
+    assert.ok(g1.leaseId);
+    const g2 = (await b.ask(acquire('2', 600))).grant!;
+    assert.equal(Number(g2.granted), 400, 'only what is left');
+    assert.equal(Number((await b.ask(acquire('3', 1))).grant!.granted), 0, 'spent');
+    const r1 = (await a.ask({ release: { leaseId: g1.leaseId, unused: 100 } })).released!;
+    assert.equal(Number(r1.returned), 100);
+    const again = (await a.ask({ release: { leaseId: g1.leaseId, unused: 100 } })).released!;
+    assert.equal(Number(again.returned), 0, 'a lease returns its credit once');
+    assert.equal(Number((await b.ask(acquire('4', 500))).grant!.granted), 100, 'the returned credit is available again');
+    assert.equal(Number((await a.ask(acquire('5', 10, 'bank/other-team-only'))).grant!.granted), 0, 'a limit outside the caller snapshot grants nothing');
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test('ten sidecars racing for a fresh key get at most the limit in total', async () => {
+  const streams = Array.from({ length: 10 }, (_, i) => quotaStream(`p${i}`));
+  try {
+    const ask = (s: (typeof streams)[number], i: number): v1.QuotaRequest.$Properties => ({ acquire: { requestId: String(i), limitId: 'shop/tpm', key: 'team=race', wanted: 150 } });
+    const grants = await Promise.all(streams.flatMap((s, i) => [s.ask(ask(s, i)), s.ask(ask(s, i + 100))]));
+    const total = grants.reduce((n, r) => n + Number(r.grant?.granted ?? 0), 0);
+    assert.equal(total, 1000, 'exactly the limit: no overshoot, nothing lost');
+  } finally {
+    for (const s of streams) s.close();
+  }
+});
