@@ -71,12 +71,14 @@ type SetName = keyof typeof VALUE_SETS;
  * (the injector uses fixed ports today). When the control plane starts reading one under this name
  * the entry here becomes redundant (harmless); reading it under another name fails the env test.
  */
-const PLANNED_ENV = new Set(['SLUICE_CP_REDIS_URL']);
+const PLANNED_ENV = new Set<string>([]);
 /** Settings the chart leaves at their default on purpose. */
 const NOT_SET_IN_CLUSTER: ReadonlySet<string> = new Set([
   CONTROL_PLANE_ENV.policyDir.env, // files source only
   // A CA file path inside sidecars is not used in clusters: the CA goes to sidecars inline (SLUICE_CP_SIDECAR_CA_PEM_FILE).
   WEBHOOK_ENV.caFile.env,
+  // Set only when a Redis is configured (redis.url, redis.existingSecret or redis.bundled; checked by those value sets).
+  CONTROL_PLANE_ENV.redisUrl.env,
 ]);
 /** Where the control plane mounts its serving certificate (the chart's Secret or cert-manager's). */
 const TLS_DIR = '/etc/sluice/tls';

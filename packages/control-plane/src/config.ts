@@ -10,6 +10,8 @@ export interface ControlPlaneConfig {
   readonly logLevel: string;
   /** TLS for the gRPC port (PEM files); required with the kubernetes source. */
   readonly grpcTlsCertFile: string;
+  /** Redis for global limit counters; '' = in memory (one process only). */
+  readonly redisUrl: string;
   readonly grpcTlsKeyFile: string;
   /** Kubernetes source: namespace and name of the leader-election Lease (the leader writes object status). */
   readonly leaseNamespace: string;
@@ -26,6 +28,7 @@ export const CONTROL_PLANE_ENV: Readonly<Record<keyof ControlPlaneConfig, { env:
   adminPort: { env: 'SLUICE_CP_ADMIN_PORT', def: '4002', doc: 'admin API port' },
   rootNamespace: { env: 'SLUICE_CP_ROOT_NAMESPACE', def: 'sluice-system', doc: 'objects here apply to workloads of every namespace' },
   logLevel: { env: 'SLUICE_LOG_LEVEL', def: 'info', doc: 'pino log level' },
+  redisUrl: { env: 'SLUICE_CP_REDIS_URL', def: '', doc: 'Redis URL for global limit counters (StreamQuota); empty = in memory, for one control plane process only' },
   grpcTlsCertFile: { env: 'SLUICE_CP_GRPC_TLS_CERT_FILE', def: '', doc: 'TLS certificate (PEM) of the gRPC port; required with the kubernetes source' },
   grpcTlsKeyFile: { env: 'SLUICE_CP_GRPC_TLS_KEY_FILE', def: '', doc: 'TLS private key (PEM) of the gRPC port' },
   leaseNamespace: { env: 'SLUICE_CP_LEASE_NAMESPACE', def: 'sluice-system', doc: 'namespace of the leader-election Lease (source kubernetes)' },
@@ -48,6 +51,7 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, ove
     rootNamespace: get('rootNamespace'),
     logLevel: get('logLevel'),
     grpcTlsCertFile: get('grpcTlsCertFile'),
+    redisUrl: get('redisUrl'),
     grpcTlsKeyFile: get('grpcTlsKeyFile'),
     leaseNamespace: get('leaseNamespace'),
     leaseName: get('leaseName'),
