@@ -122,3 +122,36 @@ test('ten sidecars racing for a fresh key get at most the limit in total', async
     for (const s of streams) s.close();
   }
 });
+
+test('sidecar quota clients: requests draw on local pools topped up by leases, never beyond the limit', async () => {
+  const { QuotaClient } = await import('@sluice/sidecar');
+  const clients = Array.from({ length: 10 }, (_, i) =>
+    new QuotaClient({ address: cp.grpcAddress, node: { pod: `s${i}`, namespace: 'shop', serviceAccount: 'default', labels: { team: 'search' }, instanceId: `s${i}`, sidecarVersion: 't' }, logger, minLease: 100 }),
+  );
+  try {
+    let admitted = 0;
+    let denied = 0;
+    // Every sidecar keeps sending 40-unit requests until its limit answers no.
+    await Promise.all(
+      clients.map(async (c) => {
+        for (;;) {
+          const ok = await c.take('shop/tpm', 'team=pools', 40);
+          if (ok !== true) {
+            denied++;
+            break;
+          }
+          admitted++;
+        }
+      }),
+    );
+    assert.equal(denied, 10);
+    assert.ok(admitted * 40 <= 1000, `admitted ${admitted} × 40 units within the limit of 1,000`);
+    assert.ok(admitted * 40 >= 1000 - 10 * 40, `at most one request's worth stranded per sidecar (${admitted * 40})`);
+    // Unused pool credit goes back, and another sidecar can use it.
+    const returned = (await Promise.all(clients.map((c) => c.flush()))).reduce((a, b) => a + b, 0);
+    assert.equal(returned + admitted * 40, 1000, 'granted = used + returned');
+    if (returned >= 40) assert.equal(await clients[0]!.take('shop/tpm', 'team=pools', 40), true);
+  } finally {
+    for (const c of clients) c.close();
+  }
+});

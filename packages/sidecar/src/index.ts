@@ -4,3 +4,4 @@ export * from './runtime.js';
 export * from './server.js';
 export type { RequestRecord, Endpoint, Ingress } from './handler.js';
 export * from './control-client.js';
+export * from './limits/quota-client.js';
