@@ -8,17 +8,15 @@ import assert from 'node:assert/strict';
 import { cp as copyDir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { createLogger } from '@sluice/core';
 import { startDevGateway, type DevGateway } from '../src/dev.js';
 import { fetchSidecars, formatSidecars } from '../src/status.js';
 import { validatePaths } from '../src/validate.js';
-import { waitFor as until } from '@sluice/testkit';
+import { waitFor as until, quietLogger } from '@sluice/testkit';
 
 const EXAMPLES = new URL('../../../../examples/', import.meta.url);
 let dir: string;
 let gw: DevGateway;
-const quiet = createLogger({ name: 't', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const quiet = quietLogger();
 
 
 const status = async (model: string): Promise<number> =>

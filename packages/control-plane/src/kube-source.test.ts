@@ -1,9 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { Writable } from 'node:stream';
-import { createLogger } from '@sluice/core';
-import { startFakeKube, type FakeKube, type KubeObject, waitFor as until } from '@sluice/testkit';
+import { startFakeKube, type FakeKube, type KubeObject, waitFor as until, captureLogger } from '@sluice/testkit';
 import { backoffDelay, KubeSource } from './kube-source.js';
 
 const API = 'sluice.dev/v1alpha1';
@@ -44,16 +42,7 @@ function wipe(): void {
   for (const o of kube.list('v1', 'Secret')) kube.delete('v1', 'Secret', o.metadata.namespace, o.metadata.name ?? '');
 }
 
-const logs: Array<{ msg?: string; path?: string }> = [];
-const logger = createLogger({
-  name: 'test',
-  destination: new Writable({
-    write(c: Buffer, _e, cb) {
-      for (const l of c.toString().split('\n')) if (l) logs.push(JSON.parse(l) as { msg?: string });
-      cb();
-    },
-  }),
-});
+const { logger, logs } = captureLogger<{ msg?: string; path?: string }>();
 
 function newSource(): KubeSource {
   return new KubeSource({ kubeConfig: kube.kubeConfig(), logger, backoff: { initialMs: 20, maxMs: 200 }, secretSyncTimeoutMs: 2000 });

@@ -6,12 +6,11 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import jsonpatch from 'fast-json-patch';
-import { createLogger } from '@sluice/core';
 import type { AdmissionReviewResponse, InjectorOptions } from './injector.js';
 import { loadWebhookOptions, startWebhookServer, type WebhookServer } from './webhook-server.js';
+import { captureLogger } from '@sluice/testkit';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- pods are free-form JSON in these assertions */
 type Json = any;
@@ -26,17 +25,7 @@ const INJECTOR: InjectorOptions = {
   controlPlaneNamespace: 'sluice-system',
 };
 
-const logs: Array<Record<string, Json>> = [];
-const logger = createLogger({
-  name: 'test',
-  level: 'debug',
-  destination: new Writable({
-    write(c: Buffer, _e, cb) {
-      for (const l of c.toString().split('\n')) if (l) logs.push(JSON.parse(l) as Record<string, Json>);
-      cb();
-    },
-  }),
-});
+const { logger, logs } = captureLogger<Record<string, Json>>({ level: 'debug' });
 
 interface Reply {
   status: number;

@@ -9,20 +9,18 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { createLogger } from '@sluice/core';
-import { loadSidecarConfig, PolicyClient, startSidecar, type Sidecar } from '@sluice/sidecar';
-import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider, waitFor as until } from '@sluice/testkit';
+import { captureLogger, quietLogger, startFakeKube, startFakeProvider, type FakeKube, type FakeProvider, waitFor as until } from '@sluice/testkit';
 import { FileSource, startControlPlane, TokenAuthenticator, type ControlPlane } from '../src/index.js';
+import { startTestPod, type TestPod } from './pods.js';
 import { tokenReviewVerifier } from '../src/token-review.js';
 
-const logger = createLogger({ name: 't', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const logger = quietLogger();
 let dir: string;
 let kube: FakeKube;
 let fake: FakeProvider;
 let cp: ControlPlane;
 let auth: TokenAuthenticator;
-const opened: Array<{ client: PolicyClient; sidecar: Sidecar }> = [];
+const opened: TestPod[] = [];
 
 function openssl(args: string[]): void {
   execFileSync('openssl', args, { stdio: 'ignore' });
@@ -58,42 +56,24 @@ before(async () => {
 });
 
 after(async () => {
-  for (const o of opened) {
-    o.client.close();
-    await o.sidecar.close();
-  }
+  for (const o of opened) await o.close();
   await cp.close();
   await kube.close();
   await fake.close();
   await rm(dir, { recursive: true, force: true });
 });
 
-async function pod(name: string, tokenFile: string | undefined, caFile: string | undefined = join(dir, 'ca.crt')): Promise<{ client: PolicyClient; sidecar: Sidecar; errors: string[] }> {
-  const errors: string[] = [];
-  const log = createLogger({
-    name: 'p',
-    destination: new Writable({
-      write(c: Buffer, _e, cb) {
-        for (const l of c.toString().split('\n')) if (l.includes('reconnecting')) errors.push((JSON.parse(l) as { why: string }).why);
-        cb();
-      },
-    }),
-  });
-  const sidecar = await startSidecar({ config: loadSidecarConfig({}, { port: 0, adminPort: 0, adminHost: '127.0.0.1' }), logger: log });
-  const client = new PolicyClient({
-    address: cp.grpcAddress,
-    node: { pod: name, namespace: 'shop', serviceAccount: 'default', labels: {}, instanceId: name, sidecarVersion: 't' },
-    apply: (s) => sidecar.applySnapshot(s),
-    currentVersion: () => sidecar.snapshotVersion ?? '',
-    logger: log,
-    caFile,
-    tokenFile,
-    backoffInitialMs: 50,
-    backoffMaxMs: 200,
-  });
-  await client.start();
-  opened.push({ client, sidecar });
-  return { client, sidecar, errors };
+/** A pod whose `errors` are the reasons its policy stream was lost (from its log). */
+async function pod(name: string, tokenFile: string | undefined, caFile: string | undefined = join(dir, 'ca.crt')): Promise<TestPod & { readonly errors: string[] }> {
+  const { logger: log, logs } = captureLogger<{ msg?: string; why?: string }>();
+  const p = await startTestPod({ address: cp.grpcAddress, name, logger: log, caFile, tokenFile });
+  opened.push(p);
+  return {
+    ...p,
+    get errors(): string[] {
+      return logs.filter((l) => l.msg?.includes('reconnecting')).map((l) => l.why ?? '');
+    },
+  };
 }
 
 

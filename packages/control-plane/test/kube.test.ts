@@ -6,26 +6,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Writable } from 'node:stream';
-import { createLogger } from '@sluice/core';
-import { loadSidecarConfig, PolicyClient, startSidecar, type Sidecar } from '@sluice/sidecar';
-import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider, type KubeObject, waitFor } from '@sluice/testkit';
+import { startFakeKube, startFakeProvider, type FakeKube, type FakeProvider, type KubeObject, waitFor, captureLogger } from '@sluice/testkit';
 import { startKubeControlPlane, type KubeControlPlane } from '../src/kube-index.js';
+import { chat, startTestPod, type TestPod } from './pods.js';
 
 const until = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<number> => waitFor(what, cond, timeoutMs);
 
-const logs: Array<Record<string, unknown>> = [];
-const logger = createLogger({
-  name: 'test',
-  destination: new Writable({
-    write(c: Buffer, _e, cb) {
-      for (const l of c.toString().split('\n')) if (l) logs.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  }),
-});
+const { logger, logs } = captureLogger<Record<string, unknown>>();
 
 const API = 'sluice.dev/v1alpha1';
+type Pod = TestPod;
+const startPod = (cp: KubeControlPlane, name: string, labels: Record<string, string>): Promise<TestPod> =>
+  startTestPod({ address: cp.controlPlane.grpcAddress, name, namespace: NS, labels, logger });
 const NS = 'shop';
 
 interface Condition {
@@ -53,13 +45,6 @@ const secret = (name: string, data: Record<string, string>, namespace = NS): Kub
 const ROUTE_MAIN = { rules: [{ match: { models: ['gpt-*'] }, backends: [{ name: 'openai' }] }] };
 const ROUTE_CLAUDE = { workloadSelector: { labels: { app: 'chat' } }, rules: [{ match: { models: ['claude-*'] }, backends: [{ name: 'anthropic' }] }] };
 
-interface Pod {
-  name: string;
-  sidecar: Sidecar;
-  client: PolicyClient;
-  close(): Promise<void>;
-}
-
 let kube: FakeKube;
 let provider: FakeProvider;
 let a: KubeControlPlane;
@@ -82,32 +67,8 @@ async function startReplica(pod: string): Promise<KubeControlPlane> {
   });
 }
 
-async function startPod(cp: KubeControlPlane, name: string, labels: Record<string, string>): Promise<Pod> {
-  const sidecar = await startSidecar({ config: loadSidecarConfig({}, { port: 0, adminPort: 0, adminHost: '127.0.0.1' }), logger });
-  const client = new PolicyClient({
-    address: cp.controlPlane.grpcAddress,
-    node: { pod: name, namespace: NS, serviceAccount: 'default', labels, instanceId: name, sidecarVersion: 'test' },
-    apply: (s) => sidecar.applySnapshot(s),
-    currentVersion: () => sidecar.snapshotVersion ?? '',
-    logger,
-    backoffInitialMs: 20,
-    backoffMaxMs: 200,
-  });
-  await client.start();
-  return {
-    name,
-    sidecar,
-    client,
-    async close() {
-      client.close();
-      await sidecar.close();
-    },
-  };
-}
 
 
-const chat = (sc: Sidecar, model: string): Promise<Response> =>
-  fetch(`${sc.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) });
 
 const statusOf = (kind: string, name: string): Status => (kube.get(API, kind, NS, name)?.status ?? {}) as Status;
 const cond = (s: Status, type: string): Condition | undefined => s.conditions?.find((c) => c.type === type);

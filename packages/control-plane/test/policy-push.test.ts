@@ -8,22 +8,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { createLogger } from '@sluice/core';
-import { loadSidecarConfig, PolicyClient, startSidecar, type Sidecar } from '@sluice/sidecar';
-import { startFakeProvider, type FakeProvider, waitFor as until } from '@sluice/testkit';
+import { startFakeProvider, type FakeProvider, waitFor as until, quietLogger } from '@sluice/testkit';
 import { FileSource, startControlPlane, type ControlPlane } from '../src/index.js';
+import { chat, startTestPod, type TestPod } from './pods.js';
 
-const logs: Array<Record<string, unknown>> = [];
-const logger = createLogger({
-  name: 'test',
-  destination: new Writable({
-    write(c: Buffer, _e, cb) {
-      for (const l of c.toString().split('\n')) if (l) logs.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  }),
-});
+const logger = quietLogger();
 
 function backends(fakeUrl: string): string {
   return `
@@ -53,44 +42,16 @@ spec:
   rules: [{ match: { models: ["claude-*"] }, backends: [{ name: anthropic }] }]
 `;
 
-interface Pod {
-  sidecar: Sidecar;
-  client: PolicyClient;
-  close(): Promise<void>;
-}
-
 let dir: string;
 let fake: FakeProvider;
 let cp: ControlPlane;
 let grpcPort: number;
-const pods: Pod[] = [];
-
-async function startPod(name: string, labels: Record<string, string>, stateDir?: string): Promise<Pod> {
-  const sidecar = await startSidecar({ config: loadSidecarConfig({}, { port: 0, adminPort: 0, adminHost: '127.0.0.1' }), logger });
-  const client = new PolicyClient({
-    address: `127.0.0.1:${grpcPort}`,
-    node: { pod: name, namespace: 'shop', serviceAccount: 'default', labels, instanceId: name, sidecarVersion: 'test' },
-    apply: (s) => sidecar.applySnapshot(s),
-    currentVersion: () => sidecar.snapshotVersion ?? '',
-    logger,
-    stateDir,
-    backoffInitialMs: 20,
-    backoffMaxMs: 200,
-  });
-  await client.start();
-  return {
-    sidecar,
-    client,
-    async close() {
-      client.close();
-      await sidecar.close();
-    },
-  };
-}
+const pods: TestPod[] = [];
+const startPod = (name: string, labels: Record<string, string>, stateDir?: string): Promise<TestPod> =>
+  startTestPod({ address: `127.0.0.1:${grpcPort}`, name, labels, stateDir, logger });
 
 
-const chat = (sc: Sidecar, model: string): Promise<Response> =>
-  fetch(`${sc.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) });
+
 
 async function startCp(port = 0): Promise<ControlPlane> {
   return startControlPlane({

@@ -8,17 +8,15 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
-import { createLogger } from '@sluice/core';
 import { ControlClient, sluice } from '@sluice/protocol';
-import { startRedis } from '@sluice/testkit';
+import { startRedis, quietLogger } from '@sluice/testkit';
 import { FileSource, startControlPlane, type ControlPlane } from '../src/index.js';
 import { RedisQuotaStore } from '../src/quota/redis-store.js';
 
 import v1 = sluice.v1;
 
-const logger = createLogger({ name: 't', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const logger = quietLogger();
 let dir: string;
 let redis: Awaited<ReturnType<typeof startRedis>>;
 let cp: ControlPlane;

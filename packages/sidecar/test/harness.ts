@@ -1,7 +1,5 @@
-import { Writable } from 'node:stream';
-import { createLogger } from '@sluice/core';
 import { compile, type AnyPolicyObject, type Snapshot } from '@sluice/policy';
-import { startFakeProvider, type FakeProvider } from '@sluice/testkit';
+import { captureLogger, startFakeProvider, type FakeProvider } from '@sluice/testkit';
 import { loadSidecarConfig, startSidecar, type Sidecar, type SidecarConfig } from '../src/index.js';
 
 export const OPENAI_KEY = 'sk-upstream-openai-key';
@@ -67,14 +65,7 @@ export function snapshotFor(objects: AnyPolicyObject[]): Snapshot {
 
 export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = []): Promise<Harness> {
   const fake = await startFakeProvider();
-  const logs: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.length > 0) logs.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const logger = createLogger({ name: 'sluice-sidecar', level: 'info', destination });
+  const { logger, logs } = captureLogger({ name: 'sluice-sidecar' });
   const sidecar = await startSidecar({
     config: loadSidecarConfig({}, { port: 0, adminPort: 0, host: '127.0.0.1', adminHost: '127.0.0.1', ...config }),
     logger,

@@ -1,13 +1,11 @@
 /** Readiness, snapshot application and unbuffered streaming. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogger } from '@sluice/core';
-import { Writable } from 'node:stream';
-import { startFakeProvider } from '@sluice/testkit';
+import { startFakeProvider, quietLogger } from '@sluice/testkit';
 import { loadSidecarConfig, startSidecar } from '../src/index.js';
 import { policy, snapshotFor, startHarness } from './harness.js';
 
-const quiet = createLogger({ name: 't', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const quiet = quietLogger();
 
 test('not ready until a snapshot is applied; health is always ok', async () => {
   const fake = await startFakeProvider();

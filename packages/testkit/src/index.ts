@@ -2,3 +2,4 @@ export * from './fake-provider.js';
 export * from './fake-kube.js';
 export * from './wait.js';
 export * from './redis.js';
+export * from './logs.js';
