@@ -68,10 +68,6 @@ export class SluiceError extends Error {
   }
 }
 
-export function isSluiceError(e: unknown): e is SluiceError {
-  return e instanceof SluiceError;
-}
-
 /** Anything thrown, as a SluiceError (unknown failures become SLUICE_ERR_INTERNAL). */
 export function toSluiceError(e: unknown): SluiceError {
   if (e instanceof SluiceError) return e;

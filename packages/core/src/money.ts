@@ -9,8 +9,3 @@ export function ceilDiv(a: number, b: number): number {
   const r = a % b;
   return (a - r) / b + (r === 0 ? 0 : 1);
 }
-
-/** Cost in micro-USD of `tokens` at `microsPerMillion`, rounded up (a budget never under-counts). */
-export function tokenCostMicros(tokens: number, microsPerMillion: number): number {
-  return ceilDiv(tokens * microsPerMillion, TOKENS_PER_PRICE_UNIT);
-}

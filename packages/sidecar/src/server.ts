@@ -66,7 +66,7 @@ const hostForUrl = (a: AddressInfo): string => (a.family === 'IPv6' ? `[${a.addr
 export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const { config, logger } = options;
   const pools = new UpstreamPools();
-  let runtime: Runtime | undefined = options.snapshot ? createRuntime(options.snapshot) : undefined;
+  let runtime: Runtime | undefined;
   let inFlight = 0;
   let draining = false;
   let idle: (() => void) | undefined;
@@ -189,6 +189,22 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     res.end(body);
   });
 
+  /** Checks a snapshot and swaps it in; the problems that made it refuse otherwise. */
+  function swapIn(snapshot: Snapshot): SnapshotProblem[] {
+    const problems = checkSnapshot(snapshot);
+    if (problems.length > 0) return problems;
+    try {
+      runtime = createRuntime(snapshot);
+    } catch (e) {
+      return [{ resource: `snapshot ${snapshot.version}`, code: 'SLUICE_ERR_POLICY_REJECTED', message: (e as Error).message }];
+    }
+    return [];
+  }
+  if (options.snapshot !== undefined) {
+    const problems = swapIn(options.snapshot);
+    if (problems.length > 0) throw new Error(`initial snapshot refused: ${problems.map((p) => `${p.resource}: ${p.message}`).join('; ')}`);
+  }
+
   const [main, adm] = await Promise.all([listen(server, config.port, config.host), listen(admin, config.adminPort, config.adminHost)]);
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
@@ -200,13 +216,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     url: `http://${hostForUrl(main)}:${main.port}`,
     adminUrl: `http://${hostForUrl(adm)}:${adm.port}`,
     applySnapshot(snapshot) {
-      const problems = checkSnapshot(snapshot);
+      const problems = swapIn(snapshot);
       if (problems.length > 0) return problems;
-      try {
-        runtime = createRuntime(snapshot);
-      } catch (e) {
-        return [{ resource: `snapshot ${snapshot.version}`, code: 'SLUICE_ERR_POLICY_REJECTED', message: (e as Error).message }];
-      }
       pools.retain(snapshot.backends).catch((e: unknown) => logger.warn({ err: e }, 'closing unused upstream pools failed'));
       logger.info({ version: snapshot.version, backends: snapshot.backends.length, rules: snapshot.rules.length }, 'snapshot applied');
       return [];
