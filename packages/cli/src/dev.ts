@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '@sluice/core';
 import type { LLMBackend, LoadedObject } from '@sluice/policy';
 import { providerSpec } from '@sluice/providers';
 import { FileSource, startControlPlane, type ControlPlane, type PolicySource, type SecretRequest } from '@sluice/control-plane';
-import { loadSidecarConfig, PolicyClient, startSidecar, type Sidecar, type SidecarConfig } from '@sluice/sidecar';
+import { loadSidecarConfig, PolicyClient, QuotaClient, startSidecar, type Sidecar, type SidecarConfig } from '@sluice/sidecar';
 import { startFakeProvider, type FakeProvider } from '@sluice/testkit';
 
 export type FakeMode = 'auto' | 'always' | 'never';
@@ -110,9 +110,10 @@ export async function startDevGateway(o: DevOptions): Promise<DevGateway> {
     return fail(e);
   }
   cleanup.push(() => sidecar.close());
+  const node = { pod: config.podName, namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels: {}, instanceId: randomBytes(8).toString('hex'), sidecarVersion: '0.1.0' };
   const client = new PolicyClient({
     address: controlPlane.grpcAddress,
-    node: { pod: config.podName, namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels: {}, instanceId: randomBytes(8).toString('hex'), sidecarVersion: '0.1.0' },
+    node,
     apply: (s) => sidecar.applySnapshot(s),
     currentVersion: () => sidecar.snapshotVersion ?? '',
     logger,
@@ -126,9 +127,13 @@ export async function startDevGateway(o: DevOptions): Promise<DevGateway> {
     });
   });
   await client.start();
+  // Global limits draw on the control plane's in-memory quota store over StreamQuota.
+  const quota = new QuotaClient({ client: client.controlClient, node, logger });
+  sidecar.setQuota(quota);
   const issues = controlPlane.engine.issues();
   const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000).unref());
   if ((await Promise.race([firstSnapshot, timeout])) === 'timeout') {
+    quota.close();
     client.close();
     const detail = issues.length > 0 ? `; policy problems:\n${issues.map((i) => `  ${i.object}: ${i.path}: ${i.message}`).join('\n')}` : '';
     return fail(new Error(`the sidecar received no policy within 5 s${detail}`));
@@ -146,6 +151,8 @@ export async function startDevGateway(o: DevOptions): Promise<DevGateway> {
     fake,
     backends,
     async close() {
+      await Promise.race([quota.flush(), new Promise((r) => setTimeout(r, 1000).unref())]);
+      quota.close();
       client.close();
       await sidecar.close();
       await controlPlane.close();

@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const config = loadControlPlaneConfig();
   const logger = createLogger({ name: 'sluice-control-plane', level: config.logLevel });
   // Global limit counters: Redis shared by every replica, or memory for a single process.
-  const quotaStore = config.redisUrl === '' ? undefined : await (await import('./quota/redis-store.js')).RedisQuotaStore.connect(config.redisUrl);
+  const quotaStore = config.redisUrl === '' ? undefined : (await import('./quota/redis-store.js')).RedisQuotaStore.open(config.redisUrl);
   const common = { logger, grpcAddress: config.grpcAddress, adminHost: config.adminHost, adminPort: config.adminPort, rootNamespace: config.rootNamespace, ...(quotaStore === undefined ? {} : { quotaStore }) };
   let close: () => Promise<void>;
   let webhook: WebhookServer | undefined;

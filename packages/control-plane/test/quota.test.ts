@@ -12,7 +12,8 @@ import * as grpc from '@grpc/grpc-js';
 import { ControlClient, sluice } from '@sluice/protocol';
 import { startRedis, quietLogger } from '@sluice/testkit';
 import { FileSource, startControlPlane, type ControlPlane } from '../src/index.js';
-import { RedisQuotaStore } from '../src/quota/redis-store.js';
+import { Redis } from 'ioredis';
+import { counterKey, RedisQuotaStore } from '../src/quota/redis-store.js';
 
 import v1 = sluice.v1;
 
@@ -84,6 +85,21 @@ function quotaStream(pod: string): { ask(req: v1.QuotaRequest.$Properties): Prom
   };
 }
 
+/** The shared counter of a (limit, key) in today's window. */
+async function spentInRedis(limitId: string, key: string): Promise<number> {
+  const r = new Redis(redis.url, { lazyConnect: true });
+  await r.connect();
+  try {
+    const prefix = counterKey(limitId, key, '');
+    const keys = (await r.keys(`${prefix.replace(/[{}[\]*?]/g, '\\$&')}*`)).filter((k) => !k.includes(':lease:') && !k.endsWith(':drawers'));
+    let n = 0;
+    for (const k of keys) n += Number((await r.get(k)) ?? 0);
+    return n;
+  } finally {
+    r.disconnect();
+  }
+}
+
 const acquire = (id: string, wanted: number, limitId = 'shop/tpm'): v1.QuotaRequest.$Properties => ({ acquire: { requestId: id, limitId, key: 'team=search', wanted } });
 
 test('grants never exceed the window, unused credit comes back once', async () => {
@@ -95,13 +111,21 @@ test('grants never exceed the window, unused credit comes back once', async () =
     assert.equal(Number(g1.remaining), 400);
     assert.ok(g1.leaseId);
     const g2 = (await b.ask(acquire('2', 600))).grant!;
-    assert.equal(Number(g2.granted), 400, 'only what is left');
-    assert.equal(Number((await b.ask(acquire('3', 1))).grant!.granted), 0, 'spent');
-    const r1 = (await a.ask({ release: { leaseId: g1.leaseId, unused: 100 } })).released!;
+    assert.equal(Number(g2.granted), 200, 'a fair share: half of what is left, as two sidecars draw on the key');
+    assert.equal(g2.peers, 2);
+    const g3 = (await b.ask({ acquire: { requestId: '3', limitId: 'shop/tpm', key: 'team=search', wanted: 600, needed: 200 } })).grant!;
+    assert.equal(Number(g3.granted), 200, 'the need is granted beyond the fair share when it fits');
+    assert.equal(Number((await b.ask({ acquire: { requestId: '4', limitId: 'shop/tpm', key: 'team=search', wanted: 10, needed: 1 } })).grant!.granted), 0, 'spent');
+    assert.equal(g1.leaseId, 'a.1', 'lease ids are <instance id>.<request id>');
+    const counter = { limitId: 'shop/tpm', key: 'team=search', windowId: g1.windowId };
+    assert.equal(Number((await b.ask({ release: { leaseId: g1.leaseId, unused: 100, ...counter } })).released!.returned), 0, 'another sidecar cannot release it');
+    const r1 = (await a.ask({ release: { leaseId: g1.leaseId, unused: 100, ...counter } })).released!;
     assert.equal(Number(r1.returned), 100);
-    const again = (await a.ask({ release: { leaseId: g1.leaseId, unused: 100 } })).released!;
+    const again = (await a.ask({ release: { leaseId: g1.leaseId, unused: 100, ...counter } })).released!;
     assert.equal(Number(again.returned), 0, 'a lease returns its credit once');
-    assert.equal(Number((await b.ask(acquire('4', 500))).grant!.granted), 100, 'the returned credit is available again');
+    const replay = (await a.ask(acquire('1', 600))).grant!;
+    assert.equal(Number(replay.granted), 0, 'a replayed acquire of a released lease debits nothing');
+    assert.equal(Number((await b.ask({ acquire: { requestId: '5', limitId: 'shop/tpm', key: 'team=search', wanted: 500, needed: 100 } })).grant!.granted), 100, 'the returned credit is available again');
     assert.equal(Number((await a.ask(acquire('5', 10, 'bank/other-team-only'))).grant!.granted), 0, 'a limit outside the caller snapshot grants nothing');
   } finally {
     a.close();
@@ -112,9 +136,20 @@ test('grants never exceed the window, unused credit comes back once', async () =
 test('ten sidecars racing for a fresh key get at most the limit in total', async () => {
   const streams = Array.from({ length: 10 }, (_, i) => quotaStream(`p${i}`));
   try {
-    const ask = (s: (typeof streams)[number], i: number): v1.QuotaRequest.$Properties => ({ acquire: { requestId: String(i), limitId: 'shop/tpm', key: 'team=race', wanted: 150 } });
-    const grants = await Promise.all(streams.flatMap((s, i) => [s.ask(ask(s, i)), s.ask(ask(s, i + 100))]));
-    const total = grants.reduce((n, r) => n + Number(r.grant?.granted ?? 0), 0);
+    let total = 0;
+    // Each sidecar asks (two at a time) until the limit says no: the grants add up to the limit exactly.
+    await Promise.all(
+      streams.flatMap((s, i) =>
+        [0, 1].map(async (lane) => {
+          for (let n = 0; ; n++) {
+            const g = (await s.ask({ acquire: { requestId: `${lane}-${n}`, limitId: 'shop/tpm', key: 'team=race', wanted: 150, needed: 1 } })).grant!;
+            if (Number(g.granted) === 0) return;
+            total += Number(g.granted);
+            assert.ok(n < 1000, `stream ${i} keeps being granted`);
+          }
+        }),
+      ),
+    );
     assert.equal(total, 1000, 'exactly the limit: no overshoot, nothing lost');
   } finally {
     for (const s of streams) s.close();
@@ -133,8 +168,8 @@ test('sidecar quota clients: requests draw on local pools topped up by leases, n
     await Promise.all(
       clients.map(async (c) => {
         for (;;) {
-          const ok = await c.take('shop/tpm', 'team=pools', 40);
-          if (ok !== true) {
+          const ok = await c.acquire('shop/tpm', 'team=pools', 40);
+          if (ok !== 'ok') {
             denied++;
             break;
           }
@@ -145,10 +180,10 @@ test('sidecar quota clients: requests draw on local pools topped up by leases, n
     assert.equal(denied, 10);
     assert.ok(admitted * 40 <= 1000, `admitted ${admitted} × 40 units within the limit of 1,000`);
     assert.ok(admitted * 40 >= 1000 - 10 * 40, `at most one request's worth stranded per sidecar (${admitted * 40})`);
-    // Unused pool credit goes back, and another sidecar can use it.
+    // Unused pool credit goes back (what is left in Redis is exactly what was used), and another sidecar can use it.
     const returned = (await Promise.all(clients.map((c) => c.flush()))).reduce((a, b) => a + b, 0);
-    assert.equal(returned + admitted * 40, 1000, 'granted = used + returned');
-    if (returned >= 40) assert.equal(await clients[0]!.take('shop/tpm', 'team=pools', 40), true);
+    assert.equal(await spentInRedis('shop/tpm', 'team=pools'), admitted * 40, 'the shared counter holds exactly the credit used');
+    if (returned >= 40) assert.equal(await clients[0]!.acquire('shop/tpm', 'team=pools', 40), 'ok');
   } finally {
     for (const c of clients) c.close();
   }

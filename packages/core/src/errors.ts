@@ -29,6 +29,7 @@ export const ERRORS = Object.freeze({
   SLUICE_ERR_ROUTE_UNSUPPORTED: spec(400, 'invalid_request_error', 'invalid_request_error', false, 'The backend chosen for this model cannot serve this API'),
   SLUICE_ERR_LIMIT_EXCEEDED: spec(429, 'rate_limit_error', 'rate_limit_error', true, 'A rate limit of this gateway is exhausted'),
   SLUICE_ERR_LIMIT_BUDGET_EXHAUSTED: spec(429, 'insufficient_quota', 'rate_limit_error', false, 'A spending budget of this gateway is exhausted'),
+  SLUICE_ERR_LIMIT_UNAVAILABLE: spec(503, 'api_error', 'api_error', true, 'The shared credit of a global limit cannot be reached (failure mode FailClosed)'),
   SLUICE_ERR_UPSTREAM_CONNECT: spec(502, 'api_error', 'api_error', true, 'Could not connect to the provider'),
   SLUICE_ERR_UPSTREAM_TIMEOUT: spec(504, 'api_error', 'timeout_error', true, 'The provider did not answer in time'),
   SLUICE_ERR_UPSTREAM_AUTH: spec(502, 'api_error', 'api_error', false, 'The provider rejected the gateway credentials'),

@@ -45,7 +45,7 @@ test('unset fields come back as defaults; unset messages as null; unset oneof me
     errorDetail: null,
   });
   const quota = fromWire(QuotaRequest, QuotaRequest.decode(QuotaRequest.encode({ release: { leaseId: 'l1', unused: 3 } }).finish()));
-  assert.deepStrictEqual(quota, { release: { leaseId: 'l1', unused: 3 } });
+  assert.deepStrictEqual(quota, { release: { leaseId: 'l1', unused: 3, limitId: '', key: '', windowId: '' } });
 });
 
 test('int64/uint64 become exact JS numbers; values beyond Number.MAX_SAFE_INTEGER throw', () => {

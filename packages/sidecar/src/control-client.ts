@@ -100,6 +100,11 @@ export class PolicyClient {
     this.#connect();
   }
 
+  /** The gRPC client (one HTTP/2 connection to the control plane), shared with the quota stream. */
+  get controlClient(): ControlClient {
+    return this.#client;
+  }
+
   get connected(): boolean {
     return this.#connected;
   }

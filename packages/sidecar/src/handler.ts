@@ -23,7 +23,7 @@ import {
 import type { SnapshotBackend } from '@sluice/policy';
 import type { SidecarConfig } from './config.js';
 import type { SidecarMetrics } from './metrics.js';
-import type { Admission, LimitEnforcer, WorkloadIdentity } from './limits/enforce.js';
+import type { Admission, AdmitResult, LimitEnforcer, WorkloadIdentity } from './limits/enforce.js';
 import { drained, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
 import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
@@ -67,6 +67,12 @@ export interface RequestRecord {
   costMicros: number | null;
   /** max_tokens lowered to the credit a limit allowed (limit `clampMaxTokens`). */
   clampedMaxTokens: number | null;
+  /** The limit that denied the request (`namespace/name`). */
+  limit: string | null;
+  /** Shadow limits that would have denied it, comma-separated. */
+  limitShadowDenied: string | null;
+  /** Global limits whose credit was unavailable, with the failure mode applied (`id:FailOpen,…`). */
+  limitFallbacks: string | null;
   ttfbMs: number | null;
   ttftMs: number | null;
   durMs: number;
@@ -210,6 +216,9 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     reasoningTokens: 0,
     costMicros: null,
     clampedMaxTokens: null,
+    limit: null,
+    limitShadowDenied: null,
+    limitFallbacks: null,
     ttfbMs: null,
     ttftMs: null,
     durMs: 0,
@@ -255,21 +264,23 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       const est = needsEstimate ? estimateRequest(ep.ingress, body, target.upstreamModel) : { promptTokens: 0, maxOutputTokens: undefined };
       const outputTokens = !needsEstimate || ep.ingress === 'openai-embeddings' ? 0 : (est.maxOutputTokens ?? deps.config.defaultMaxTokens);
       const price = rt.priceOf(backend, target.upstreamModel);
-      const admit = (out: number): ReturnType<LimitEnforcer['admit']> => {
+      const admit = (out: number): AdmitResult | Promise<AdmitResult> => {
         const cost = price === undefined || !needsEstimate ? 0 : costMicros({ inputTokens: est.promptTokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: out, reasoningTokens: 0 }, price);
         return deps.limits.admit(matching, { inputTokens: est.promptTokens, outputTokens: out, microUSD: cost });
       };
-      let result = admit(outputTokens);
+      let result = await admit(outputTokens);
       if ('clampTo' in result) {
         // Lower max_tokens in the caller's request (same field it used) and plan again.
         const field = ep.ingress === 'openai-chat' && body['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : 'max_tokens';
         body[field] = result.clampTo;
         rec.clampedMaxTokens = result.clampTo;
         plan = planRequest(ep.ingress, backend, body, setTopLevelMembers(raw, { [field]: String(result.clampTo) }), model, target.upstreamModel, stream, req, deps.config);
-        result = admit(result.clampTo);
+        result = await admit(result.clampTo);
         if ('clampTo' in result) throw new SluiceError('SLUICE_ERR_LIMIT_EXCEEDED', 'The credit of a token limit changed while max_tokens was being lowered; retry');
       }
       admission = result;
+      if (result.notes.shadowDenied.length > 0) rec.limitShadowDenied = result.notes.shadowDenied.join(',');
+      if (result.notes.fallbacks.length > 0) rec.limitFallbacks = result.notes.fallbacks.join(',');
     }
 
     const up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });
@@ -326,6 +337,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
   } catch (e) {
     const err = toSluiceError(e);
     rec.code = err.code;
+    rec.limit = err.headers?.['x-sluice-limit'] ?? null;
     if (clientGone || err.code === 'SLUICE_ERR_REQUEST_ABORTED') {
       rec.status = 499;
       if (!res.destroyed) res.destroy();

@@ -9,6 +9,7 @@ import { createLogger } from '@sluice/core';
 import { loadSidecarConfig } from './config.js';
 import { PolicyClient } from './control-client.js';
 import { startSidecar } from './server.js';
+import { QuotaClient } from './limits/quota-client.js';
 
 /** Kubernetes downward API labels file: `key="value"` per line. */
 function readLabels(file: string | undefined): Record<string, string> {
@@ -31,17 +32,18 @@ async function main(): Promise<void> {
   const config = loadSidecarConfig();
   const logger = createLogger({ name: 'sluice-sidecar', level: config.logLevel });
   if (config.controlAddress === '') throw new Error('SLUICE_SIDECAR_CONTROL_ADDRESS is required (host:port of the control plane)');
-  const sidecar = await startSidecar({ config, logger });
+  const node = {
+    pod: config.podName,
+    namespace: config.podNamespace,
+    serviceAccount: config.serviceAccount,
+    labels: readLabels(config.podLabelsFile),
+    instanceId: randomBytes(8).toString('hex'),
+    sidecarVersion: '0.1.0',
+  };
+  const sidecar = await startSidecar({ config, logger, identity: { namespace: node.namespace, serviceAccount: node.serviceAccount, labels: node.labels } });
   const client = new PolicyClient({
     address: config.controlAddress,
-    node: {
-      pod: config.podName,
-      namespace: config.podNamespace,
-      serviceAccount: config.serviceAccount,
-      labels: readLabels(config.podLabelsFile),
-      instanceId: randomBytes(8).toString('hex'),
-      sidecarVersion: '0.1.0',
-    },
+    node,
     apply: (s) => sidecar.applySnapshot(s),
     currentVersion: () => sidecar.snapshotVersion ?? '',
     logger,
@@ -51,19 +53,27 @@ async function main(): Promise<void> {
     tokenFile: config.tokenFile === '' ? undefined : config.tokenFile,
   });
   await client.start();
+  // Global limits draw credit over StreamQuota on the same connection.
+  const quota = new QuotaClient({ client: client.controlClient, node, logger });
+  sidecar.setQuota(quota);
   logger.info({ url: sidecar.url, admin: sidecar.adminUrl, control: config.controlAddress }, 'sidecar started');
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
     // Kubernetes sends SIGTERM: stop accepting, let streams in flight finish, then exit.
-    sidecar.drain(config.drainTimeoutMs).then(
-      () => {
-        client.close();
-        process.exit(0);
-      },
-      () => process.exit(1),
-    );
+    sidecar
+      .drain(config.drainTimeoutMs)
+      // Unused global-limit credit goes back so other sidecars can use it (bounded wait).
+      .then(() => Promise.race([quota.flush(), new Promise((r) => setTimeout(r, 2000).unref())]))
+      .then(
+        () => {
+          quota.close();
+          client.close();
+          process.exit(0);
+        },
+        () => process.exit(1),
+      );
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

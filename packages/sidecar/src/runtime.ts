@@ -1,7 +1,7 @@
 import { bundledPrice, type ModelPrice } from '@sluice/providers';
 import type { Snapshot, SnapshotBackend } from '@sluice/policy';
 import type { CompiledLimits } from '@sluice/policy/limits';
-import { compileLocalLimits } from './limits/enforce.js';
+import { compileSnapshotLimits } from './limits/enforce.js';
 import { createRouter, type Router } from './router.js';
 
 const PRICE_CACHE_MAX = 4096;
@@ -15,7 +15,7 @@ export interface Runtime {
   readonly router: Router;
   readonly modelsOpenAI: string;
   readonly modelsAnthropic: string;
-  /** The snapshot's limits this sidecar enforces, compiled. */
+  /** The snapshot's limits (local and global), compiled. */
   readonly limits: CompiledLimits;
   priceOf(backend: SnapshotBackend, model: string): ModelPrice | undefined;
 }
@@ -39,7 +39,7 @@ export function createRuntime(snapshot: Snapshot): Runtime {
     router,
     modelsOpenAI,
     modelsAnthropic,
-    limits: compileLocalLimits(snapshot.limits),
+    limits: compileSnapshotLimits(snapshot.limits),
     priceOf(backend, model) {
       const key = `${backend.id}\u0000${model}`;
       const hit = prices.get(key);

@@ -6,7 +6,7 @@ import { checkSnapshot, type Snapshot, type SnapshotProblem } from '@sluice/poli
 import type { SidecarConfig } from './config.js';
 import { handleLlmRequest, type Endpoint } from './handler.js';
 import { SidecarMetrics } from './metrics.js';
-import { LimitEnforcer, type WorkloadIdentity } from './limits/enforce.js';
+import { LimitEnforcer, type GlobalQuota, type WorkloadIdentity } from './limits/enforce.js';
 import { sendError } from './http-util.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { UpstreamPools } from './upstream.js';
@@ -37,6 +37,8 @@ export interface Sidecar {
    */
   drain(deadlineMs: number): Promise<{ finished: number; cut: number }>;
   close(): Promise<void>;
+  /** Sets the source of global limit credit (the quota client, once the control plane address is known). */
+  setQuota(quota: GlobalQuota | undefined): void;
 }
 
 export interface SidecarOptions {
@@ -46,6 +48,8 @@ export interface SidecarOptions {
   readonly snapshot?: Snapshot;
   /** The pod's identity for limit keys; default: namespace and service account from the config, no labels. */
   readonly identity?: WorkloadIdentity;
+  /** Credit for `scope: global` limits; without it their failure mode applies. */
+  readonly quota?: GlobalQuota;
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -78,7 +82,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     config,
     logger,
     metrics,
-    limits: new LimitEnforcer(),
+    limits: new LimitEnforcer(options.quota),
     identity: options.identity ?? { namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels: {} },
     pools,
     runtime: (): Runtime => runtime as Runtime,
@@ -227,6 +231,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     },
     get inFlight() {
       return inFlight;
+    },
+    setQuota(quota) {
+      deps.limits.setQuota(quota);
     },
     async drain(deadlineMs) {
       draining = true;

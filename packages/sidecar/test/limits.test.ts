@@ -16,7 +16,10 @@ before(async () => {
     limit('budget', { unit: 'microUSD', window: 'month', calendarAligned: true, timeZone: 'Europe/Paris', max: 1500, match: { models: ['claude-haiku-4-5'] } }),
     limit('shadow', { unit: 'requests', window: 'minute', max: 0, mode: 'shadow', match: { models: ['gpt-4o'] } }),
     limit('clamped', { unit: 'outputTokens', window: 'day', max: 300, clampMaxTokens: true, match: { models: ['gpt-4.1-mini'] } }),
-    limit('global-not-yet', { unit: 'requests', window: 'minute', max: 0, scope: 'global', match: { models: ['gpt-4o'] } }),
+    // No quota client in this harness: a global limit's credit is unavailable, its failure mode applies.
+    limit('global-open', { unit: 'requests', window: 'minute', max: 0, scope: 'global', failureMode: 'FailOpen', match: { models: ['gpt-4o'] } }),
+    limit('global-closed', { unit: 'requests', window: 'minute', max: 1000, scope: 'global', failureMode: 'FailClosed', match: { models: ['gpt-4o-2024-08-06'] } }),
+    limit('global-share', { unit: 'requests', window: 'minute', max: 2, scope: 'global', failureMode: 'LocalShare', match: { models: ['gpt-4o-mini-2024-07-18'] } }),
   ]);
 });
 after(() => h.close());
@@ -42,6 +45,14 @@ test('a per-user request limit denies the third request of that user only, with 
   assert.equal(body.error.type, 'rate_limit_error');
   assert.match(body.error.message, /default\/per-user-requests \(x-sluice-user=alice\)/);
   assert.equal(h.fake.requests.length, 2, 'the denied request never reached the provider');
+  assert.equal(third.headers.get('x-sluice-limit'), 'default/per-user-requests', 'the header names the limit that denied');
+  const [firstLog, , thirdLog] = await h.waitForRequestLogs(3);
+  assert.equal(firstLog?.['limitShadowDenied'], 'default/shadow', 'the shadow limit (max 0) would have denied: reported, not enforced');
+  assert.equal(firstLog?.['limitFallbacks'], 'default/global-open:FailOpen', 'FailOpen admitted without global credit');
+  assert.equal(thirdLog?.['limit'], 'default/per-user-requests');
+  const metrics = await (await fetch(`${h.sidecar.adminUrl}/metrics`)).text();
+  assert.match(metrics, /sluice_limit_decisions_total\{limit="default\/per-user-requests",decision="denied"\} 1/);
+  assert.match(metrics, /sluice_limit_decisions_total\{limit="default\/shadow",decision="shadow_denied"\} [1-9]/);
   assert.equal((await post('/v1/chat/completions', chat('gpt-4o'), { 'x-sluice-user': 'bob' })).status, 200, 'another user has its own counter');
   assert.equal((await post('/v1/chat/completions', chat('gpt-4o'))).status, 200, 'without the header the per-user limit does not apply (documented)');
 });
@@ -112,4 +123,18 @@ test('a limit with clampMaxTokens lowers max_tokens to the credit instead of den
   assert.equal(next.headers.get('x-sluice-max-tokens-clamped'), '200');
   assert.equal((JSON.parse(h.fake.requests.at(-1)?.body ?? '{}') as { max_completion_tokens?: number }).max_completion_tokens, 200, 'the field the caller used is the one lowered');
   assert.equal(h.requestLogs().at(-1)?.['clampedMaxTokens'], 200);
+});
+
+test('without global credit, FailClosed answers 503 at once and LocalShare enforces the limit locally', async () => {
+  const closed = await post('/v1/chat/completions', chat('gpt-4o-2024-08-06'));
+  assert.equal(closed.status, 503);
+  assert.equal(closed.headers.get('x-sluice-error-code'), 'SLUICE_ERR_LIMIT_UNAVAILABLE');
+  assert.equal(closed.headers.get('retry-after'), '1');
+  assert.equal(closed.headers.get('x-sluice-limit'), 'default/global-closed');
+  // LocalShare with no peer count known: the whole limit (2 per minute) in this sidecar.
+  const codes = [];
+  for (let i = 0; i < 3; i++) codes.push((await post('/v1/chat/completions', chat('gpt-4o-mini-2024-07-18'))).status);
+  assert.deepEqual(codes, [200, 200, 429]);
+  const logs = h.requestLogs().slice(-3);
+  assert.equal(logs[0]?.['limitFallbacks'], 'default/global-share:LocalShare');
 });

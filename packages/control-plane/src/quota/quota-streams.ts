@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from '@sluice/core';
@@ -16,37 +15,43 @@ export interface QuotaStreamsOptions {
   readonly store: QuotaStore;
   readonly logger: Logger;
   readonly authenticator?: Authenticator;
-  /** Longest life of a lease (its unused credit is returned by the sidecar before, or spent). Default 30 s. */
+  /** Longest life of a lease: the sidecar returns what is left of it by then. Default 30 s. */
   readonly leaseTtlMs?: number;
   readonly now?: () => number;
 }
 
-interface Lease {
-  readonly limitId: string;
-  readonly key: string;
-  readonly windowId: string;
-  readonly expiresAtMs: number;
+interface Caller {
+  readonly workload: Workload;
+  /** Lease ids of this sidecar start with this (its instance id): it can only release its own. */
+  readonly prefix: string;
 }
 
 /**
  * StreamQuota: leased credit for global limits. A sidecar says hello with its node (authenticated
  * like StreamPolicy), then asks for credit per (limit, key); the control plane debits the shared
  * counter of the limit's current window atomically in the store (Redis with a Lua script, or
- * memory in the one-process mode) and grants at most what is left. Unused credit comes back by lease
- * id, idempotently. A sidecar may only draw on limits of its own snapshot.
+ * memory in the one-process mode) and grants at most what is left, in fair shares when several
+ * sidecars draw on the same key. Unused credit comes back by lease id, idempotently.
+ *
+ * Nothing about a lease lives in this process: the lease id is `<instance id>.<request id>`, its
+ * record is in the store, and a release names its counter. A restarted control plane, or another
+ * replica, grants and takes back credit exactly as the first one would; an acquire re-sent after a
+ * lost answer (same request id) returns the recorded grant instead of debiting twice.
+ *
+ * A sidecar may only draw on limits of its own snapshot. When the store fails, the answer says
+ * `unavailable` and the sidecar applies the limit's failure mode.
  */
 export class QuotaStreams {
   readonly #o: QuotaStreamsOptions;
-  readonly #leases = new Map<string, Lease>();
   /** Totals for tests and metrics. */
-  readonly counters = { granted: 0, denied: 0, returned: 0 };
+  readonly counters = { granted: 0, denied: 0, returned: 0, unavailable: 0 };
 
   constructor(o: QuotaStreamsOptions) {
     this.#o = o;
   }
 
   readonly handle = (call: grpc.ServerDuplexStream<v1.QuotaRequest, v1.QuotaResponse.$Properties>): void => {
-    let workload: Workload | undefined;
+    let caller: Caller | undefined;
     let chain: Promise<void> = Promise.resolve();
     let closed = false;
     const fail = (code: GrpcStatus, message: string): void => {
@@ -61,18 +66,19 @@ export class QuotaStreams {
           if (req.hello) {
             const n = req.hello;
             if (!n.namespace) return fail(GrpcStatus.INVALID_ARGUMENT, 'hello must carry a node with a namespace');
+            if (!n.instanceId || n.instanceId.includes('.')) return fail(GrpcStatus.INVALID_ARGUMENT, 'hello must carry an instance id without dots');
             if (this.#o.authenticator) {
               const header = call.metadata.get('authorization')[0];
               const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined;
               const r = await this.#o.authenticator.authenticate(token, { namespace: n.namespace, serviceAccount: n.serviceAccount || 'default', pod: n.pod ?? '' });
               if (!r.ok) return fail(r.reason === 'denied' ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED, r.message);
             }
-            workload = { namespace: n.namespace, serviceAccount: n.serviceAccount || 'default', labels: { ...n.labels } };
+            caller = { workload: { namespace: n.namespace, serviceAccount: n.serviceAccount || 'default', labels: { ...n.labels } }, prefix: `${n.instanceId}.` };
             return;
           }
-          if (workload === undefined) return fail(GrpcStatus.FAILED_PRECONDITION, 'the first QuotaRequest must be hello');
-          if (req.acquire) call.write(await this.acquire(workload, req.acquire));
-          else if (req.release) call.write(await this.release(req.release));
+          if (caller === undefined) return fail(GrpcStatus.FAILED_PRECONDITION, 'the first QuotaRequest must be hello');
+          if (req.acquire) call.write(await this.acquire(caller, req.acquire));
+          else if (req.release) call.write(await this.release(caller, req.release));
         })
         .catch((e: unknown) => this.#o.logger.error({ err: e }, 'quota stream failure'));
     });
@@ -80,37 +86,55 @@ export class QuotaStreams {
   };
 
   /** Grants credit for one (limit, key) of the caller's snapshot; 0 when the limit is spent or unknown. */
-  async acquire(w: Workload, a: v1.ILeaseAcquire): Promise<v1.QuotaResponse.$Properties> {
+  async acquire(c: Caller, a: v1.ILeaseAcquire): Promise<v1.QuotaResponse.$Properties> {
     const now = (this.#o.now ?? Date.now)();
     const limitId = a.limitId ?? '';
     const key = a.key ?? '';
-    const wanted = Math.max(0, Math.floor(Number(a.wanted ?? 0)));
-    const limit = this.#o.engine.snapshotFor(w)?.snapshot.limits.find((l) => l.id === limitId && l.scope === 'global');
-    const deny = (remaining = 0, resetMs = 0): v1.QuotaResponse.$Properties => {
+    const requestId = a.requestId ?? '';
+    const wanted = units(a.wanted);
+    const needed = units(a.needed);
+    const limit = this.#o.engine.snapshotFor(c.workload)?.snapshot.limits.find((l) => l.id === limitId && l.scope === 'global');
+    const answer = (g: Partial<v1.ILeaseGrant>): v1.QuotaResponse.$Properties => ({ grant: { requestId, limitId, key, leaseId: '', granted: 0, expiresAtUnixMs: now, ...g } });
+    if (limit === undefined || !isWindowName(limit.window) || requestId === '') {
       this.counters.denied++;
-      return { grant: { requestId: a.requestId ?? '', leaseId: '', limitId, key, granted: 0, remaining, expiresAtUnixMs: now, windowResetUnixMs: resetMs } };
-    };
-    if (limit === undefined || !isWindowName(limit.window)) return deny();
+      return answer({});
+    }
     const win = windowOf(limit.window, limit.calendarAligned, limit.timeZone, now);
-    const r = await this.#o.store.debit(limitId, key, win.id, win.endMs, wanted, limit.max);
-    if (r.granted === 0) return deny(r.remaining, win.endMs);
-    const leaseId = randomBytes(12).toString('hex');
-    const expiresAtMs = Math.min(win.endMs, now + (this.#o.leaseTtlMs ?? 30_000));
-    this.#leases.set(leaseId, { limitId, key, windowId: win.id, expiresAtMs });
+    const leaseId = c.prefix + requestId;
+    let r;
+    try {
+      r = await this.#o.store.debit({ limitId, key, windowId: win.id, windowEndMs: win.endMs, leaseId, drawer: c.prefix, want: wanted, need: needed, max: limit.max });
+    } catch (e) {
+      this.counters.unavailable++;
+      this.#o.logger.warn({ err: e instanceof Error ? e.message : String(e), limit: limitId }, 'quota store unavailable');
+      return answer({ unavailable: true, windowId: win.id, windowResetUnixMs: win.endMs });
+    }
+    const common = { remaining: r.remaining, peers: r.peers, windowId: win.id, windowResetUnixMs: win.endMs };
+    if (r.granted === 0) {
+      this.counters.denied++;
+      return answer(common);
+    }
     this.counters.granted += r.granted;
-    return { grant: { requestId: a.requestId ?? '', leaseId, limitId, key, granted: r.granted, remaining: r.remaining, expiresAtUnixMs: expiresAtMs, windowResetUnixMs: win.endMs } };
+    return answer({ ...common, leaseId, granted: r.granted, expiresAtUnixMs: Math.min(win.endMs, now + (this.#o.leaseTtlMs ?? 30_000)) });
   }
 
-  /** Returns unused credit of a lease (idempotent by lease id; an unknown or expired lease returns 0). */
-  async release(rel: v1.ILeaseRelease): Promise<v1.QuotaResponse.$Properties> {
+  /** Returns unused credit of a lease (idempotent; an unknown lease, or another sidecar's, returns 0). */
+  async release(c: Caller, rel: v1.ILeaseRelease): Promise<v1.QuotaResponse.$Properties> {
     const leaseId = rel.leaseId ?? '';
-    const lease = this.#leases.get(leaseId);
-    const now = (this.#o.now ?? Date.now)();
-    if (lease === undefined || lease.expiresAtMs < now) return { released: { leaseId, returned: 0 } };
-    const unused = Math.max(0, Math.floor(Number(rel.unused ?? 0)));
-    const r = await this.#o.store.credit(leaseId, lease.limitId, lease.key, lease.windowId, unused);
-    this.#leases.delete(leaseId);
-    this.counters.returned += r.returned;
-    return { released: { leaseId, returned: r.returned } };
+    if (!leaseId.startsWith(c.prefix)) return { released: { leaseId, returned: 0 } };
+    try {
+      const r = await this.#o.store.credit({ leaseId, limitId: rel.limitId ?? '', key: rel.key ?? '', windowId: rel.windowId ?? '', amount: units(rel.unused) });
+      this.counters.returned += r.returned;
+      return { released: { leaseId, returned: r.returned } };
+    } catch (e) {
+      this.counters.unavailable++;
+      this.#o.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'quota store unavailable');
+      return { released: { leaseId, returned: 0, unavailable: true } };
+    }
   }
+}
+
+function units(v: unknown): number {
+  const n = Math.floor(Number(v ?? 0));
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
 }

@@ -2,17 +2,44 @@
  * Shared counters behind global limits: the control plane debits them when it grants a lease and
  * credits back the unused part when the lease is released. Integer units only.
  *
- * - `debit` grants `min(want, max − spent)` (never below 0) and adds it to the counter, atomically.
- *   `remaining` is the credit left after the grant. The counter lives until the window ends (plus a
- *   slack), then disappears.
- * - `credit` returns unused credit of a lease, at most once per lease id (a retried release returns
- *   0), never more than the counter holds (counters never go negative); a counter already gone
- *   (window over) takes nothing back.
+ * - `debit` grants credit for one lease, atomically: at most `want`, at most the fair share
+ *   `ceil(left / peers)` (but at least `need` when `need` fits), never more than `left = max − spent`,
+ *   and nothing at all when `need` does not fit. The lease is recorded under its id with the amount
+ *   granted: a debit replayed with the same lease id (a grant lost with a broken stream, asked
+ *   again) returns the recorded grant and debits nothing.
+ * - `peers` is the number of sidecars (drawers) that asked for this (limit, key) within
+ *   `peerWindowMs`, including this one: the fair-share divisor, and the sidecars' LocalShare divisor
+ *   when the store is unreachable.
+ * - `credit` returns unused credit of a lease, once (the lease is then marked released), never more
+ *   than the lease granted nor than the counter holds (counters never go negative). An unknown lease
+ *   (never granted, or its window is over and its records expired) returns 0.
+ * - Counters, lease records and drawer sets expire `slackMs` after the window ends.
  */
 export interface QuotaStore {
-  debit(limitId: string, key: string, windowId: string, windowEndMs: number, want: number, max: number): Promise<DebitResult>;
-  credit(leaseId: string, limitId: string, key: string, windowId: string, amount: number): Promise<{ returned: number }>;
+  debit(r: DebitRequest): Promise<DebitResult>;
+  credit(r: CreditRequest): Promise<{ returned: number }>;
   close(): Promise<void>;
+}
+
+export interface CounterRef {
+  readonly limitId: string;
+  readonly key: string;
+  readonly windowId: string;
+}
+
+export interface DebitRequest extends CounterRef {
+  readonly windowEndMs: number;
+  readonly leaseId: string;
+  /** The sidecar asking (its instance id), counted among the key's peers. */
+  readonly drawer: string;
+  readonly want: number;
+  readonly need: number;
+  readonly max: number;
+}
+
+export interface CreditRequest extends CounterRef {
+  readonly leaseId: string;
+  readonly amount: number;
 }
 
 export interface DebitResult {
@@ -20,20 +47,50 @@ export interface DebitResult {
   /** Counter value after the grant (may exceed `max` if `max` was lowered). */
   readonly spent: number;
   readonly remaining: number;
+  readonly peers: number;
 }
 
-/** Counters outlive their window by this much (clock skew between replicas and Redis). */
+export interface QuotaStoreOptions {
+  /** Counters outlive their window by this much (clock skew between replicas and Redis). */
+  readonly slackMs?: number;
+  /** A drawer counts as a peer of a key for this long after its last debit. Default 60 s. */
+  readonly peerWindowMs?: number;
+}
+
 export const DEFAULT_SLACK_MS = 60_000;
+export const DEFAULT_PEER_WINDOW_MS = 60_000;
 
 export function checkUnits(what: string, v: number): void {
   if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${what} must be a non-negative integer, got ${v}`);
 }
 
-export class MemoryQuotaStore implements QuotaStore {
-  private readonly counters = new Map<string, { spent: number; expiresMs: number }>();
-  private readonly leases = new Map<string, number>();
+export function checkDebit(r: DebitRequest): void {
+  checkUnits('want', r.want);
+  checkUnits('need', r.need);
+  checkUnits('max', r.max);
+  if (r.leaseId === '') throw new RangeError('a debit needs a lease id');
+}
 
-  constructor(private readonly opts: { now?: () => number; slackMs?: number; leaseTtlMs?: number } = {}) {}
+/** The grant rule shared by both stores (the Redis Lua script implements the same). */
+export function grantFor(want: number, need: number, left: number, peers: number): number {
+  if (left <= 0 || need > left) return 0;
+  const share = Math.ceil(left / Math.max(1, peers));
+  return Math.min(want < need ? need : want, Math.max(share, need), left);
+}
+
+interface Counter {
+  spent: number;
+  expiresMs: number;
+  /** lease id → amount granted, or -1 once released. */
+  leases: Map<string, number>;
+  drawers: Map<string, number>;
+}
+
+/** The one-process store (`sluice dev`, tests): the same semantics as Redis, in memory. */
+export class MemoryQuotaStore implements QuotaStore {
+  private readonly counters = new Map<string, Counter>();
+
+  constructor(private readonly opts: QuotaStoreOptions & { now?: () => number } = {}) {}
 
   private now(): number {
     return this.opts.now?.() ?? Date.now();
@@ -41,36 +98,44 @@ export class MemoryQuotaStore implements QuotaStore {
 
   private prune(now: number): void {
     for (const [k, c] of this.counters) if (c.expiresMs <= now) this.counters.delete(k);
-    for (const [k, exp] of this.leases) if (exp <= now) this.leases.delete(k);
   }
 
-  async debit(limitId: string, key: string, windowId: string, windowEndMs: number, want: number, max: number): Promise<DebitResult> {
-    checkUnits('want', want);
-    checkUnits('max', max);
+  async debit(r: DebitRequest): Promise<DebitResult> {
+    checkDebit(r);
     const now = this.now();
     this.prune(now);
-    const id = counterId(limitId, key, windowId);
-    const slack = this.opts.slackMs ?? DEFAULT_SLACK_MS;
-    const c = this.counters.get(id);
-    const spent0 = c?.spent ?? 0;
-    const granted = Math.max(0, Math.min(want, max - spent0));
-    const spent = spent0 + granted;
-    if (c !== undefined) c.spent = spent;
-    else if (granted > 0) this.counters.set(id, { spent, expiresMs: Math.max(windowEndMs, now) + slack });
-    return { granted, spent, remaining: Math.max(0, max - spent) };
+    const id = counterId(r);
+    let c = this.counters.get(id);
+    if (c === undefined) {
+      c = { spent: 0, expiresMs: Math.max(r.windowEndMs, now) + (this.opts.slackMs ?? DEFAULT_SLACK_MS), leases: new Map(), drawers: new Map() };
+      this.counters.set(id, c);
+    }
+    c.drawers.set(r.drawer, now);
+    const since = now - (this.opts.peerWindowMs ?? DEFAULT_PEER_WINDOW_MS);
+    for (const [d, at] of c.drawers) if (at < since) c.drawers.delete(d);
+    const peers = c.drawers.size;
+    const prior = c.leases.get(r.leaseId);
+    let granted: number;
+    if (prior !== undefined) granted = Math.max(0, prior);
+    else {
+      granted = grantFor(r.want, r.need, r.max - c.spent, peers);
+      if (granted > 0) {
+        c.spent += granted;
+        c.leases.set(r.leaseId, granted);
+      }
+    }
+    return { granted, spent: c.spent, remaining: Math.max(0, r.max - c.spent), peers };
   }
 
-  async credit(leaseId: string, limitId: string, key: string, windowId: string, amount: number): Promise<{ returned: number }> {
-    checkUnits('amount', amount);
+  async credit(r: CreditRequest): Promise<{ returned: number }> {
+    checkUnits('amount', r.amount);
     const now = this.now();
     this.prune(now);
-    const id = counterId(limitId, key, windowId);
-    const leaseKey = `${id}\u0000${leaseId}`;
-    if (this.leases.has(leaseKey)) return { returned: 0 };
-    const c = this.counters.get(id);
-    this.leases.set(leaseKey, c?.expiresMs ?? now + (this.opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS));
-    if (c === undefined) return { returned: 0 };
-    const returned = Math.min(amount, c.spent);
+    const c = this.counters.get(counterId(r));
+    const lease = c?.leases.get(r.leaseId);
+    if (c === undefined || lease === undefined || lease < 0) return { returned: 0 };
+    c.leases.set(r.leaseId, -1);
+    const returned = Math.min(r.amount, lease, c.spent);
     c.spent -= returned;
     return { returned };
   }
@@ -80,9 +145,6 @@ export class MemoryQuotaStore implements QuotaStore {
   }
 }
 
-/** How long a lease id is remembered when its counter is already gone. */
-export const DEFAULT_LEASE_TTL_MS = 3_600_000;
-
-function counterId(limitId: string, key: string, windowId: string): string {
-  return `${limitId}\u0000${key}\u0000${windowId}`;
+function counterId(r: CounterRef): string {
+  return `${r.limitId}\u0000${r.key}\u0000${r.windowId}`;
 }

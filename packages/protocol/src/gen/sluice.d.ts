@@ -940,6 +940,9 @@ export namespace sluice {
             /** LeaseAcquire wanted. */
             wanted: (number|Long);
 
+            /** LeaseAcquire needed. */
+            needed: (number|Long);
+
             /**
              * Creates a new LeaseAcquire instance using the specified properties.
              * @param [properties] Properties to set
@@ -1036,6 +1039,9 @@ export namespace sluice {
                 /** LeaseAcquire wanted */
                 wanted?: (number|Long|null);
 
+                /** LeaseAcquire needed */
+                needed?: (number|Long|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -1068,6 +1074,15 @@ export namespace sluice {
 
             /** LeaseRelease unused. */
             unused: (number|Long);
+
+            /** LeaseRelease limitId. */
+            limitId: string;
+
+            /** LeaseRelease key. */
+            key: string;
+
+            /** LeaseRelease windowId. */
+            windowId: string;
 
             /**
              * Creates a new LeaseRelease instance using the specified properties.
@@ -1158,6 +1173,15 @@ export namespace sluice {
 
                 /** LeaseRelease unused */
                 unused?: (number|Long|null);
+
+                /** LeaseRelease limitId */
+                limitId?: (string|null);
+
+                /** LeaseRelease key */
+                key?: (string|null);
+
+                /** LeaseRelease windowId */
+                windowId?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -1345,6 +1369,15 @@ export namespace sluice {
             /** LeaseGrant windowResetUnixMs. */
             windowResetUnixMs: (number|Long);
 
+            /** LeaseGrant windowId. */
+            windowId: string;
+
+            /** LeaseGrant peers. */
+            peers: number;
+
+            /** LeaseGrant unavailable. */
+            unavailable: boolean;
+
             /**
              * Creates a new LeaseGrant instance using the specified properties.
              * @param [properties] Properties to set
@@ -1453,6 +1486,15 @@ export namespace sluice {
                 /** LeaseGrant windowResetUnixMs */
                 windowResetUnixMs?: (number|Long|null);
 
+                /** LeaseGrant windowId */
+                windowId?: (string|null);
+
+                /** LeaseGrant peers */
+                peers?: (number|null);
+
+                /** LeaseGrant unavailable */
+                unavailable?: (boolean|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -1485,6 +1527,9 @@ export namespace sluice {
 
             /** LeaseReleased returned. */
             returned: (number|Long);
+
+            /** LeaseReleased unavailable. */
+            unavailable: boolean;
 
             /**
              * Creates a new LeaseReleased instance using the specified properties.
@@ -1575,6 +1620,9 @@ export namespace sluice {
 
                 /** LeaseReleased returned */
                 returned?: (number|Long|null);
+
+                /** LeaseReleased unavailable */
+                unavailable?: (boolean|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -2447,6 +2447,7 @@ export const sluice = $root.sluice = (() => {
              * @property {string|null} [limitId] LeaseAcquire limitId
              * @property {string|null} [key] LeaseAcquire key
              * @property {number|Long|null} [wanted] LeaseAcquire wanted
+             * @property {number|Long|null} [needed] LeaseAcquire needed
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -2511,6 +2512,14 @@ export const sluice = $root.sluice = (() => {
             LeaseAcquire.prototype.wanted = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
 
             /**
+             * LeaseAcquire needed.
+             * @member {number|Long} needed
+             * @memberof sluice.v1.LeaseAcquire
+             * @instance
+             */
+            LeaseAcquire.prototype.needed = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
              * Creates a new LeaseAcquire instance using the specified properties.
              * @function create
              * @memberof sluice.v1.LeaseAcquire
@@ -2550,6 +2559,8 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 3, wireType 2 =*/26).string(message.key);
                 if (message.wanted != null && $Object.hasOwnProperty.call(message, "wanted") && (typeof message.wanted === "object" ? message.wanted.low || message.wanted.high : message.wanted !== 0))
                     writer.uint32(/* id 4, wireType 0 =*/32).int64(message.wanted);
+                if (message.needed != null && $Object.hasOwnProperty.call(message, "needed") && (typeof message.needed === "object" ? message.needed.low || message.needed.high : message.needed !== 0))
+                    writer.uint32(/* id 5, wireType 0 =*/40).int64(message.needed);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2643,6 +2654,15 @@ export const sluice = $root.sluice = (() => {
                                 delete message.wanted;
                             continue;
                         }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.int64()) === "object" ? value.low || value.high : value !== 0)
+                                message.needed = value;
+                            else
+                                delete message.needed;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -2703,6 +2723,9 @@ export const sluice = $root.sluice = (() => {
                 if (message.wanted != null && $Object.hasOwnProperty.call(message, "wanted"))
                     if (!$util.isInteger(message.wanted) && !(message.wanted && $util.isInteger(message.wanted.low) && $util.isInteger(message.wanted.high)))
                         return "wanted: integer|Long expected";
+                if (message.needed != null && $Object.hasOwnProperty.call(message, "needed"))
+                    if (!$util.isInteger(message.needed) && !(message.needed && $util.isInteger(message.needed.low) && $util.isInteger(message.needed.high)))
+                        return "needed: integer|Long expected";
                 return null;
             };
 
@@ -2743,6 +2766,16 @@ export const sluice = $root.sluice = (() => {
                             message.wanted = object.wanted;
                         else if (typeof object.wanted === "object")
                             message.wanted = new $util.LongBits(object.wanted.low >>> 0, object.wanted.high >>> 0).toNumber();
+                if (object.needed != null)
+                    if (typeof object.needed === "object" ? object.needed.low || object.needed.high : $Number(object.needed) !== 0)
+                        if ($util.Long)
+                            message.needed = $util.Long.fromValue(object.needed, false);
+                        else if (typeof object.needed === "string")
+                            message.needed = $parseInt(object.needed, 10);
+                        else if (typeof object.needed === "number")
+                            message.needed = object.needed;
+                        else if (typeof object.needed === "object")
+                            message.needed = new $util.LongBits(object.needed.low >>> 0, object.needed.high >>> 0).toNumber();
                 return message;
             };
 
@@ -2772,6 +2805,11 @@ export const sluice = $root.sluice = (() => {
                         object.wanted = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                     } else
                         object.wanted = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, false);
+                        object.needed = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.needed = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 }
                 if (message.requestId != null && $Object.hasOwnProperty.call(message, "requestId"))
                     object.requestId = message.requestId;
@@ -2786,6 +2824,13 @@ export const sluice = $root.sluice = (() => {
                         object.wanted = options.longs === $String ? $String(message.wanted) : message.wanted;
                     else
                         object.wanted = options.longs === $String ? $util.Long.prototype.toString.call(message.wanted) : options.longs === $Number ? new $util.LongBits(message.wanted.low >>> 0, message.wanted.high >>> 0).toNumber() : message.wanted;
+                if (message.needed != null && $Object.hasOwnProperty.call(message, "needed"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.needed = typeof message.needed === "number" ? $BigInt(message.needed) : $util.Long.fromBits(message.needed.low >>> 0, message.needed.high >>> 0, false).toBigInt();
+                    else if (typeof message.needed === "number")
+                        object.needed = options.longs === $String ? $String(message.needed) : message.needed;
+                    else
+                        object.needed = options.longs === $String ? $util.Long.prototype.toString.call(message.needed) : options.longs === $Number ? new $util.LongBits(message.needed.low >>> 0, message.needed.high >>> 0).toNumber() : message.needed;
                 return object;
             };
 
@@ -2824,6 +2869,9 @@ export const sluice = $root.sluice = (() => {
              * @typedef {Object} sluice.v1.LeaseRelease.$Properties
              * @property {string|null} [leaseId] LeaseRelease leaseId
              * @property {number|Long|null} [unused] LeaseRelease unused
+             * @property {string|null} [limitId] LeaseRelease limitId
+             * @property {string|null} [key] LeaseRelease key
+             * @property {string|null} [windowId] LeaseRelease windowId
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -2872,6 +2920,30 @@ export const sluice = $root.sluice = (() => {
             LeaseRelease.prototype.unused = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
 
             /**
+             * LeaseRelease limitId.
+             * @member {string} limitId
+             * @memberof sluice.v1.LeaseRelease
+             * @instance
+             */
+            LeaseRelease.prototype.limitId = "";
+
+            /**
+             * LeaseRelease key.
+             * @member {string} key
+             * @memberof sluice.v1.LeaseRelease
+             * @instance
+             */
+            LeaseRelease.prototype.key = "";
+
+            /**
+             * LeaseRelease windowId.
+             * @member {string} windowId
+             * @memberof sluice.v1.LeaseRelease
+             * @instance
+             */
+            LeaseRelease.prototype.windowId = "";
+
+            /**
              * Creates a new LeaseRelease instance using the specified properties.
              * @function create
              * @memberof sluice.v1.LeaseRelease
@@ -2907,6 +2979,12 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 1, wireType 2 =*/10).string(message.leaseId);
                 if (message.unused != null && $Object.hasOwnProperty.call(message, "unused") && (typeof message.unused === "object" ? message.unused.low || message.unused.high : message.unused !== 0))
                     writer.uint32(/* id 2, wireType 0 =*/16).int64(message.unused);
+                if (message.limitId != null && $Object.hasOwnProperty.call(message, "limitId") && message.limitId !== "")
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.limitId);
+                if (message.key != null && $Object.hasOwnProperty.call(message, "key") && message.key !== "")
+                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.key);
+                if (message.windowId != null && $Object.hasOwnProperty.call(message, "windowId") && message.windowId !== "")
+                    writer.uint32(/* id 5, wireType 2 =*/42).string(message.windowId);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2982,6 +3060,33 @@ export const sluice = $root.sluice = (() => {
                                 delete message.unused;
                             continue;
                         }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.limitId = value;
+                            else
+                                delete message.limitId;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.key = value;
+                            else
+                                delete message.key;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.windowId = value;
+                            else
+                                delete message.windowId;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -3036,6 +3141,15 @@ export const sluice = $root.sluice = (() => {
                 if (message.unused != null && $Object.hasOwnProperty.call(message, "unused"))
                     if (!$util.isInteger(message.unused) && !(message.unused && $util.isInteger(message.unused.low) && $util.isInteger(message.unused.high)))
                         return "unused: integer|Long expected";
+                if (message.limitId != null && $Object.hasOwnProperty.call(message, "limitId"))
+                    if (!$util.isString(message.limitId))
+                        return "limitId: string expected";
+                if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
+                    if (!$util.isString(message.key))
+                        return "key: string expected";
+                if (message.windowId != null && $Object.hasOwnProperty.call(message, "windowId"))
+                    if (!$util.isString(message.windowId))
+                        return "windowId: string expected";
                 return null;
             };
 
@@ -3070,6 +3184,15 @@ export const sluice = $root.sluice = (() => {
                             message.unused = object.unused;
                         else if (typeof object.unused === "object")
                             message.unused = new $util.LongBits(object.unused.low >>> 0, object.unused.high >>> 0).toNumber();
+                if (object.limitId != null)
+                    if (typeof object.limitId !== "string" || object.limitId.length)
+                        message.limitId = $String(object.limitId);
+                if (object.key != null)
+                    if (typeof object.key !== "string" || object.key.length)
+                        message.key = $String(object.key);
+                if (object.windowId != null)
+                    if (typeof object.windowId !== "string" || object.windowId.length)
+                        message.windowId = $String(object.windowId);
                 return message;
             };
 
@@ -3097,6 +3220,9 @@ export const sluice = $root.sluice = (() => {
                         object.unused = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                     } else
                         object.unused = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    object.limitId = "";
+                    object.key = "";
+                    object.windowId = "";
                 }
                 if (message.leaseId != null && $Object.hasOwnProperty.call(message, "leaseId"))
                     object.leaseId = message.leaseId;
@@ -3107,6 +3233,12 @@ export const sluice = $root.sluice = (() => {
                         object.unused = options.longs === $String ? $String(message.unused) : message.unused;
                     else
                         object.unused = options.longs === $String ? $util.Long.prototype.toString.call(message.unused) : options.longs === $Number ? new $util.LongBits(message.unused.low >>> 0, message.unused.high >>> 0).toNumber() : message.unused;
+                if (message.limitId != null && $Object.hasOwnProperty.call(message, "limitId"))
+                    object.limitId = message.limitId;
+                if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
+                    object.key = message.key;
+                if (message.windowId != null && $Object.hasOwnProperty.call(message, "windowId"))
+                    object.windowId = message.windowId;
                 return object;
             };
 
@@ -3492,6 +3624,9 @@ export const sluice = $root.sluice = (() => {
              * @property {number|Long|null} [remaining] LeaseGrant remaining
              * @property {number|Long|null} [expiresAtUnixMs] LeaseGrant expiresAtUnixMs
              * @property {number|Long|null} [windowResetUnixMs] LeaseGrant windowResetUnixMs
+             * @property {string|null} [windowId] LeaseGrant windowId
+             * @property {number|null} [peers] LeaseGrant peers
+             * @property {boolean|null} [unavailable] LeaseGrant unavailable
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -3588,6 +3723,30 @@ export const sluice = $root.sluice = (() => {
             LeaseGrant.prototype.windowResetUnixMs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
 
             /**
+             * LeaseGrant windowId.
+             * @member {string} windowId
+             * @memberof sluice.v1.LeaseGrant
+             * @instance
+             */
+            LeaseGrant.prototype.windowId = "";
+
+            /**
+             * LeaseGrant peers.
+             * @member {number} peers
+             * @memberof sluice.v1.LeaseGrant
+             * @instance
+             */
+            LeaseGrant.prototype.peers = 0;
+
+            /**
+             * LeaseGrant unavailable.
+             * @member {boolean} unavailable
+             * @memberof sluice.v1.LeaseGrant
+             * @instance
+             */
+            LeaseGrant.prototype.unavailable = false;
+
+            /**
              * Creates a new LeaseGrant instance using the specified properties.
              * @function create
              * @memberof sluice.v1.LeaseGrant
@@ -3635,6 +3794,12 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 7, wireType 0 =*/56).int64(message.expiresAtUnixMs);
                 if (message.windowResetUnixMs != null && $Object.hasOwnProperty.call(message, "windowResetUnixMs") && (typeof message.windowResetUnixMs === "object" ? message.windowResetUnixMs.low || message.windowResetUnixMs.high : message.windowResetUnixMs !== 0))
                     writer.uint32(/* id 8, wireType 0 =*/64).int64(message.windowResetUnixMs);
+                if (message.windowId != null && $Object.hasOwnProperty.call(message, "windowId") && message.windowId !== "")
+                    writer.uint32(/* id 9, wireType 2 =*/74).string(message.windowId);
+                if (message.peers != null && $Object.hasOwnProperty.call(message, "peers") && message.peers !== 0)
+                    writer.uint32(/* id 10, wireType 0 =*/80).int32(message.peers);
+                if (message.unavailable != null && $Object.hasOwnProperty.call(message, "unavailable") && message.unavailable !== false)
+                    writer.uint32(/* id 11, wireType 0 =*/88).bool(message.unavailable);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -3764,6 +3929,33 @@ export const sluice = $root.sluice = (() => {
                                 delete message.windowResetUnixMs;
                             continue;
                         }
+                    case 9: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.windowId = value;
+                            else
+                                delete message.windowId;
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.peers = value;
+                            else
+                                delete message.peers;
+                            continue;
+                        }
+                    case 11: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.unavailable = value;
+                            else
+                                delete message.unavailable;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -3836,6 +4028,15 @@ export const sluice = $root.sluice = (() => {
                 if (message.windowResetUnixMs != null && $Object.hasOwnProperty.call(message, "windowResetUnixMs"))
                     if (!$util.isInteger(message.windowResetUnixMs) && !(message.windowResetUnixMs && $util.isInteger(message.windowResetUnixMs.low) && $util.isInteger(message.windowResetUnixMs.high)))
                         return "windowResetUnixMs: integer|Long expected";
+                if (message.windowId != null && $Object.hasOwnProperty.call(message, "windowId"))
+                    if (!$util.isString(message.windowId))
+                        return "windowId: string expected";
+                if (message.peers != null && $Object.hasOwnProperty.call(message, "peers"))
+                    if (!$util.isInteger(message.peers))
+                        return "peers: integer expected";
+                if (message.unavailable != null && $Object.hasOwnProperty.call(message, "unavailable"))
+                    if (typeof message.unavailable !== "boolean")
+                        return "unavailable: boolean expected";
                 return null;
             };
 
@@ -3909,6 +4110,15 @@ export const sluice = $root.sluice = (() => {
                             message.windowResetUnixMs = object.windowResetUnixMs;
                         else if (typeof object.windowResetUnixMs === "object")
                             message.windowResetUnixMs = new $util.LongBits(object.windowResetUnixMs.low >>> 0, object.windowResetUnixMs.high >>> 0).toNumber();
+                if (object.windowId != null)
+                    if (typeof object.windowId !== "string" || object.windowId.length)
+                        message.windowId = $String(object.windowId);
+                if (object.peers != null)
+                    if ($Number(object.peers) !== 0)
+                        message.peers = object.peers | 0;
+                if (object.unavailable != null)
+                    if (object.unavailable)
+                        message.unavailable = $Boolean(object.unavailable);
                 return message;
             };
 
@@ -3954,6 +4164,9 @@ export const sluice = $root.sluice = (() => {
                         object.windowResetUnixMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                     } else
                         object.windowResetUnixMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    object.windowId = "";
+                    object.peers = 0;
+                    object.unavailable = false;
                 }
                 if (message.requestId != null && $Object.hasOwnProperty.call(message, "requestId"))
                     object.requestId = message.requestId;
@@ -3991,6 +4204,12 @@ export const sluice = $root.sluice = (() => {
                         object.windowResetUnixMs = options.longs === $String ? $String(message.windowResetUnixMs) : message.windowResetUnixMs;
                     else
                         object.windowResetUnixMs = options.longs === $String ? $util.Long.prototype.toString.call(message.windowResetUnixMs) : options.longs === $Number ? new $util.LongBits(message.windowResetUnixMs.low >>> 0, message.windowResetUnixMs.high >>> 0).toNumber() : message.windowResetUnixMs;
+                if (message.windowId != null && $Object.hasOwnProperty.call(message, "windowId"))
+                    object.windowId = message.windowId;
+                if (message.peers != null && $Object.hasOwnProperty.call(message, "peers"))
+                    object.peers = message.peers;
+                if (message.unavailable != null && $Object.hasOwnProperty.call(message, "unavailable"))
+                    object.unavailable = message.unavailable;
                 return object;
             };
 
@@ -4029,6 +4248,7 @@ export const sluice = $root.sluice = (() => {
              * @typedef {Object} sluice.v1.LeaseReleased.$Properties
              * @property {string|null} [leaseId] LeaseReleased leaseId
              * @property {number|Long|null} [returned] LeaseReleased returned
+             * @property {boolean|null} [unavailable] LeaseReleased unavailable
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -4077,6 +4297,14 @@ export const sluice = $root.sluice = (() => {
             LeaseReleased.prototype.returned = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
 
             /**
+             * LeaseReleased unavailable.
+             * @member {boolean} unavailable
+             * @memberof sluice.v1.LeaseReleased
+             * @instance
+             */
+            LeaseReleased.prototype.unavailable = false;
+
+            /**
              * Creates a new LeaseReleased instance using the specified properties.
              * @function create
              * @memberof sluice.v1.LeaseReleased
@@ -4112,6 +4340,8 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 1, wireType 2 =*/10).string(message.leaseId);
                 if (message.returned != null && $Object.hasOwnProperty.call(message, "returned") && (typeof message.returned === "object" ? message.returned.low || message.returned.high : message.returned !== 0))
                     writer.uint32(/* id 2, wireType 0 =*/16).int64(message.returned);
+                if (message.unavailable != null && $Object.hasOwnProperty.call(message, "unavailable") && message.unavailable !== false)
+                    writer.uint32(/* id 3, wireType 0 =*/24).bool(message.unavailable);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -4187,6 +4417,15 @@ export const sluice = $root.sluice = (() => {
                                 delete message.returned;
                             continue;
                         }
+                    case 3: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.unavailable = value;
+                            else
+                                delete message.unavailable;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -4241,6 +4480,9 @@ export const sluice = $root.sluice = (() => {
                 if (message.returned != null && $Object.hasOwnProperty.call(message, "returned"))
                     if (!$util.isInteger(message.returned) && !(message.returned && $util.isInteger(message.returned.low) && $util.isInteger(message.returned.high)))
                         return "returned: integer|Long expected";
+                if (message.unavailable != null && $Object.hasOwnProperty.call(message, "unavailable"))
+                    if (typeof message.unavailable !== "boolean")
+                        return "unavailable: boolean expected";
                 return null;
             };
 
@@ -4275,6 +4517,9 @@ export const sluice = $root.sluice = (() => {
                             message.returned = object.returned;
                         else if (typeof object.returned === "object")
                             message.returned = new $util.LongBits(object.returned.low >>> 0, object.returned.high >>> 0).toNumber();
+                if (object.unavailable != null)
+                    if (object.unavailable)
+                        message.unavailable = $Boolean(object.unavailable);
                 return message;
             };
 
@@ -4302,6 +4547,7 @@ export const sluice = $root.sluice = (() => {
                         object.returned = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                     } else
                         object.returned = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    object.unavailable = false;
                 }
                 if (message.leaseId != null && $Object.hasOwnProperty.call(message, "leaseId"))
                     object.leaseId = message.leaseId;
@@ -4312,6 +4558,8 @@ export const sluice = $root.sluice = (() => {
                         object.returned = options.longs === $String ? $String(message.returned) : message.returned;
                     else
                         object.returned = options.longs === $String ? $util.Long.prototype.toString.call(message.returned) : options.longs === $Number ? new $util.LongBits(message.returned.low >>> 0, message.returned.high >>> 0).toNumber() : message.returned;
+                if (message.unavailable != null && $Object.hasOwnProperty.call(message, "unavailable"))
+                    object.unavailable = message.unavailable;
                 return object;
             };
 

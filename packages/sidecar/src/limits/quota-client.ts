@@ -6,42 +6,117 @@ import type { NodeIdentity } from '../control-client.js';
 import v1 = sluice.v1;
 
 export interface QuotaClientOptions {
-  readonly address: string;
-  readonly node: NodeIdentity;
+  /** The control plane: a client shared with the policy stream (one connection), or an address. */
+  readonly client?: ControlClient;
+  readonly address?: string;
   readonly credentials?: grpc.ChannelCredentials;
+  readonly node: NodeIdentity;
   readonly logger: Logger;
   /** Smallest lease asked for, so a busy key does not ask for every request (default 1,000 units). */
   readonly minLease?: number;
-  /** Longest wait for a grant before giving up (the caller applies the limit's failure mode). Default 1 s. */
+  /** Longest wait for a grant before the limit's failure mode applies. Default 1 s. */
   readonly timeoutMs?: number;
+  /** After a failure (no answer, store down), answer `unavailable` without asking for this long. Default 500 ms. */
+  readonly backoffMs?: number;
+  /** After a denial, deny requests that do not fit the known remaining credit without asking, for this long. Default 250 ms. */
+  readonly deniedCacheMs?: number;
+}
+
+/** What a request's draw on a global limit came to. */
+export type TakeResult = 'ok' | 'denied' | 'unavailable';
+
+interface Lease {
+  readonly id: string;
+  readonly granted: number;
 }
 
 interface Pool {
-  /** Credit held locally, drawn by requests. */
+  readonly limitId: string;
+  readonly key: string;
+  windowId: string;
+  /** Credit held locally, drawn by requests; negative = debt (usage above what was reserved). */
   available: number;
-  leaseId: string;
+  /** Leases of the current window, oldest first: unused credit goes back to them, newest first. */
+  leases: Lease[];
+  /** The oldest lease's expiry: the pool's unused credit is returned then. */
   expiresAtMs: number;
   /** Size of the last lease: the next one asks for twice as much while demand lasts. */
   lastLease: number;
+  /** Sidecars drawing on this (limit, key), as counted by the control plane (LocalShare divisor). */
+  peers: number;
+  /** Window credit not leased to anyone at the last answer, and when the window resets. */
+  remaining: number;
+  resetAtMs: number;
+  /** Until then, a request that does not fit `remaining + available` is denied without asking. */
+  deniedUntilMs: number;
+  /** An acquire in flight for this pool: requests wait for it instead of asking again. */
+  pending: Promise<unknown> | undefined;
 }
 
+interface Inflight {
+  readonly req: v1.QuotaRequest.$Properties;
+  readonly firstSentAtMs: number;
+  lastSentAtMs: number;
+  /** The stream generation it was last written to. */
+  gen: number;
+  /** An acquire recording debt: its grant is consumed, not added to a pool. */
+  readonly debt: boolean;
+  waiter: ((r: v1.QuotaResponse | undefined) => void) | undefined;
+}
+
+/** Unanswered acquires and releases are re-sent (after a reconnect, or every few seconds) for this long, then dropped. */
+const INFLIGHT_MAX_AGE_MS = 60_000;
+const RESEND_AFTER_MS = 2000;
+const MAX_INFLIGHT = 10_000;
+
 /**
- * The sidecar end of StreamQuota: credit for global limits, held locally per (limit, key) and topped
- * up by leases from the control plane. `take()` draws from the local pool and only asks the control
- * plane when the pool is short, so most requests never wait for the network; lease sizes double
- * while a key is busy (bounded by what the limit has left). Unused credit goes back with `flush()`.
+ * The sidecar end of StreamQuota: credit for global limits, held locally per (limit, key) and
+ * topped up by leases from the control plane.
+ *
+ * - `tryTake()` is synchronous and draws from the local pool: most requests never touch the
+ *   network. Only a short pool makes a request wait for `acquire()` (one acquire per pool at a
+ *   time; others wait for it). Lease sizes double while a key is busy; the control plane caps them
+ *   by what the window has left and by a fair share among the sidecars drawing on the key.
+ * - Request ids are `q<seq>`; with the instance id they make the lease id, and an acquire whose
+ *   answer was lost with its stream is re-sent on the next stream: the control plane returns the
+ *   recorded grant rather than debiting twice, and a grant that arrives after its request gave up
+ *   still joins the pool. Releases are re-sent the same way until answered.
+ * - `giveBack()` returns what a settled request did not use to the pool; `charge()` adds usage
+ *   above the reservation as debt, which the next lease covers first (or which is recorded when the
+ *   pool is flushed).
+ * - Every second: pools whose oldest lease expires are flushed (unused credit returned, debt
+ *   recorded), and unanswered messages are re-sent on a fresh stream when the old one broke.
+ * - Failure: no answer within `timeoutMs`, a broken stream, or an answer saying the shared store
+ *   is down → `unavailable` (the caller applies the limit's failure mode), and for `backoffMs`
+ *   every draw that needs the network answers `unavailable` at once.
  */
 export class QuotaClient {
   readonly #o: QuotaClientOptions;
   readonly #client: ControlClient;
+  readonly #ownClient: boolean;
   #call: ControlCall<v1.QuotaRequest.$Properties, v1.QuotaResponse> | undefined;
+  #gen = 0;
   readonly #pools = new Map<string, Pool>();
-  readonly #waiting = new Map<string, (r: v1.QuotaResponse) => void>();
+  readonly #inflight = new Map<string, Inflight>();
   #seq = 0;
+  #unavailableUntilMs = 0;
+  readonly #timer: NodeJS.Timeout;
+  #closed = false;
+  /** For tests and metrics. */
+  readonly stats = { acquires: 0, granted: 0, released: 0, returned: 0, unavailable: 0, resent: 0, dropped: 0 };
 
   constructor(o: QuotaClientOptions) {
     this.#o = o;
-    this.#client = new ControlClient(o.address, o.credentials ?? grpc.credentials.createInsecure());
+    if (o.client !== undefined) {
+      this.#client = o.client;
+      this.#ownClient = false;
+    } else {
+      if (o.address === undefined) throw new Error('QuotaClient needs a client or an address');
+      this.#client = new ControlClient(o.address, o.credentials ?? grpc.credentials.createInsecure());
+      this.#ownClient = true;
+    }
+    this.#timer = setInterval(() => this.tick(), 1000);
+    this.#timer.unref();
   }
 
   #stream(): ControlCall<v1.QuotaRequest.$Properties, v1.QuotaResponse> {
@@ -49,97 +124,275 @@ export class QuotaClient {
     const call = this.#client.streamQuota();
     const n = this.#o.node;
     call.write({ hello: { pod: n.pod, namespace: n.namespace, serviceAccount: n.serviceAccount, labels: { ...n.labels }, instanceId: n.instanceId, sidecarVersion: n.sidecarVersion } });
-    call.on('data', (r: v1.QuotaResponse) => {
-      const id = r.grant?.requestId ?? (r.released ? `release:${r.released.leaseId}` : '');
-      const w = this.#waiting.get(id);
-      if (w) {
-        this.#waiting.delete(id);
-        w(r);
-      }
-    });
-    const lost = (): void => {
-      if (this.#call === call) this.#call = undefined;
+    call.on('data', (r: v1.QuotaResponse) => this.#onResponse(r));
+    const lost = (why: string): void => {
+      if (this.#call !== call) return;
+      this.#call = undefined;
+      this.#fail(why);
     };
-    call.on('error', (e: Error) => {
-      this.#o.logger.warn({ err: e.message }, 'quota stream lost');
-      lost();
-    });
-    call.on('end', lost);
+    call.on('error', (e: Error) => lost(e.message));
+    call.on('end', () => lost('stream ended'));
     this.#call = call;
+    const gen = ++this.#gen;
+    // Whatever was not answered on the previous stream goes again (idempotent on the server).
+    for (const f of this.#inflight.values()) {
+      if (f.gen !== gen) this.#write(call, gen, f, true);
+    }
     return call;
   }
 
-  #ask(id: string, req: v1.QuotaRequest.$Properties): Promise<v1.QuotaResponse | undefined> {
+  #write(call: ControlCall<v1.QuotaRequest.$Properties, v1.QuotaResponse>, gen: number, f: Inflight, resend: boolean): void {
+    if (resend) this.stats.resent++;
+    f.gen = gen;
+    f.lastSentAtMs = Date.now();
+    call.write(f.req);
+  }
+
+  /** The stream broke or the store is down: waiting draws give up now, new ones for `backoffMs`. */
+  #fail(why: string): void {
+    if (this.#unavailableUntilMs < Date.now()) this.#o.logger.warn({ why }, 'global limit credit unavailable; failure modes apply');
+    this.#unavailableUntilMs = Date.now() + (this.#o.backoffMs ?? 500);
+    for (const f of this.#inflight.values()) {
+      const w = f.waiter;
+      f.waiter = undefined;
+      w?.(undefined);
+    }
+  }
+
+  #send(id: string, req: v1.QuotaRequest.$Properties, wait: boolean, debt = false): Promise<v1.QuotaResponse | undefined> {
+    if (this.#inflight.size >= MAX_INFLIGHT) {
+      this.stats.dropped++;
+      return Promise.resolve(undefined);
+    }
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#waiting.delete(id);
-        resolve(undefined);
-      }, this.#o.timeoutMs ?? 1000);
-      this.#waiting.set(id, (r) => {
-        clearTimeout(timer);
-        resolve(r);
-      });
-      this.#stream().write(req);
+      const now = Date.now();
+      const f: Inflight = { req, firstSentAtMs: now, lastSentAtMs: now, gen: 0, debt, waiter: undefined };
+      let timer: NodeJS.Timeout | undefined;
+      if (wait) {
+        timer = setTimeout(() => {
+          if (f.waiter === undefined) return;
+          f.waiter = undefined;
+          this.#fail('no answer from the control plane');
+          resolve(undefined);
+        }, this.#o.timeoutMs ?? 1000);
+        f.waiter = (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        };
+      } else resolve(undefined);
+      this.#inflight.set(id, f);
+      try {
+        const call = this.#stream();
+        if (f.gen !== this.#gen) this.#write(call, this.#gen, f, false);
+      } catch (e) {
+        this.#fail((e as Error).message);
+      }
     });
   }
 
-  /**
-   * Draws `amount` units of `limitId`/`key`. Resolves true when granted, false when the limit has no
-   * credit left, undefined when the control plane did not answer in time (failure mode applies).
-   */
-  async take(limitId: string, key: string, amount: number, nowMs = Date.now()): Promise<boolean | undefined> {
-    const id = `${limitId}\u0000${key}`;
+  #onResponse(r: v1.QuotaResponse): void {
+    if (r.grant) {
+      const g = r.grant;
+      const f = this.#inflight.get(g.requestId ?? '');
+      if (f === undefined) return;
+      this.#inflight.delete(g.requestId ?? '');
+      if (g.unavailable) this.#fail('the shared quota store is down');
+      else if (!f.debt) this.#applyGrant(g);
+      const w = f.waiter;
+      f.waiter = undefined;
+      w?.(r);
+    } else if (r.released) {
+      const rel = r.released;
+      if (rel.unavailable) return; // stays in flight: re-sent by tick()
+      const f = this.#inflight.get(`release:${rel.leaseId}`);
+      this.#inflight.delete(`release:${rel.leaseId}`);
+      this.stats.returned += Number(rel.returned ?? 0);
+      const w = f?.waiter;
+      if (f) f.waiter = undefined;
+      w?.(r);
+    }
+  }
+
+  #applyGrant(grant: v1.ILeaseGrant): void {
+    const g = { limitId: grant.limitId ?? '', key: grant.key ?? '', windowId: grant.windowId ?? '', leaseId: grant.leaseId ?? '', peers: grant.peers ?? 1 };
+    const id = poolId(g.limitId, g.key);
     let pool = this.#pools.get(id);
-    if (pool !== undefined && pool.expiresAtMs <= nowMs) {
-      this.#pools.delete(id); // expired credit is spent, not returned
+    const now = Date.now();
+    if (pool !== undefined && pool.windowId !== '' && (pool.windowId !== g.windowId || pool.expiresAtMs <= now)) {
+      // Another window (or an expired pool): what is left of the old one goes back first.
+      void this.#flushPool(pool);
       pool = undefined;
     }
-    if (pool !== undefined && pool.available >= amount) {
+    const granted = Number(grant.granted ?? 0);
+    const expiresAtMs = Number(grant.expiresAtUnixMs ?? 0);
+    if (pool === undefined) {
+      pool = { limitId: g.limitId, key: g.key, windowId: g.windowId, available: 0, leases: [], expiresAtMs, lastLease: 0, peers: 1, remaining: 0, resetAtMs: 0, deniedUntilMs: 0, pending: undefined };
+      this.#pools.set(id, pool);
+    }
+    // A debt-only pool (charged while it had no lease) becomes this window's pool, debt included.
+    pool.windowId = g.windowId;
+    pool.peers = Math.max(1, g.peers);
+    pool.remaining = Number(grant.remaining ?? 0);
+    pool.resetAtMs = Number(grant.windowResetUnixMs ?? 0);
+    if (granted > 0) {
+      this.stats.granted += granted;
+      pool.available += granted;
+      pool.leases.push({ id: g.leaseId, granted });
+      pool.lastLease = granted;
+      if (pool.leases.length === 1) pool.expiresAtMs = expiresAtMs;
+    } else {
+      pool.deniedUntilMs = now + (this.#o.deniedCacheMs ?? 250);
+    }
+  }
+
+  /**
+   * Draws `amount` from the local pool without waiting: `ok` (taken), `denied` (recently denied and
+   * it does not fit the known remaining credit), `unavailable` (the control plane failed moments
+   * ago), or `ask` (call `acquire()`).
+   */
+  tryTake(limitId: string, key: string, amount: number, nowMs = Date.now()): TakeResult | 'ask' {
+    const pool = this.#pools.get(poolId(limitId, key));
+    if (pool !== undefined && pool.expiresAtMs > nowMs && pool.available >= amount) {
       pool.available -= amount;
-      return true;
+      return 'ok';
     }
-    const have = pool?.available ?? 0;
-    const wanted = Math.max(amount - have, this.#o.minLease ?? 1000, (pool?.lastLease ?? 0) * 2);
-    const requestId = `q${++this.#seq}`;
-    const r = await this.#ask(requestId, { acquire: { requestId, limitId, key, wanted } });
-    if (r === undefined) return undefined;
-    const g = r.grant;
-    const granted = Number(g?.granted ?? 0);
-    if (g === null || g === undefined || granted === 0) return false;
-    const next: Pool = { available: have + granted, leaseId: g.leaseId ?? '', expiresAtMs: Number(g.expiresAtUnixMs ?? 0), lastLease: granted };
-    // The previous lease's remainder (same window: pools expire with their window) joins the new one.
-    if (next.available < amount) {
-      this.#pools.set(id, next);
-      return false;
+    if (nowMs < this.#unavailableUntilMs) return 'unavailable';
+    if (pool !== undefined && nowMs < pool.deniedUntilMs && nowMs < pool.resetAtMs && amount > pool.remaining + Math.max(0, pool.available)) return 'denied';
+    return 'ask';
+  }
+
+  /** Asks the control plane for credit when the pool is short, then draws `amount`. */
+  async acquire(limitId: string, key: string, amount: number): Promise<TakeResult> {
+    const id = poolId(limitId, key);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const t = this.tryTake(limitId, key, amount);
+      if (t !== 'ask') return t;
+      const pool = this.#pools.get(id);
+      if (pool?.pending !== undefined) {
+        await pool.pending;
+        continue;
+      }
+      const now = Date.now();
+      // Credit (or debt) that the grant joins: a live pool's, or a debt-only pool's debt.
+      const carried = pool !== undefined && (pool.expiresAtMs > now || pool.windowId === '');
+      const have = carried ? pool.available : 0;
+      const needed = amount - have;
+      const wanted = Math.max(needed, this.#o.minLease ?? 1000, carried ? pool.lastLease * 2 : 0);
+      const requestId = `q${++this.#seq}`;
+      this.stats.acquires++;
+      const asked = this.#send(requestId, { acquire: { requestId, limitId, key, wanted, needed } }, true);
+      if (pool !== undefined) pool.pending = asked;
+      const r = await asked;
+      if (pool !== undefined && pool.pending === asked) pool.pending = undefined;
+      if (r === undefined || r.grant?.unavailable === true) {
+        this.stats.unavailable++;
+        return 'unavailable';
+      }
+      const after = this.tryTake(limitId, key, amount);
+      if (after === 'ok') return 'ok';
+      if (Number(r.grant?.granted ?? 0) === 0) return 'denied';
     }
-    next.available -= amount;
-    this.#pools.set(id, next);
-    return true;
+    return 'denied';
   }
 
   /** Puts back units taken but not used (a settled request used less than it reserved). */
   giveBack(limitId: string, key: string, amount: number): void {
-    const pool = this.#pools.get(`${limitId}\u0000${key}`);
+    const pool = this.#pools.get(poolId(limitId, key));
     if (pool !== undefined && amount > 0) pool.available += amount;
   }
 
-  async #release(leaseId: string, unused: number): Promise<number> {
-    const r = await this.#ask(`release:${leaseId}`, { release: { leaseId, unused } });
-    return Number(r?.released?.returned ?? 0);
+  /**
+   * Usage above what was taken (an undercounted estimate): debt on the pool, covered first by the
+   * next lease or recorded when the pool is flushed.
+   */
+  charge(limitId: string, key: string, amount: number): void {
+    if (amount <= 0) return;
+    const id = poolId(limitId, key);
+    let pool = this.#pools.get(id);
+    if (pool === undefined) {
+      pool = { limitId, key, windowId: '', available: 0, leases: [], expiresAtMs: 0, lastLease: 0, peers: 1, remaining: 0, resetAtMs: 0, deniedUntilMs: 0, pending: undefined };
+      this.#pools.set(id, pool);
+    }
+    pool.available -= amount;
   }
 
-  /** Returns every pool's unused credit to the control plane (shutdown, window end). */
-  async flush(): Promise<number> {
-    let returned = 0;
-    for (const [id, pool] of this.#pools) {
-      this.#pools.delete(id);
-      if (pool.available > 0 && pool.leaseId !== '') returned += await this.#release(pool.leaseId, pool.available);
+  /** The LocalShare divisor for a (limit, key): the peers counted at its last grant, else the most seen for the limit, else 1. */
+  peers(limitId: string, key: string): number {
+    const p = this.#pools.get(poolId(limitId, key));
+    if (p !== undefined && p.windowId !== '') return p.peers;
+    let most = 1;
+    for (const q of this.#pools.values()) if (q.limitId === limitId && q.peers > most) most = q.peers;
+    return most;
+  }
+
+  /** Credit known to be left for a (limit, key): the pool plus the window's unleased credit at the last answer. */
+  remaining(limitId: string, key: string, nowMs = Date.now()): { remaining: number; resetAtMs: number } | undefined {
+    const p = this.#pools.get(poolId(limitId, key));
+    if (p === undefined || p.resetAtMs <= nowMs) return undefined;
+    return { remaining: Math.max(0, p.remaining + Math.max(0, p.available)), resetAtMs: p.resetAtMs };
+  }
+
+  /** Returns a pool's unused credit (to its leases, newest first) and records its debt. */
+  #flushPool(pool: Pool): Array<Promise<v1.QuotaResponse | undefined>> {
+    this.#pools.delete(poolId(pool.limitId, pool.key));
+    const sent: Array<Promise<v1.QuotaResponse | undefined>> = [];
+    let unused = pool.available;
+    for (let i = pool.leases.length - 1; i >= 0 && unused > 0; i--) {
+      const lease = pool.leases[i] as Lease;
+      const part = Math.min(unused, lease.granted);
+      unused -= part;
+      this.stats.released++;
+      sent.push(this.#send(`release:${lease.id}`, { release: { leaseId: lease.id, unused: part, limitId: pool.limitId, key: pool.key, windowId: pool.windowId } }, true));
     }
+    if (pool.available < 0) {
+      // Debt: taken from the current window's credit (as much as is left) and consumed.
+      const requestId = `q${++this.#seq}`;
+      sent.push(this.#send(requestId, { acquire: { requestId, limitId: pool.limitId, key: pool.key, wanted: -pool.available, needed: 0 } }, false, true));
+    }
+    return sent;
+  }
+
+  /** Flushes expiring pools and re-sends what a broken stream left unanswered. Runs every second. */
+  tick(nowMs = Date.now()): void {
+    if (this.#closed) return;
+    for (const pool of this.#pools.values()) {
+      if (pool.pending === undefined && pool.expiresAtMs <= nowMs + 1000) void this.#flushPool(pool);
+    }
+    for (const [id, f] of this.#inflight) {
+      if (f.firstSentAtMs < nowMs - INFLIGHT_MAX_AGE_MS) {
+        this.#inflight.delete(id);
+        this.stats.dropped++;
+      }
+    }
+    if (this.#inflight.size === 0) return;
+    try {
+      const call = this.#stream(); // a new stream re-sends everything unanswered
+      for (const f of this.#inflight.values()) {
+        if (f.lastSentAtMs < nowMs - RESEND_AFTER_MS) this.#write(call, this.#gen, f, true);
+      }
+    } catch (e) {
+      this.#fail((e as Error).message);
+    }
+  }
+
+  /** Returns every pool's unused credit to the control plane (shutdown); resolves with the credit taken back. */
+  async flush(): Promise<number> {
+    const sent: Array<Promise<v1.QuotaResponse | undefined>> = [];
+    for (const pool of [...this.#pools.values()]) sent.push(...this.#flushPool(pool));
+    let returned = 0;
+    for (const r of await Promise.all(sent)) returned += Number(r?.released?.returned ?? 0);
     return returned;
   }
 
   close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
     this.#call?.end();
-    this.#client.close();
+    this.#call = undefined;
+    if (this.#ownClient) this.#client.close();
   }
+}
+
+function poolId(limitId: string, key: string): string {
+  return `${limitId}\u0000${key}`;
 }
