@@ -100,33 +100,31 @@ async function spentInRedis(limitId: string, key: string): Promise<number> {
   }
 }
 
-const acquire = (id: string, wanted: number, limitId = 'shop/tpm'): v1.QuotaRequest.$Properties => ({ acquire: { requestId: id, limitId, key: 'team=search', wanted } });
+const acquire = (id: string, wanted: number, needed = 0, limitId = 'shop/tpm'): v1.QuotaRequest.$Properties => ({ acquire: { requestId: id, limitId, key: 'team=search', wanted, needed } });
 
 test('grants never exceed the window, unused credit comes back once', async () => {
   const a = quotaStream('a');
   const b = quotaStream('b');
   try {
-    const g1 = (await a.ask(acquire('1', 600))).grant!;
-    assert.equal(Number(g1.granted), 600);
+    const g1 = (await a.ask(acquire('1', 600, 600))).grant!;
+    assert.equal(Number(g1.granted), 600, 'a need above the lease cap (a tenth of the limit) is granted when it fits');
     assert.equal(Number(g1.remaining), 400);
-    assert.ok(g1.leaseId);
-    const g2 = (await b.ask(acquire('2', 600))).grant!;
-    assert.equal(Number(g2.granted), 200, 'a fair share: half of what is left, as two sidecars draw on the key');
-    assert.equal(g2.peers, 2);
-    const g3 = (await b.ask({ acquire: { requestId: '3', limitId: 'shop/tpm', key: 'team=search', wanted: 600, needed: 200 } })).grant!;
-    assert.equal(Number(g3.granted), 200, 'the need is granted beyond the fair share when it fits');
-    assert.equal(Number((await b.ask({ acquire: { requestId: '4', limitId: 'shop/tpm', key: 'team=search', wanted: 10, needed: 1 } })).grant!.granted), 0, 'spent');
     assert.equal(g1.leaseId, 'a.1', 'lease ids are <instance id>.<request id>');
+    const g2 = (await b.ask(acquire('2', 600))).grant!;
+    assert.equal(Number(g2.granted), 100, 'otherwise a lease is at most a tenth of the limit (and a fair share of what is left)');
+    assert.equal(g2.peers, 2);
+    const g3 = (await b.ask(acquire('3', 600, 300))).grant!;
+    assert.equal(Number(g3.granted), 300, 'the need is granted beyond the share and the cap when it fits');
+    assert.equal(Number((await b.ask(acquire('4', 10, 1))).grant!.granted), 0, 'spent');
     const counter = { limitId: 'shop/tpm', key: 'team=search', windowId: g1.windowId };
     assert.equal(Number((await b.ask({ release: { leaseId: g1.leaseId, unused: 100, ...counter } })).released!.returned), 0, 'another sidecar cannot release it');
     const r1 = (await a.ask({ release: { leaseId: g1.leaseId, unused: 100, ...counter } })).released!;
     assert.equal(Number(r1.returned), 100);
     const again = (await a.ask({ release: { leaseId: g1.leaseId, unused: 100, ...counter } })).released!;
     assert.equal(Number(again.returned), 0, 'a lease returns its credit once');
-    const replay = (await a.ask(acquire('1', 600))).grant!;
-    assert.equal(Number(replay.granted), 0, 'a replayed acquire of a released lease debits nothing');
-    assert.equal(Number((await b.ask({ acquire: { requestId: '5', limitId: 'shop/tpm', key: 'team=search', wanted: 500, needed: 100 } })).grant!.granted), 100, 'the returned credit is available again');
-    assert.equal(Number((await a.ask(acquire('5', 10, 'bank/other-team-only'))).grant!.granted), 0, 'a limit outside the caller snapshot grants nothing');
+    assert.equal(Number((await a.ask(acquire('1', 600, 600))).grant!.granted), 0, 'a replayed acquire of a released lease debits nothing');
+    assert.equal(Number((await b.ask(acquire('5', 500, 100))).grant!.granted), 100, 'the returned credit is available again');
+    assert.equal(Number((await a.ask(acquire('6', 10, 0, 'bank/other-team-only'))).grant!.granted), 0, 'a limit outside the caller snapshot grants nothing');
   } finally {
     a.close();
     b.close();

@@ -18,7 +18,11 @@ export interface QuotaStreamsOptions {
   /** Longest life of a lease: the sidecar returns what is left of it by then. Default 30 s. */
   readonly leaseTtlMs?: number;
   readonly now?: () => number;
+  /** A lease is at most `max / leaseFraction` of its limit (unless one request needs more). Default 10. */
+  readonly leaseFraction?: number;
 }
+
+export const DEFAULT_LEASE_FRACTION = 10;
 
 interface Caller {
   readonly workload: Workload;
@@ -31,7 +35,8 @@ interface Caller {
  * like StreamPolicy), then asks for credit per (limit, key); the control plane debits the shared
  * counter of the limit's current window atomically in the store (Redis with a Lua script, or
  * memory in the one-process mode) and grants at most what is left, in fair shares when several
- * sidecars draw on the same key. Unused credit comes back by lease id, idempotently.
+ * sidecars draw on the same key, and at most a tenth of the limit per lease (so one busy sidecar
+ * cannot hold a small limit's whole window). Unused credit comes back by lease id, idempotently.
  *
  * Nothing about a lease lives in this process: the lease id is `<instance id>.<request id>`, its
  * record is in the store, and a release names its counter. A restarted control plane, or another
@@ -103,7 +108,8 @@ export class QuotaStreams {
     const leaseId = c.prefix + requestId;
     let r;
     try {
-      r = await this.#o.store.debit({ limitId, key, windowId: win.id, windowEndMs: win.endMs, leaseId, drawer: c.prefix, want: wanted, need: needed, max: limit.max });
+      const cap = Math.ceil(limit.max / (this.#o.leaseFraction ?? DEFAULT_LEASE_FRACTION));
+      r = await this.#o.store.debit({ limitId, key, windowId: win.id, windowEndMs: win.endMs, leaseId, drawer: c.prefix, want: wanted, need: needed, max: limit.max, cap });
     } catch (e) {
       this.counters.unavailable++;
       this.#o.logger.warn({ err: e instanceof Error ? e.message : String(e), limit: limitId }, 'quota store unavailable');

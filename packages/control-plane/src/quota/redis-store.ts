@@ -2,7 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { checkDebit, checkUnits, DEFAULT_PEER_WINDOW_MS, DEFAULT_SLACK_MS, type CounterRef, type CreditRequest, type DebitRequest, type DebitResult, type QuotaStore, type QuotaStoreOptions } from './store.js';
 
 // KEYS[1] counter, KEYS[2] lease record, KEYS[3] drawers (sorted set, score = last debit ms).
-// ARGV want, need, max, ttlMs, nowMs, drawer, peerWindowMs. Returns {granted, spent, peers}.
+// ARGV want, need, max, ttlMs, nowMs, drawer, peerWindowMs, cap. Returns {granted, spent, peers}.
 // The grant rule is `grantFor` in store.ts.
 const DEBIT = `
 local want = tonumber(ARGV[1])
@@ -25,6 +25,8 @@ local left = max - spent
 local granted = 0
 if left > 0 and need <= left then
   local share = math.ceil(left / peers)
+  local cap = tonumber(ARGV[8])
+  if cap > 0 and cap < share then share = cap end
   if share < need then share = need end
   if want < need then want = need end
   granted = want
@@ -54,7 +56,7 @@ return ret
 `;
 
 interface QuotaCommands {
-  sluiceQuotaDebit(counter: string, lease: string, drawers: string, want: number, need: number, max: number, ttlMs: number, nowMs: number, drawer: string, peerWindowMs: number): Promise<[number, number, number]>;
+  sluiceQuotaDebit(counter: string, lease: string, drawers: string, want: number, need: number, max: number, ttlMs: number, nowMs: number, drawer: string, peerWindowMs: number, cap: number): Promise<[number, number, number]>;
   sluiceQuotaCredit(counter: string, lease: string, amount: number): Promise<number>;
 }
 
@@ -144,6 +146,7 @@ export class RedisQuotaStore implements QuotaStore {
       now,
       r.drawer,
       this.opts.peerWindowMs ?? DEFAULT_PEER_WINDOW_MS,
+      r.cap ?? 0,
     );
     return { granted: Number(granted), spent: Number(spent), remaining: Math.max(0, r.max - Number(spent)), peers: Number(peers) };
   }

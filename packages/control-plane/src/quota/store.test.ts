@@ -7,7 +7,7 @@ import { counterKey, RedisQuotaStore } from './redis-store.js';
 
 type Debit = { granted: number; spent: number; remaining: number; peers?: number };
 type Op =
-  | { op: 'debit'; lease: string; drawer?: string; key?: string; window?: string; want: number; need?: number; max: number; expect: Debit }
+  | { op: 'debit'; lease: string; drawer?: string; key?: string; window?: string; want: number; need?: number; max: number; cap?: number; expect: Debit }
   | { op: 'credit'; lease: string; key?: string; window?: string; amount: number; expect: number };
 
 const table: Array<{ name: string; ops: Op[] }> = [
@@ -89,6 +89,13 @@ const table: Array<{ name: string; ops: Op[] }> = [
     ],
   },
   {
+    name: 'a cap bounds each lease, except a need above it',
+    ops: [
+      { op: 'debit', lease: 'L1', want: 800, max: 1000, cap: 100, expect: { granted: 100, spent: 100, remaining: 900 } },
+      { op: 'debit', lease: 'L2', want: 800, need: 300, max: 1000, cap: 100, expect: { granted: 300, spent: 400, remaining: 600 } },
+    ],
+  },
+  {
     name: 'ids with separators and braces stay distinct',
     ops: [
       { op: 'debit', lease: '{x}', key: 'a}|b', want: 3, max: 3, expect: { granted: 3, spent: 3, remaining: 0 } },
@@ -108,7 +115,7 @@ function suiteFor(name: string, make: () => QuotaStore, many: () => QuotaStore[]
       const end = Date.now() + 60_000;
       for (const [i, op] of row.ops.entries()) {
         if (op.op === 'debit') {
-          const r = await store.debit({ limitId, key: op.key ?? 'team=a', windowId: op.window ?? 'w1', windowEndMs: end, leaseId: op.lease, drawer: op.drawer ?? 'd', want: op.want, need: op.need ?? 0, max: op.max });
+          const r = await store.debit({ limitId, key: op.key ?? 'team=a', windowId: op.window ?? 'w1', windowEndMs: end, leaseId: op.lease, drawer: op.drawer ?? 'd', want: op.want, need: op.need ?? 0, max: op.max, ...(op.cap === undefined ? {} : { cap: op.cap }) });
           assert.deepEqual(r, { peers: 1, ...op.expect }, `op ${i}`);
         } else {
           assert.deepEqual(await store.credit({ leaseId: op.lease, limitId, key: op.key ?? 'team=a', windowId: op.window ?? 'w1', amount: op.amount }), { returned: op.expect }, `op ${i}`);

@@ -3,7 +3,7 @@
  * credits back the unused part when the lease is released. Integer units only.
  *
  * - `debit` grants credit for one lease, atomically: at most `want`, at most the fair share
- *   `ceil(left / peers)` (but at least `need` when `need` fits), never more than `left = max − spent`,
+ *   `ceil(left / peers)` and at most `cap` when set (but at least `need` when `need` fits), never more than `left = max − spent`,
  *   and nothing at all when `need` does not fit. The lease is recorded under its id with the amount
  *   granted: a debit replayed with the same lease id (a grant lost with a broken stream, asked
  *   again) returns the recorded grant and debits nothing.
@@ -35,6 +35,8 @@ export interface DebitRequest extends CounterRef {
   readonly want: number;
   readonly need: number;
   readonly max: number;
+  /** Largest lease (0 = no cap beyond the fair share); a need above it is still granted. */
+  readonly cap?: number;
 }
 
 export interface CreditRequest extends CounterRef {
@@ -68,13 +70,15 @@ export function checkDebit(r: DebitRequest): void {
   checkUnits('want', r.want);
   checkUnits('need', r.need);
   checkUnits('max', r.max);
+  checkUnits('cap', r.cap ?? 0);
   if (r.leaseId === '') throw new RangeError('a debit needs a lease id');
 }
 
 /** The grant rule shared by both stores (the Redis Lua script implements the same). */
-export function grantFor(want: number, need: number, left: number, peers: number): number {
+export function grantFor(want: number, need: number, left: number, peers: number, cap = 0): number {
   if (left <= 0 || need > left) return 0;
-  const share = Math.ceil(left / Math.max(1, peers));
+  let share = Math.ceil(left / Math.max(1, peers));
+  if (cap > 0 && cap < share) share = cap;
   return Math.min(want < need ? need : want, Math.max(share, need), left);
 }
 
@@ -118,7 +122,7 @@ export class MemoryQuotaStore implements QuotaStore {
     let granted: number;
     if (prior !== undefined) granted = Math.max(0, prior);
     else {
-      granted = grantFor(r.want, r.need, r.max - c.spent, peers);
+      granted = grantFor(r.want, r.need, r.max - c.spent, peers, r.cap ?? 0);
       if (granted > 0) {
         c.spent += granted;
         c.leases.set(r.leaseId, granted);

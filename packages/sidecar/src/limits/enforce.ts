@@ -16,9 +16,8 @@ export interface WorkloadIdentity {
 export interface GlobalQuota {
   tryTake(limitId: string, key: string, amount: number): TakeResult | 'ask';
   acquire(limitId: string, key: string, amount: number): Promise<TakeResult>;
-  giveBack(limitId: string, key: string, amount: number): void;
-  charge(limitId: string, key: string, amount: number): void;
-  peers(limitId: string, key: string): number;
+  settle(limitId: string, key: string, taken: number, used: number): void;
+  localShare(limitId: string, key: string): { peers: number; drawn: number };
   remaining(limitId: string, key: string): { remaining: number; resetAtMs: number } | undefined;
 }
 
@@ -77,8 +76,9 @@ const NO_NOTES: LimitNotes = { shadowDenied: [], fallbacks: [] };
  *   local pool without waiting when it holds enough, else after one acquire. When the credit is
  *   unavailable (control plane or Redis down, or no quota client at all), the limit's `failureMode`
  *   decides: `FailClosed` denies (503 `SLUICE_ERR_LIMIT_UNAVAILABLE`), `FailOpen` admits, `LocalShare`
- *   enforces `floor(max ÷ peers)` in a local fallback limiter, where peers are the sidecars that drew
- *   on the same (limit, key) at the last grant.
+ *   enforces `floor(max ÷ peers)` (less what this sidecar already used of the key in the window) in a
+ *   local fallback limiter, where peers are the sidecars that drew on the same (limit, key) at the
+ *   last grant.
  * - `mode: shadow` limits are evaluated and counted, never deny; would-be denials go to `notes`.
  */
 export class LimitEnforcer {
@@ -176,8 +176,9 @@ export class LimitEnforcer {
         notes.fallbacks.push(`${d.m.limit.id}:${mode}`);
         if (mode === 'FailClosed') unavailable ??= d.m;
         else if (mode === 'LocalShare') {
-          const peers = this.#quota?.peers(d.m.limit.id, d.m.key) ?? 1;
-          shares.push({ limit: { ...d.m.limit, max: Math.floor(d.m.limit.max / Math.max(1, peers)) }, key: d.m.key });
+          // This sidecar's share of the window, less what it already used of the shared credit.
+          const s = this.#quota?.localShare(d.m.limit.id, d.m.key) ?? { peers: 1, drawn: 0 };
+          shares.push({ limit: { ...d.m.limit, max: Math.max(0, Math.floor(d.m.limit.max / Math.max(1, s.peers)) - s.drawn) }, key: d.m.key });
         }
       }
     }
@@ -215,7 +216,7 @@ export class LimitEnforcer {
   #undo(reservation: Reservation, share: Reservation | undefined, draws: ReadonlyArray<{ m: MatchedLimit; amount: number; result: TakeResult | 'ask' }>): void {
     this.#limiter.cancel(reservation);
     if (share !== undefined) this.#share.cancel(share);
-    for (const d of draws) if (d.result === 'ok' && d.amount > 0) this.#quota?.giveBack(d.m.limit.id, d.m.key, d.amount);
+    for (const d of draws) if (d.result === 'ok' && d.amount > 0) this.#quota?.settle(d.m.limit.id, d.m.key, d.amount, 0);
   }
 
   #admission(matching: readonly MatchedLimit[], reservation: Reservation, share: Reservation | undefined, takes: GlobalTake[], reserved: Amounts, notes: LimitNotes, nowMs: number): Admission {
@@ -265,8 +266,7 @@ export class LimitEnforcer {
       // Request counts stay charged once the request went out; a request that never reached a
       // backend gives everything back.
       const used = charged === undefined ? 0 : t.unit === 'requests' ? t.amount : amountFor(t.unit, charged);
-      if (used < t.amount) quota.giveBack(t.limit.id, t.key, t.amount - used);
-      else if (used > t.amount) quota.charge(t.limit.id, t.key, used - t.amount);
+      quota.settle(t.limit.id, t.key, t.amount, used);
     }
   }
 

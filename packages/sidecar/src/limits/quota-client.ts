@@ -20,6 +20,8 @@ export interface QuotaClientOptions {
   readonly backoffMs?: number;
   /** After a denial, deny requests that do not fit the known remaining credit without asking, for this long. Default 250 ms. */
   readonly deniedCacheMs?: number;
+  /** A pool nobody drew on for this long returns its credit (other sidecars may need it). Default 5 s. */
+  readonly idleFlushMs?: number;
 }
 
 /** What a request's draw on a global limit came to. */
@@ -51,6 +53,20 @@ interface Pool {
   deniedUntilMs: number;
   /** An acquire in flight for this pool: requests wait for it instead of asking again. */
   pending: Promise<unknown> | undefined;
+  /** Draws not settled yet (requests in flight), and the last draw: idle pools are flushed. */
+  inUse: number;
+  lastUsedMs: number;
+}
+
+/** What this sidecar knows of a (limit, key) beyond its pool's life (LocalShare needs it in an outage). */
+interface KeyStats {
+  /** Sidecars drawing on the key at the last grant. */
+  peers: number;
+  atMs: number;
+  windowId: string;
+  resetAtMs: number;
+  /** Units this sidecar used from the key's credit in that window (draws, settled to their usage). */
+  drawn: number;
 }
 
 interface Inflight {
@@ -67,6 +83,7 @@ interface Inflight {
 /** Unanswered acquires and releases are re-sent (after a reconnect, or every few seconds) for this long, then dropped. */
 const INFLIGHT_MAX_AGE_MS = 60_000;
 const RESEND_AFTER_MS = 2000;
+const KEYS_MAX_AGE_MS = 3_600_000;
 const MAX_INFLIGHT = 10_000;
 
 /**
@@ -81,11 +98,11 @@ const MAX_INFLIGHT = 10_000;
  *   answer was lost with its stream is re-sent on the next stream: the control plane returns the
  *   recorded grant rather than debiting twice, and a grant that arrives after its request gave up
  *   still joins the pool. Releases are re-sent the same way until answered.
- * - `giveBack()` returns what a settled request did not use to the pool; `charge()` adds usage
- *   above the reservation as debt, which the next lease covers first (or which is recorded when the
- *   pool is flushed).
- * - Every second: pools whose oldest lease expires are flushed (unused credit returned, debt
- *   recorded), and unanswered messages are re-sent on a fresh stream when the old one broke.
+ * - `settle()` returns what a request did not use to the pool, or adds usage above its draw as
+ *   debt, which the next lease covers first (or which is recorded when the pool is flushed).
+ * - Every second: pools whose oldest lease expires, and pools idle for `idleFlushMs`, are flushed
+ *   (unused credit returned, debt recorded); unanswered messages are re-sent (on a fresh stream when
+ *   the old one broke).
  * - Failure: no answer within `timeoutMs`, a broken stream, or an answer saying the shared store
  *   is down → `unavailable` (the caller applies the limit's failure mode), and for `backoffMs`
  *   every draw that needs the network answers `unavailable` at once.
@@ -98,6 +115,8 @@ export class QuotaClient {
   #gen = 0;
   readonly #pools = new Map<string, Pool>();
   readonly #inflight = new Map<string, Inflight>();
+  /** Peers per (limit, key) at its last grant, kept after its pool is gone (LocalShare needs it in an outage). */
+  readonly #keys = new Map<string, KeyStats>();
   #seq = 0;
   #unavailableUntilMs = 0;
   readonly #timer: NodeJS.Timeout;
@@ -226,12 +245,19 @@ export class QuotaClient {
     const granted = Number(grant.granted ?? 0);
     const expiresAtMs = Number(grant.expiresAtUnixMs ?? 0);
     if (pool === undefined) {
-      pool = { limitId: g.limitId, key: g.key, windowId: g.windowId, available: 0, leases: [], expiresAtMs, lastLease: 0, peers: 1, remaining: 0, resetAtMs: 0, deniedUntilMs: 0, pending: undefined };
+      pool = this.#newPool(g.limitId, g.key, g.windowId, expiresAtMs);
       this.#pools.set(id, pool);
     }
     // A debt-only pool (charged while it had no lease) becomes this window's pool, debt included.
     pool.windowId = g.windowId;
     pool.peers = Math.max(1, g.peers);
+    const known = this.#keys.get(id);
+    const resetAtMs = Number(grant.windowResetUnixMs ?? 0);
+    if (known === undefined || known.windowId !== g.windowId) this.#keys.set(id, { peers: pool.peers, atMs: now, windowId: g.windowId, resetAtMs, drawn: 0 });
+    else {
+      known.peers = pool.peers;
+      known.atMs = now;
+    }
     pool.remaining = Number(grant.remaining ?? 0);
     pool.resetAtMs = Number(grant.windowResetUnixMs ?? 0);
     if (granted > 0) {
@@ -254,6 +280,10 @@ export class QuotaClient {
     const pool = this.#pools.get(poolId(limitId, key));
     if (pool !== undefined && pool.expiresAtMs > nowMs && pool.available >= amount) {
       pool.available -= amount;
+      pool.inUse++;
+      pool.lastUsedMs = nowMs;
+      const k = this.#keys.get(poolId(limitId, key));
+      if (k !== undefined) k.drawn += amount;
       return 'ok';
     }
     if (nowMs < this.#unavailableUntilMs) return 'unavailable';
@@ -295,34 +325,48 @@ export class QuotaClient {
     return 'denied';
   }
 
-  /** Puts back units taken but not used (a settled request used less than it reserved). */
-  giveBack(limitId: string, key: string, amount: number): void {
-    const pool = this.#pools.get(poolId(limitId, key));
-    if (pool !== undefined && amount > 0) pool.available += amount;
+  /**
+   * Settles a draw of `taken` units that used `used`: the difference goes back to the pool, or
+   * (usage above the draw: an undercounted estimate) becomes debt on the pool, covered first by the
+   * next lease or recorded when the pool is flushed. Credit given back after its pool was flushed
+   * (its lease expired during a long request) stays spent.
+   */
+  settle(limitId: string, key: string, taken: number, used: number): void {
+    const id = poolId(limitId, key);
+    let pool = this.#pools.get(id);
+    if (pool !== undefined && pool.inUse > 0) pool.inUse--;
+    const k = this.#keys.get(id);
+    if (k !== undefined) k.drawn = Math.max(0, k.drawn + used - taken);
+    if (used === taken || (used < taken && pool === undefined)) return;
+    if (pool === undefined) {
+      pool = this.#newPool(limitId, key, '', 0);
+      this.#pools.set(id, pool);
+    }
+    pool.available += taken - used;
+  }
+
+  #newPool(limitId: string, key: string, windowId: string, expiresAtMs: number): Pool {
+    return { limitId, key, windowId, available: 0, leases: [], expiresAtMs, lastLease: 0, peers: 1, remaining: 0, resetAtMs: 0, deniedUntilMs: 0, pending: undefined, inUse: 0, lastUsedMs: Date.now() };
   }
 
   /**
-   * Usage above what was taken (an undercounted estimate): debt on the pool, covered first by the
-   * next lease or recorded when the pool is flushed.
+   * For LocalShare: the sidecars drawing on a (limit, key) at its last grant (else the most seen for
+   * the limit, else 1), and what this sidecar used of it in the current window before the outage.
    */
-  charge(limitId: string, key: string, amount: number): void {
-    if (amount <= 0) return;
-    const id = poolId(limitId, key);
-    let pool = this.#pools.get(id);
-    if (pool === undefined) {
-      pool = { limitId, key, windowId: '', available: 0, leases: [], expiresAtMs: 0, lastLease: 0, peers: 1, remaining: 0, resetAtMs: 0, deniedUntilMs: 0, pending: undefined };
-      this.#pools.set(id, pool);
-    }
-    pool.available -= amount;
+  localShare(limitId: string, key: string, nowMs = Date.now()): { peers: number; drawn: number } {
+    const k = this.#keys.get(poolId(limitId, key));
+    if (k !== undefined) return { peers: k.peers, drawn: nowMs < k.resetAtMs ? k.drawn : 0 };
+    let most = 1;
+    const prefix = `${limitId}\u0000`;
+    for (const [id, q] of this.#keys) if (id.startsWith(prefix) && q.peers > most) most = q.peers;
+    return { peers: most, drawn: 0 };
   }
 
-  /** The LocalShare divisor for a (limit, key): the peers counted at its last grant, else the most seen for the limit, else 1. */
-  peers(limitId: string, key: string): number {
-    const p = this.#pools.get(poolId(limitId, key));
-    if (p !== undefined && p.windowId !== '') return p.peers;
-    let most = 1;
-    for (const q of this.#pools.values()) if (q.limitId === limitId && q.peers > most) most = q.peers;
-    return most;
+  /** Releases not answered yet (re-sent until they are). */
+  get pendingReleases(): number {
+    let n = 0;
+    for (const id of this.#inflight.keys()) if (id.startsWith('release:')) n++;
+    return n;
   }
 
   /** Credit known to be left for a (limit, key): the pool plus the window's unleased credit at the last answer. */
@@ -356,8 +400,11 @@ export class QuotaClient {
   tick(nowMs = Date.now()): void {
     if (this.#closed) return;
     for (const pool of this.#pools.values()) {
-      if (pool.pending === undefined && pool.expiresAtMs <= nowMs + 1000) void this.#flushPool(pool);
+      if (pool.pending !== undefined) continue;
+      const idle = pool.inUse === 0 && nowMs - pool.lastUsedMs >= (this.#o.idleFlushMs ?? 5000);
+      if (idle || pool.expiresAtMs <= nowMs + 1000) void this.#flushPool(pool);
     }
+    for (const [id, k] of this.#keys) if (k.atMs < nowMs - KEYS_MAX_AGE_MS && k.resetAtMs < nowMs) this.#keys.delete(id);
     for (const [id, f] of this.#inflight) {
       if (f.firstSentAtMs < nowMs - INFLIGHT_MAX_AGE_MS) {
         this.#inflight.delete(id);
