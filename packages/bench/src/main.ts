@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: one run on loopback measuring a bare `node:http` pipe proxy and the Sluice sidecar,
- * both in front of the same fake LLM provider, each in its own process.
+ * `npm run bench`: one run on loopback measuring a bare `node:http` pipe proxy, the Sluice sidecar,
+ * and the sidecar with a global token limit active (every request reserves and settles credit leased
+ * from the control plane), all in front of the same fake LLM provider, each in its own process.
  *
  * Placement (when taskset works and two CPUs are allowed): the proxies under test on the first CPU
  * (only one of them under load at a time); the fake provider, the load generator and this
  * orchestrator on the second.
  *
- * Sequence: the direct-to-fake ceiling; both proxies started, RSS at start, warm-up, RSS idle; max
- * throughput in paired rounds (bare, sidecar; sidecar, bare; ...) with RSS sampled every 100 ms;
+ * Sequence: the direct-to-fake ceiling; the proxies started, RSS at start, warm-up, RSS idle; max
+ * throughput in rounds (bare, sidecar, limited; limited, sidecar, bare; ...) with RSS sampled every 100 ms;
  * fixed-rate latency with the proxied and the direct schedule interleaved in one run; streaming time
  * to first byte with proxied and direct requests taking turns. "Added" is proxied minus direct.
  *
@@ -157,7 +158,20 @@ class UsageError extends Error {}
 // ---------------------------------------------------------------------------------------------------
 // Results
 
-type TargetId = 'bare' | 'sidecar';
+type TargetId = 'bare' | 'sidecar' | 'sidecar-limit';
+
+const TARGET_LABELS: Record<TargetId, string> = {
+  bare: 'bare node:http pipe',
+  sidecar: 'sluice sidecar',
+  'sidecar-limit': 'sluice sidecar + global token limit',
+};
+
+/**
+ * The global limit of the `sidecar-limit` target: tokens per minute on the benchmark model, far
+ * above what the run can use (never denies), so every request reserves and settles credit leased
+ * from the control plane (in-memory quota store) through StreamQuota.
+ */
+const BENCH_LIMIT_MAX = 1_000_000_000_000;
 
 interface PhaseRecord {
   readonly target: string;
@@ -218,6 +232,10 @@ interface BenchResult {
   ratio?: number;
   /** sidecar / bare max req/s in each paired round. */
   roundRatios: number[];
+  /** Median of limitRoundRatios. */
+  limitRatio?: number;
+  /** sidecar with a global token limit / bare, each round. */
+  limitRoundRatios: number[];
   checks: Check[];
   /** The control-plane case (absent with --no-cp). */
   controlPlane?: CpResult;
@@ -314,7 +332,13 @@ async function waitReady(url: string, timeoutMs: number): Promise<void> {
   throw new Error(`${url} not ready within ${timeoutMs} ms (${last})`);
 }
 
-function policyYaml(fakeUrl: string): string {
+function policyYaml(fakeUrl: string, withLimit: boolean): string {
+  const limit = `---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMLimit
+metadata: { name: bench-tokens }
+spec: { unit: tokens, window: minute, max: ${BENCH_LIMIT_MAX}, scope: global, failureMode: FailClosed, match: { models: [${MODEL}] } }
+`;
   return `apiVersion: sluice.dev/v1alpha1
 kind: LLMBackend
 metadata: { name: bench }
@@ -324,7 +348,7 @@ apiVersion: sluice.dev/v1alpha1
 kind: LLMRoute
 metadata: { name: bench }
 spec: { rules: [{ match: { models: ["gpt-*"] }, backends: [{ name: bench }] }] }
-`;
+${withLimit ? limit : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -370,6 +394,7 @@ class Bench {
       config: o,
       targets: [],
       roundRatios: [],
+      limitRoundRatios: [],
       checks: [],
       phases: [],
       warnings,
@@ -468,7 +493,7 @@ class Bench {
     }
     for (const f of [SIDECAR_MAIN, CP_MAIN]) if (!existsSync(f)) throw new Error(`${f} is missing: build first (npm run bench builds)`);
     const dir = mkdtempSync(join(this.tmp, 'policy-'));
-    writeFileSync(join(dir, 'bench.yaml'), policyYaml(this.fakeUrl));
+    writeFileSync(join(dir, 'bench.yaml'), policyYaml(this.fakeUrl, id === 'sidecar-limit'));
     // The production shape: the control plane binary (on the load core) pushes the policy over
     // gRPC to the sidecar binary (on the proxy core); only the sidecar is measured.
     const cpHub = new LineHub();
@@ -490,7 +515,7 @@ class Bench {
       SLUICE_SIDECAR_CONTROL_ADDRESS: grpcAddress,
       SLUICE_LOG_LEVEL: 'info',
     };
-    const child = new Child('sluice sidecar', NODE, [...this.nodeFlags('sidecar'), SIDECAR_MAIN], {
+    const child = new Child(TARGET_LABELS[id], NODE, [...this.nodeFlags(id), SIDECAR_MAIN], {
       cpu: this.place.proxyCpu,
       env,
       // Its one log line per request goes to /dev/null: written (the real cost), not kept.
@@ -504,8 +529,8 @@ class Bench {
 
   /** Starts both proxies (each idle while the other is measured), checks them, warms them up. */
   async startTargets(): Promise<void> {
-    for (const id of ['bare', 'sidecar'] as const) {
-      const label = id === 'bare' ? 'bare node:http pipe' : 'sluice sidecar';
+    for (const id of ['bare', 'sidecar', 'sidecar-limit'] as const) {
+      const label = TARGET_LABELS[id];
       const t: TargetResult = { id, label, roundsRps: [] };
       this.result.targets.push(t);
       progress(`${label}: starting`);
@@ -516,7 +541,8 @@ class Bench {
       t.url = url;
       t.pid = pid;
       const headers = await httpSanity(url, label);
-      if (id === 'sidecar' && headers['x-sluice-route'] === undefined) throw new Error(`${label}: the answer has no x-sluice-route header; is this the sidecar?`);
+      if (id !== 'bare' && headers['x-sluice-route'] === undefined) throw new Error(`${label}: the answer has no x-sluice-route header; is this the sidecar?`);
+      if (id === 'sidecar-limit' && headers['x-ratelimit-limit-tokens'] !== String(BENCH_LIMIT_MAX)) throw new Error(`${label}: the answer has no x-ratelimit-limit-tokens header; is the global limit applied?`);
     }
     await sleep(1000);
     for (const { t, pid } of this.live.values()) t.rssStartKb = memoryOf(pid)?.rssKb;
@@ -532,11 +558,11 @@ class Bench {
   }
 
   /**
-   * Max throughput in paired rounds (bare, sidecar; then sidecar, bare; ...): both meet the same
+   * Max throughput in rounds (bare, sidecar, limited; then reversed; ...): all meet the same
    * machine within a round, so the per-round ratio is robust to whatever else the host is doing.
    */
   async throughput(): Promise<void> {
-    const order: TargetId[] = ['bare', 'sidecar'];
+    const order: TargetId[] = ['bare', 'sidecar', 'sidecar-limit'];
     for (let round = 1; round <= this.o.rounds; round++) {
       const ids = round % 2 === 1 ? order : [...order].reverse();
       const got: Partial<Record<TargetId, number>> = {};
@@ -558,7 +584,9 @@ class Bench {
       }
       const b = got.bare;
       const sc = got.sidecar;
+      const sl = got['sidecar-limit'];
       if (b !== undefined && sc !== undefined && b > 0) this.result.roundRatios.push(sc / b);
+      if (b !== undefined && sl !== undefined && b > 0) this.result.limitRoundRatios.push(sl / b);
     }
     for (const { t } of this.live.values()) t.maxRps = median(t.roundsRps);
   }
@@ -652,6 +680,7 @@ class Bench {
     const bare = r.targets.find((t) => t.id === 'bare');
     const side = r.targets.find((t) => t.id === 'sidecar');
     if (r.roundRatios.length > 0) r.ratio = median(r.roundRatios);
+    if (r.limitRoundRatios.length > 0) r.limitRatio = median(r.limitRoundRatios);
     if (bare?.maxRps !== undefined && r.fakeCeilingRps !== undefined && bare.maxRps > r.fakeCeilingRps * 0.85) {
       r.warnings.push(
         `the bare pipe (${fmtRate(bare.maxRps)} req/s) is close to the direct-to-fake ceiling (${fmtRate(r.fakeCeilingRps)} req/s): the baseline may be limited by the load CPU, which flatters the ratio`,
@@ -665,6 +694,7 @@ class Bench {
     });
     r.checks = [
       check('ratio sidecar/bare-pipe (max req/s)', `≥ ${GOALS.ratio}`, r.ratio, (v) => v >= GOALS.ratio, (v) => v.toFixed(3)),
+      check('ratio sidecar with a global token limit/bare-pipe', `≥ ${GOALS.ratio}`, r.limitRatio, (v) => v >= GOALS.ratio, (v) => v.toFixed(3)),
       check(`added p50 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP50Ms} ms`, side?.addedP50Ms, (v) => v <= GOALS.addedP50Ms, (v) => fmtMs(v)),
       check(`added p99 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP99Ms} ms`, side?.addedP99Ms, (v) => v <= GOALS.addedP99Ms, (v) => fmtMs(v)),
       check('stream TTFB added p50', `≤ ${GOALS.ttfbAddedMs} ms`, side?.ttfbAddedP50Ms, (v) => v <= GOALS.ttfbAddedMs, (v) => fmtMs(v)),
@@ -733,7 +763,11 @@ function renderSidecarTables(r: BenchResult, lines: string[]): void {
   }
   lines.push('');
   const rounds = r.roundRatios.map((x) => x.toFixed(3)).join(', ');
-  lines.push(`ratio sidecar/bare-pipe (max req/s): ${n(r.ratio, 3)}${r.roundRatios.length > 1 ? ` (median of ${r.roundRatios.length} paired rounds: ${rounds})` : ''}`);
+  lines.push(`ratio sidecar/bare-pipe (max req/s): ${n(r.ratio, 3)}${r.roundRatios.length > 1 ? ` (median of ${r.roundRatios.length} rounds: ${rounds})` : ''}`);
+  const limitRounds = r.limitRoundRatios.map((x) => x.toFixed(3)).join(', ');
+  lines.push(
+    `ratio sidecar with a global token limit (leases over StreamQuota)/bare-pipe: ${n(r.limitRatio, 3)}${r.limitRoundRatios.length > 1 ? ` (median of ${r.limitRoundRatios.length} rounds: ${limitRounds})` : ''}`,
+  );
   lines.push('');
 }
 

@@ -91,8 +91,8 @@ const MAX_INFLIGHT = 10_000;
  * topped up by leases from the control plane.
  *
  * - `tryTake()` is synchronous and draws from the local pool: most requests never touch the
- *   network. Only a short pool makes a request wait for `acquire()` (one acquire per pool at a
- *   time; others wait for it). Lease sizes double while a key is busy; the control plane caps them
+ *   network. A pool below a quarter of its last lease is topped up in the background; only a short
+ *   pool makes a request wait for `acquire()` (one acquire per pool at a time; others wait for it). Lease sizes double while a key is busy; the control plane caps them
  *   by what the window has left and by a fair share among the sidecars drawing on the key.
  * - Request ids are `q<seq>`; with the instance id they make the lease id, and an acquire whose
  *   answer was lost with its stream is re-sent on the next stream: the control plane returns the
@@ -155,7 +155,7 @@ export class QuotaClient {
     const gen = ++this.#gen;
     // Whatever was not answered on the previous stream goes again (idempotent on the server).
     for (const f of this.#inflight.values()) {
-      if (f.gen !== gen) this.#write(call, gen, f, true);
+      if (f.gen !== gen) this.#write(call, gen, f, f.gen !== 0);
     }
     return call;
   }
@@ -284,11 +284,24 @@ export class QuotaClient {
       pool.lastUsedMs = nowMs;
       const k = this.#keys.get(poolId(limitId, key));
       if (k !== undefined) k.drawn += amount;
+      // Low water: top the pool up before it runs dry, so requests do not wait for a grant.
+      if (pool.available < pool.lastLease / 4 && pool.pending === undefined && pool.remaining > 0 && nowMs >= this.#unavailableUntilMs && nowMs >= pool.deniedUntilMs) this.#refill(pool);
       return 'ok';
     }
     if (nowMs < this.#unavailableUntilMs) return 'unavailable';
     if (pool !== undefined && nowMs < pool.deniedUntilMs && nowMs < pool.resetAtMs && amount > pool.remaining + Math.max(0, pool.available)) return 'denied';
     return 'ask';
+  }
+
+  #refill(pool: Pool): void {
+    const requestId = `q${++this.#seq}`;
+    this.stats.acquires++;
+    const wanted = Math.max(this.#o.minLease ?? 1000, pool.lastLease * 2);
+    const asked = this.#send(requestId, { acquire: { requestId, limitId: pool.limitId, key: pool.key, wanted, needed: 0 } }, true);
+    pool.pending = asked;
+    void asked.then(() => {
+      if (pool.pending === asked) pool.pending = undefined;
+    });
   }
 
   /** Asks the control plane for credit when the pool is short, then draws `amount`. */
@@ -297,10 +310,15 @@ export class QuotaClient {
     for (let attempt = 0; attempt < 3; attempt++) {
       const t = this.tryTake(limitId, key, amount);
       if (t !== 'ask') return t;
-      const pool = this.#pools.get(id);
+      let pool = this.#pools.get(id);
       if (pool?.pending !== undefined) {
         await pool.pending;
         continue;
+      }
+      if (pool === undefined) {
+        // A placeholder, so that concurrent requests for a new key wait for this one acquire.
+        pool = this.#newPool(limitId, key, '', 0);
+        this.#pools.set(id, pool);
       }
       const now = Date.now();
       // Credit (or debt) that the grant joins: a live pool's, or a debt-only pool's debt.
@@ -311,9 +329,9 @@ export class QuotaClient {
       const requestId = `q${++this.#seq}`;
       this.stats.acquires++;
       const asked = this.#send(requestId, { acquire: { requestId, limitId, key, wanted, needed } }, true);
-      if (pool !== undefined) pool.pending = asked;
+      pool.pending = asked;
       const r = await asked;
-      if (pool !== undefined && pool.pending === asked) pool.pending = undefined;
+      if (pool.pending === asked) pool.pending = undefined;
       if (r === undefined || r.grant?.unavailable === true) {
         this.stats.unavailable++;
         return 'unavailable';
