@@ -68,6 +68,7 @@ spec:
     - { id: m-share }
     - { id: m-restart }
     - { id: m-stream }
+    - { id: m-shadow }
 ---
 apiVersion: sluice.dev/v1alpha1
 kind: LLMRoute
@@ -82,7 +83,10 @@ ${limit('tpm', `{ unit: tokens, window: minute, max: ${LIMITS.tpm}, scope: globa
   )}${limit('share', `{ unit: requests, window: hour, max: ${LIMITS.share}, scope: global, failureMode: LocalShare, match: { models: [m-share] } }`)}${limit(
     'restart',
     `{ unit: tokens, window: hour, max: ${LIMITS.restart}, scope: global, failureMode: FailClosed, match: { models: [m-restart] } }`,
-  )}${limit('stream', '{ unit: tokens, window: hour, max: 100000, scope: global, match: { models: [m-stream] } }')}`;
+  )}${limit('stream', '{ unit: tokens, window: hour, max: 100000, scope: global, match: { models: [m-stream] } }')}${limit(
+    'shadow',
+    '{ unit: requests, window: hour, max: 1, scope: global, mode: shadow, match: { models: [m-shadow] } }',
+  )}`;
 }
 
 async function startCp(): Promise<ControlPlane> {
@@ -328,6 +332,9 @@ test('streams that end early settle: a cut stream keeps its reservation, a refus
   // A complete stream: charged exactly the provider's usage.
   const done = await post(true);
   assert.equal(done.status, 200);
+  assert.equal(done.headers.get('x-ratelimit-limit-tokens'), '100000', 'global limits answer with the OpenAI rate-limit headers too');
+  assert.ok(Number(done.headers.get('x-ratelimit-remaining-tokens')) < 100000);
+  assert.match(done.headers.get('x-ratelimit-reset-tokens') ?? '', /^\d+s$/);
   await done.text();
   await waitFor('settled', async () => (await counter()) === TOKENS_PER_REQUEST, 5000);
   // The provider refuses: nothing is charged.
@@ -344,4 +351,13 @@ test('streams that end early settle: a cut stream keeps its reservation, a refus
   await waitFor('the cut stream settled', async () => (await counter()) > TOKENS_PER_REQUEST, 5000);
   const charged = (await counter()) - TOKENS_PER_REQUEST;
   assert.ok(charged >= MAX_TOKENS && charged <= MAX_TOKENS + 20, `a cut stream is charged its reservation (${charged})`);
+});
+
+test('a global limit in shadow mode is evaluated and reported, never denies', async () => {
+  const n = nodes[1]!;
+  const codes = [];
+  for (let i = 0; i < 3; i++) codes.push((await call(n, 'm-shadow')).status);
+  assert.deepEqual(codes, [200, 200, 200], 'max 1 per hour, but shadow');
+  const metrics = await (await fetch(`${n.sidecar.adminUrl}/metrics`)).text();
+  assert.match(metrics, /sluice_limit_decisions_total\{limit="shop\/shadow",decision="shadow_denied"\} 2/);
 });

@@ -17,6 +17,9 @@ async function main(): Promise<void> {
   let webhook: WebhookServer | undefined;
   const webhookOptions = loadWebhookOptions(logger);
   if (config.source === 'kubernetes') {
+    if (quotaStore === undefined) {
+      logger.warn('SLUICE_CP_REDIS_URL is not set: global limits are counted by each control plane replica on its own (a limit admits up to replicas × max); set it when more than one replica runs');
+    }
     // Loaded only in this mode: @kubernetes/client-node is large.
     const kube = await import('./kube-index.js');
     // In a cluster the gRPC port is TLS and every stream is authenticated (TokenReview, bound to
