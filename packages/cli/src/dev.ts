@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '@sluice/core';
 import type { LLMBackend, LoadedObject } from '@sluice/policy';
 import { providerSpec } from '@sluice/providers';
 import { FileSource, startControlPlane, type ControlPlane, type PolicySource, type SecretRequest } from '@sluice/control-plane';
-import { loadSidecarConfig, PolicyClient, QuotaClient, startSidecar, type Sidecar, type SidecarConfig } from '@sluice/sidecar';
+import { loadSidecarConfig, PolicyClient, QuotaClient, UsageReporter, startSidecar, type Sidecar, type SidecarConfig } from '@sluice/sidecar';
 import { startFakeProvider, type FakeProvider } from '@sluice/testkit';
 
 export type FakeMode = 'auto' | 'always' | 'never';
@@ -130,10 +130,13 @@ export async function startDevGateway(o: DevOptions): Promise<DevGateway> {
   // Global limits draw on the control plane's in-memory quota store over StreamQuota.
   const quota = new QuotaClient({ client: client.controlClient, node, logger });
   sidecar.setQuota(quota);
+  const usage = new UsageReporter({ client: client.controlClient, node, logger });
+  sidecar.setUsage(usage);
   const issues = controlPlane.engine.issues();
   const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000).unref());
   if ((await Promise.race([firstSnapshot, timeout])) === 'timeout') {
     quota.close();
+    await usage.close(0);
     client.close();
     const detail = issues.length > 0 ? `; policy problems:\n${issues.map((i) => `  ${i.object}: ${i.path}: ${i.message}`).join('\n')}` : '';
     return fail(new Error(`the sidecar received no policy within 5 s${detail}`));
@@ -152,6 +155,7 @@ export async function startDevGateway(o: DevOptions): Promise<DevGateway> {
     backends,
     async close() {
       await Promise.race([quota.flush(), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await usage.close(2000);
       quota.close();
       client.close();
       await sidecar.close();

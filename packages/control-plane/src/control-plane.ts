@@ -9,6 +9,8 @@ import { PolicyEngine } from './engine.js';
 import { PolicyStreams } from './policy-streams.js';
 import { QuotaStreams } from './quota/quota-streams.js';
 import { MemoryQuotaStore, type QuotaStore } from './quota/store.js';
+import { MemoryUsageStore, type UsageStore } from './usage/store.js';
+import { UsageStreams } from './usage/usage-streams.js';
 import { statusView, type ObjectStatus, type ProgrammedCounts } from './status-view.js';
 import type { PolicySource } from './source.js';
 
@@ -32,6 +34,8 @@ export interface ControlPlaneOptions {
   readonly authenticator?: Authenticator;
   /** Where global limit counters live: Redis in a cluster; default in memory (one process). */
   readonly quotaStore?: QuotaStore;
+  /** Where usage batches land (StreamUsage): Redis in a cluster; default in memory (one process). */
+  readonly usageStore?: UsageStore;
 }
 
 export interface ControlPlane {
@@ -39,6 +43,9 @@ export interface ControlPlane {
   readonly streams: PolicyStreams;
   /** StreamQuota: leased credit for global limits. */
   readonly quota: QuotaStreams;
+  /** StreamUsage: usage batches applied exactly once. */
+  readonly usage: UsageStreams;
+  readonly usageStore: UsageStore;
   /** `host:port` the gRPC server listens on. */
   readonly grpcAddress: string;
   readonly adminUrl: string;
@@ -69,7 +76,8 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 
 /**
  * The control plane: policy source → engine (debounced compile) → StreamPolicy to every sidecar;
- * admin HTTP API for `sluice status`. StreamQuota and StreamUsage are served from steps 4 and 5.
+ * StreamQuota (leased credit for global limits); StreamUsage (usage batches, exactly once); admin
+ * HTTP API for `sluice status`.
  */
 export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   const engine = new PolicyEngine({ source: o.source, logger: o.logger, rootNamespace: o.rootNamespace, quietMs: o.quietMs, maxMs: o.maxMs });
@@ -77,13 +85,12 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const streams = new PolicyStreams(engine, o.logger, o.authenticator);
   const quotaStore = o.quotaStore ?? new MemoryQuotaStore();
   const quota = new QuotaStreams({ engine, store: quotaStore, logger: o.logger, ...(o.authenticator === undefined ? {} : { authenticator: o.authenticator }) });
-  const unimplemented = (what: string) => (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-    call.destroy(Object.assign(new Error(`${what} is not served by this control plane version`), { code: grpc.status.UNIMPLEMENTED }));
-  };
+  const usageStore = o.usageStore ?? new MemoryUsageStore();
+  const usage = new UsageStreams({ store: usageStore, logger: o.logger, ...(o.authenticator === undefined ? {} : { authenticator: o.authenticator }) });
   const handlers: ControlServer = {
     streamPolicy: streams.handle,
     streamQuota: quota.handle,
-    streamUsage: unimplemented('StreamUsage'),
+    streamUsage: usage.handle,
   };
   const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   server.addService(ControlService, handlers);
@@ -98,6 +105,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   metrics.gauge('sluice_cp_policy_generation', 'Policy compiles so far.', () => [{ value: engine.generation }], 'counter');
   metrics.gauge('sluice_cp_policy_issues', 'Problems in the current policy (invalid objects, missing references or secrets).', () => [{ value: engine.issues().length }]);
   metrics.gauge('sluice_cp_snapshots_sent_total', 'Policy responses sent to sidecars.', () => [{ value: streams.counters.sent }], 'counter');
+  metrics.gauge('sluice_cp_usage_batches_applied_total', 'Usage batches applied to the store.', () => [{ value: usage.counters.applied }], 'counter');
+  metrics.gauge('sluice_cp_usage_batches_duplicate_total', 'Usage batches received again after being applied (resends; not counted twice).', () => [{ value: usage.counters.duplicates }], 'counter');
+  metrics.gauge('sluice_cp_usage_batches_failed_total', 'Usage batches the store could not take (not acknowledged; the sidecar resends).', () => [{ value: usage.counters.failed }], 'counter');
   metrics.gauge('sluice_cp_snapshot_acks_total', 'Policy responses ACKed.', () => [{ value: streams.counters.acks }], 'counter');
   metrics.gauge('sluice_cp_snapshot_nacks_total', 'Policy responses NACKed.', () => [{ value: streams.counters.nacks }], 'counter');
   metrics.gauge('sluice_cp_streams_rejected_total', 'Streams refused (authentication, bad first request).', () => [{ value: streams.counters.rejected }], 'counter');
@@ -141,6 +151,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     engine,
     streams,
     quota,
+    usage,
+    usageStore,
     grpcAddress: `${host}:${port}`,
     adminUrl: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
     status: (peers) => statusView(o.source, engine, streams, peers),
@@ -151,6 +163,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       await new Promise((r) => admin.close(r));
       await engine.close();
       await quotaStore.close();
+      await usageStore.close();
     },
   };
 }

@@ -12,7 +12,17 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: 'sluice-control-plane', level: config.logLevel });
   // Global limit counters: Redis shared by every replica, or memory for a single process.
   const quotaStore = config.redisUrl === '' ? undefined : (await import('./quota/redis-store.js')).RedisQuotaStore.open(config.redisUrl);
-  const common = { logger, grpcAddress: config.grpcAddress, adminHost: config.adminHost, adminPort: config.adminPort, rootNamespace: config.rootNamespace, ...(quotaStore === undefined ? {} : { quotaStore }) };
+  // Usage batches: the same Redis (one Lua script per batch), or memory.
+  const usageStore = config.redisUrl === '' ? undefined : (await import('./usage/redis-store.js')).RedisUsageStore.open(config.redisUrl);
+  const common = {
+    logger,
+    grpcAddress: config.grpcAddress,
+    adminHost: config.adminHost,
+    adminPort: config.adminPort,
+    rootNamespace: config.rootNamespace,
+    ...(quotaStore === undefined ? {} : { quotaStore }),
+    ...(usageStore === undefined ? {} : { usageStore }),
+  };
   let close: () => Promise<void>;
   let webhook: WebhookServer | undefined;
   const webhookOptions = loadWebhookOptions(logger);

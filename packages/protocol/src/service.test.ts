@@ -113,8 +113,8 @@ test('the service definition drives a real grpc-js server and client (StreamPoli
   assert.deepStrictEqual(
     acks.map((a) => fromWire(sluice.v1.UsageAck, a)),
     [
-      { reporterEpoch: 'epoch-1', seq: 1 },
-      { reporterEpoch: 'epoch-1', seq: 2 },
+      { reporterEpoch: 'epoch-1', seq: 1, duplicate: false },
+      { reporterEpoch: 'epoch-1', seq: 2, duplicate: false },
     ],
   );
 

@@ -35,6 +35,8 @@ export interface SidecarConfig {
   readonly caPem: string;
   /** Projected service account token (audience sluice) sent to the control plane. */
   readonly tokenFile: string;
+  /** Pod label whose value is the `team` of usage attribution. */
+  readonly teamLabel: string;
 }
 
 interface Var {
@@ -63,6 +65,7 @@ export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
   caFile: { env: 'SLUICE_SIDECAR_CA_FILE', def: '', doc: 'CA of the control plane certificate; empty = plaintext (loopback only)' },
   caPem: { env: 'SLUICE_SIDECAR_CA_PEM', def: '', doc: 'CA of the control plane certificate, inline PEM (set by the injection webhook)' },
   tokenFile: { env: 'SLUICE_SIDECAR_TOKEN_FILE', def: '', doc: 'projected service account token sent to the control plane' },
+  teamLabel: { env: 'SLUICE_SIDECAR_TEAM_LABEL', def: 'team', doc: 'pod label whose value is the team in usage attribution' },
 };
 
 function intVar(v: Var, env: NodeJS.ProcessEnv, min: number, max: number): number {
@@ -95,6 +98,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, override
     caFile: env[e.caFile.env] ?? e.caFile.def,
     caPem: env[e.caPem.env] ?? e.caPem.def,
     tokenFile: env[e.tokenFile.env] ?? e.tokenFile.def,
+    teamLabel: env[e.teamLabel.env] ?? e.teamLabel.def,
     ...overrides,
   };
 }

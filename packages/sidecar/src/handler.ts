@@ -24,6 +24,12 @@ import type { SnapshotBackend } from '@sluice/policy';
 import type { SidecarConfig } from './config.js';
 import type { SidecarMetrics } from './metrics.js';
 import type { Admission, AdmitResult, LimitEnforcer, WorkloadIdentity } from './limits/enforce.js';
+import { attributionValue, type Attribution, type UsageSource } from './usage/aggregate.js';
+
+/** Counts finished requests (the usage reporter). */
+export interface UsageSink {
+  record(r: UsageSource, a: Attribution): void;
+}
 import { drained, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
 import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
@@ -73,6 +79,9 @@ export interface RequestRecord {
   limitShadowDenied: string | null;
   /** Global limits whose credit was unavailable, with the failure mode applied (`id:FailOpen,…`). */
   limitFallbacks: string | null;
+  /** Usage attribution from the `x-sluice-feature` and `x-sluice-user` headers ('' when absent). */
+  feature: string;
+  user: string;
   ttfbMs: number | null;
   ttftMs: number | null;
   durMs: number;
@@ -84,6 +93,8 @@ export interface HandlerDeps {
   readonly metrics: SidecarMetrics;
   readonly limits: LimitEnforcer;
   readonly identity: WorkloadIdentity;
+  /** Where finished requests are counted for usage accounting (StreamUsage), once connected. */
+  readonly usage: () => UsageSink | undefined;
   readonly pools: UpstreamPools;
   runtime(): Runtime;
 }
@@ -219,6 +230,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     limit: null,
     limitShadowDenied: null,
     limitFallbacks: null,
+    feature: attributionValue(req.headers['x-sluice-feature']),
+    user: attributionValue(req.headers['x-sluice-user']),
     ttfbMs: null,
     ttftMs: null,
     durMs: 0,
@@ -370,5 +383,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.durMs = ms(t0);
     deps.logger.info(rec, 'request');
     deps.metrics.observe(rec);
+    const sink = deps.usage();
+    if (sink !== undefined) {
+      const who = deps.identity;
+      sink.record(rec, { namespace: who.namespace, serviceAccount: who.serviceAccount, team: who.labels[deps.config.teamLabel] ?? '', feature: rec.feature, user: rec.user });
+    }
   }
 }

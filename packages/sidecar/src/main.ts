@@ -10,6 +10,7 @@ import { loadSidecarConfig } from './config.js';
 import { PolicyClient } from './control-client.js';
 import { startSidecar } from './server.js';
 import { QuotaClient } from './limits/quota-client.js';
+import { UsageReporter } from './usage/reporter.js';
 
 /** Kubernetes downward API labels file: `key="value"` per line. */
 function readLabels(file: string | undefined): Record<string, string> {
@@ -56,6 +57,9 @@ async function main(): Promise<void> {
   // Global limits draw credit over StreamQuota on the same connection.
   const quota = new QuotaClient({ client: client.controlClient, node, logger });
   sidecar.setQuota(quota);
+  // Usage is aggregated per minute and sent every second over StreamUsage, exactly once.
+  const usage = new UsageReporter({ client: client.controlClient, node, logger });
+  sidecar.setUsage(usage);
   logger.info({ url: sidecar.url, admin: sidecar.adminUrl, control: config.controlAddress }, 'sidecar started');
   let stopping = false;
   const stop = (): void => {
@@ -66,6 +70,8 @@ async function main(): Promise<void> {
       .drain(config.drainTimeoutMs)
       // Unused global-limit credit goes back so other sidecars can use it (bounded wait).
       .then(() => Promise.race([quota.flush(), new Promise((r) => setTimeout(r, 2000).unref())]))
+      // Every request's usage reaches the control plane before the process goes (bounded wait).
+      .then(() => usage.close(5000))
       .then(
         () => {
           quota.close();

@@ -7,6 +7,7 @@ import type { SidecarConfig } from './config.js';
 import { handleLlmRequest, type Endpoint } from './handler.js';
 import { SidecarMetrics } from './metrics.js';
 import { LimitEnforcer, type GlobalQuota, type WorkloadIdentity } from './limits/enforce.js';
+import type { UsageSink } from './handler.js';
 import { sendError } from './http-util.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { UpstreamPools } from './upstream.js';
@@ -39,6 +40,8 @@ export interface Sidecar {
   close(): Promise<void>;
   /** Sets the source of global limit credit (the quota client, once the control plane address is known). */
   setQuota(quota: GlobalQuota | undefined): void;
+  /** Sets where finished requests are counted (the usage reporter). */
+  setUsage(usage: UsageSink | undefined): void;
 }
 
 export interface SidecarOptions {
@@ -71,6 +74,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const { config, logger } = options;
   const pools = new UpstreamPools();
   let runtime: Runtime | undefined;
+  let usage: UsageSink | undefined;
   let inFlight = 0;
   let draining = false;
   let idle: (() => void) | undefined;
@@ -84,6 +88,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     metrics,
     limits: new LimitEnforcer(options.quota),
     identity: options.identity ?? { namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels: {} },
+    usage: (): UsageSink | undefined => usage,
     pools,
     runtime: (): Runtime => runtime as Runtime,
   };
@@ -234,6 +239,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     },
     setQuota(quota) {
       deps.limits.setQuota(quota);
+    },
+    setUsage(sink) {
+      usage = sink;
     },
     async drain(deadlineMs) {
       draining = true;

@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { freePorts, waitFor } from './wait.js';
 
@@ -10,7 +13,10 @@ export interface TestRedis {
   stop(): Promise<void>;
   /** Simulates a crash: SIGKILL, synchronously. The port stays reserved for `restart()`. */
   kill(): void;
-  /** Starts a fresh, empty server on the same port (stopping the current one first if it runs). */
+  /**
+   * Starts the server again on the same port (stopping the current one first if it runs): empty,
+   * or with what its append-only file kept when started with `{ aof: true }`.
+   */
   restart(): Promise<void>;
 }
 
@@ -59,17 +65,21 @@ export function redisCommand(port: number, command: string, timeoutMs = 1000): P
 
 /**
  * Starts a real `redis-server` (binary from `SLUICE_REDIS_SERVER`, default `redis-server` on PATH) on
- * a free loopback port with persistence off, and waits until it answers PING.
+ * a free loopback port, and waits until it answers PING. Persistence is off, unless `aof`: then an
+ * append-only file fsynced on every write, in a temporary directory that survives `restart()` and
+ * `kill()` (removed by `stop()`).
  */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(options: { aof?: boolean } = {}): Promise<TestRedis> {
   installExitHook();
   const bin = process.env['SLUICE_REDIS_SERVER'] ?? 'redis-server';
   let child: ChildProcess | undefined;
   let log = '';
+  const dataDir = options.aof === true ? mkdtempSync(join(tmpdir(), 'sluice-redis-')) : undefined;
 
   const spawnOn = async (port: number): Promise<void> => {
     log = '';
-    const c = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const persistence = dataDir === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dataDir];
+    const c = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(c);
     child = c;
     let exited = false;
@@ -110,7 +120,7 @@ export async function startRedis(): Promise<TestRedis> {
     if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((r) => c.once('exit', () => r()));
     const within = (ms: number): Promise<boolean> => Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
-    await redisCommand(port, 'SHUTDOWN NOSAVE', 1000).catch(() => undefined);
+    await redisCommand(port, dataDir === undefined ? 'SHUTDOWN NOSAVE' : 'SHUTDOWN', 1000).catch(() => undefined);
     if (await within(2000)) return;
     c.kill('SIGTERM');
     if (await within(2000)) return;
@@ -135,7 +145,10 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
-    stop: stopChild,
+    async stop() {
+      await stopChild();
+      if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+    },
     kill() {
       const c = child;
       child = undefined;

@@ -99,153 +99,6 @@ export namespace sluice {
         }
 
         /**
-         * Properties of a Node.
-         * @deprecated Use sluice.v1.Node.$Properties instead.
-         */
-        interface INode extends sluice.v1.Node.$Properties {
-        }
-
-        /** Represents a Node. */
-        class Node {
-
-            /**
-             * Constructs a new Node.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: sluice.v1.Node.$Properties);
-
-            /** Unknown fields preserved while decoding when enabled */
-            $unknowns?: Uint8Array[];
-
-            /** Node pod. */
-            pod: string;
-
-            /** Node namespace. */
-            namespace: string;
-
-            /** Node serviceAccount. */
-            serviceAccount: string;
-
-            /** Node labels. */
-            labels: { [k: string]: string };
-
-            /** Node instanceId. */
-            instanceId: string;
-
-            /** Node sidecarVersion. */
-            sidecarVersion: string;
-
-            /**
-             * Creates a new Node instance using the specified properties.
-             * @param [properties] Properties to set
-             * @returns Node instance
-             */
-            static create(properties: sluice.v1.Node.$Shape): sluice.v1.Node & sluice.v1.Node.$Shape;
-            static create(properties?: sluice.v1.Node.$Properties): sluice.v1.Node;
-
-            /**
-             * Encodes the specified Node message. Does not implicitly {@link sluice.v1.Node.verify|verify} messages.
-             * @param message Node message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encode(message: sluice.v1.Node.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Encodes the specified Node message, length delimited. Does not implicitly {@link sluice.v1.Node.verify|verify} messages.
-             * @param message Node message or plain object to encode
-             * @param [writer] Writer to encode to
-             * @returns Writer
-             */
-            static encodeDelimited(message: sluice.v1.Node.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-            /**
-             * Decodes a Node message from the specified reader or buffer.
-             * @param reader Reader or buffer to decode from
-             * @param [length] Message length if known beforehand
-             * @returns {sluice.v1.Node & sluice.v1.Node.$Shape} Node
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): sluice.v1.Node & sluice.v1.Node.$Shape;
-
-            /**
-             * Decodes a Node message from the specified reader or buffer, length delimited.
-             * @param reader Reader or buffer to decode from
-             * @returns {sluice.v1.Node & sluice.v1.Node.$Shape} Node
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): sluice.v1.Node & sluice.v1.Node.$Shape;
-
-            /**
-             * Verifies a Node message.
-             * @param message Plain object to verify
-             * @returns `null` if valid, otherwise the reason why it is not
-             */
-            static verify(message: { [k: string]: any }): (string|null);
-
-            /**
-             * Creates a Node message from a plain object. Also converts values to their respective internal types.
-             * @param object Plain object
-             * @returns Node
-             */
-            static fromObject(object: { [k: string]: any }): sluice.v1.Node;
-
-            /**
-             * Creates a plain object from a Node message. Also converts values to other types if specified.
-             * @param message Node
-             * @param [options] Conversion options
-             * @returns Plain object
-             */
-            static toObject(message: sluice.v1.Node, options?: $protobuf.IConversionOptions): { [k: string]: any };
-
-            /**
-             * Converts this Node to JSON.
-             * @returns JSON object
-             */
-            toJSON(): { [k: string]: any };
-
-            /**
-             * Gets the type url for Node
-             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns The type url
-             */
-            static getTypeUrl(prefix?: string): string;
-        }
-
-        namespace Node {
-
-            /** Properties of a Node. */
-            interface $Properties {
-
-                /** Node pod */
-                pod?: (string|null);
-
-                /** Node namespace */
-                namespace?: (string|null);
-
-                /** Node serviceAccount */
-                serviceAccount?: (string|null);
-
-                /** Node labels */
-                labels?: ({ [k: string]: string }|null);
-
-                /** Node instanceId */
-                instanceId?: (string|null);
-
-                /** Node sidecarVersion */
-                sidecarVersion?: (string|null);
-
-                /** Unknown fields preserved while decoding when enabled */
-                $unknowns?: Uint8Array[];
-            }
-
-            /** Shape of a Node. */
-            type $Shape = sluice.v1.Node.$Properties;
-        }
-
-        /**
          * Properties of a PolicyRequest.
          * @deprecated Use sluice.v1.PolicyRequest.$Properties instead.
          */
@@ -1630,6 +1483,153 @@ export namespace sluice {
 
             /** Shape of a LeaseReleased. */
             type $Shape = sluice.v1.LeaseReleased.$Properties;
+        }
+
+        /**
+         * Properties of a Node.
+         * @deprecated Use sluice.v1.Node.$Properties instead.
+         */
+        interface INode extends sluice.v1.Node.$Properties {
+        }
+
+        /** Represents a Node. */
+        class Node {
+
+            /**
+             * Constructs a new Node.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: sluice.v1.Node.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Node pod. */
+            pod: string;
+
+            /** Node namespace. */
+            namespace: string;
+
+            /** Node serviceAccount. */
+            serviceAccount: string;
+
+            /** Node labels. */
+            labels: { [k: string]: string };
+
+            /** Node instanceId. */
+            instanceId: string;
+
+            /** Node sidecarVersion. */
+            sidecarVersion: string;
+
+            /**
+             * Creates a new Node instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Node instance
+             */
+            static create(properties: sluice.v1.Node.$Shape): sluice.v1.Node & sluice.v1.Node.$Shape;
+            static create(properties?: sluice.v1.Node.$Properties): sluice.v1.Node;
+
+            /**
+             * Encodes the specified Node message. Does not implicitly {@link sluice.v1.Node.verify|verify} messages.
+             * @param message Node message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: sluice.v1.Node.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified Node message, length delimited. Does not implicitly {@link sluice.v1.Node.verify|verify} messages.
+             * @param message Node message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: sluice.v1.Node.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Node message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {sluice.v1.Node & sluice.v1.Node.$Shape} Node
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): sluice.v1.Node & sluice.v1.Node.$Shape;
+
+            /**
+             * Decodes a Node message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {sluice.v1.Node & sluice.v1.Node.$Shape} Node
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): sluice.v1.Node & sluice.v1.Node.$Shape;
+
+            /**
+             * Verifies a Node message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a Node message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns Node
+             */
+            static fromObject(object: { [k: string]: any }): sluice.v1.Node;
+
+            /**
+             * Creates a plain object from a Node message. Also converts values to other types if specified.
+             * @param message Node
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: sluice.v1.Node, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this Node to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for Node
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Node {
+
+            /** Properties of a Node. */
+            interface $Properties {
+
+                /** Node pod */
+                pod?: (string|null);
+
+                /** Node namespace */
+                namespace?: (string|null);
+
+                /** Node serviceAccount */
+                serviceAccount?: (string|null);
+
+                /** Node labels */
+                labels?: ({ [k: string]: string }|null);
+
+                /** Node instanceId */
+                instanceId?: (string|null);
+
+                /** Node sidecarVersion */
+                sidecarVersion?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Node. */
+            type $Shape = sluice.v1.Node.$Properties;
         }
 
         /**
@@ -3295,6 +3295,9 @@ export namespace sluice {
             /** UsageBatch records. */
             records: sluice.v1.UsageRecord.$Properties[];
 
+            /** UsageBatch node. */
+            node?: (sluice.v1.Node.$Properties|null);
+
             /**
              * Creates a new UsageBatch instance using the specified properties.
              * @param [properties] Properties to set
@@ -3387,6 +3390,9 @@ export namespace sluice {
 
                 /** UsageBatch records */
                 records?: (sluice.v1.UsageRecord.$Properties[]|null);
+
+                /** UsageBatch node */
+                node?: (sluice.v1.Node.$Properties|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -3634,6 +3640,9 @@ export namespace sluice {
             /** UsageAck seq. */
             seq: (number|Long);
 
+            /** UsageAck duplicate. */
+            duplicate: boolean;
+
             /**
              * Creates a new UsageAck instance using the specified properties.
              * @param [properties] Properties to set
@@ -3723,6 +3732,9 @@ export namespace sluice {
 
                 /** UsageAck seq */
                 seq?: (number|Long|null);
+
+                /** UsageAck duplicate */
+                duplicate?: (boolean|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

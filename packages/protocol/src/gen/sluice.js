@@ -185,476 +185,6 @@ export const sluice = $root.sluice = (() => {
             return Control;
         })();
 
-        v1.Node = (function() {
-
-            /**
-             * Properties of a Node.
-             * @typedef {Object} sluice.v1.Node.$Properties
-             * @property {string|null} [pod] Node pod
-             * @property {string|null} [namespace] Node namespace
-             * @property {string|null} [serviceAccount] Node serviceAccount
-             * @property {Object.<string,string>|null} [labels] Node labels
-             * @property {string|null} [instanceId] Node instanceId
-             * @property {string|null} [sidecarVersion] Node sidecarVersion
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-
-            /**
-             * Properties of a Node.
-             * @memberof sluice.v1
-             * @interface INode
-             * @augments sluice.v1.Node.$Properties
-             * @deprecated Use sluice.v1.Node.$Properties instead.
-             */
-
-            /**
-             * Shape of a Node.
-             * @typedef {sluice.v1.Node.$Properties} sluice.v1.Node.$Shape
-             */
-
-            /**
-             * Constructs a new Node.
-             * @memberof sluice.v1
-             * @classdesc Represents a Node.
-             * @constructor
-             * @param {sluice.v1.Node.$Properties=} [properties] Properties to set
-             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-             */
-            const Node = function (properties) {
-                this.labels = {};
-                if (properties)
-                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                            this[keys[i]] = properties[keys[i]];
-            };
-
-            /**
-             * Node pod.
-             * @member {string} pod
-             * @memberof sluice.v1.Node
-             * @instance
-             */
-            Node.prototype.pod = "";
-
-            /**
-             * Node namespace.
-             * @member {string} namespace
-             * @memberof sluice.v1.Node
-             * @instance
-             */
-            Node.prototype.namespace = "";
-
-            /**
-             * Node serviceAccount.
-             * @member {string} serviceAccount
-             * @memberof sluice.v1.Node
-             * @instance
-             */
-            Node.prototype.serviceAccount = "";
-
-            /**
-             * Node labels.
-             * @member {Object.<string,string>} labels
-             * @memberof sluice.v1.Node
-             * @instance
-             */
-            Node.prototype.labels = $util.emptyObject;
-
-            /**
-             * Node instanceId.
-             * @member {string} instanceId
-             * @memberof sluice.v1.Node
-             * @instance
-             */
-            Node.prototype.instanceId = "";
-
-            /**
-             * Node sidecarVersion.
-             * @member {string} sidecarVersion
-             * @memberof sluice.v1.Node
-             * @instance
-             */
-            Node.prototype.sidecarVersion = "";
-
-            /**
-             * Creates a new Node instance using the specified properties.
-             * @function create
-             * @memberof sluice.v1.Node
-             * @static
-             * @param {sluice.v1.Node.$Properties=} [properties] Properties to set
-             * @returns {sluice.v1.Node} Node instance
-             * @type {{
-             *   (properties: sluice.v1.Node.$Shape): sluice.v1.Node & sluice.v1.Node.$Shape;
-             *   (properties?: sluice.v1.Node.$Properties): sluice.v1.Node;
-             * }}
-             */
-            Node.create = function(properties) {
-                return new Node(properties);
-            };
-
-            /**
-             * Encodes the specified Node message. Does not implicitly {@link sluice.v1.Node.verify|verify} messages.
-             * @function encode
-             * @memberof sluice.v1.Node
-             * @static
-             * @param {sluice.v1.Node.$Properties} message Node message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            Node.encode = function (message, writer, _depth) {
-                if (!writer)
-                    writer = $Writer.create();
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                if (message.pod != null && $Object.hasOwnProperty.call(message, "pod") && message.pod !== "")
-                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.pod);
-                if (message.namespace != null && $Object.hasOwnProperty.call(message, "namespace") && message.namespace !== "")
-                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.namespace);
-                if (message.serviceAccount != null && $Object.hasOwnProperty.call(message, "serviceAccount") && message.serviceAccount !== "")
-                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.serviceAccount);
-                if (message.labels != null && $Object.hasOwnProperty.call(message, "labels"))
-                    for (let keys = $Object.keys(message.labels), i = 0; i < keys.length; ++i)
-                        writer.uint32(/* id 4, wireType 2 =*/34).fork().uint32(/* id 1, wireType 2 =*/10).string(keys[i]).uint32(/* id 2, wireType 2 =*/18).string(message.labels[keys[i]]).ldelim();
-                if (message.instanceId != null && $Object.hasOwnProperty.call(message, "instanceId") && message.instanceId !== "")
-                    writer.uint32(/* id 5, wireType 2 =*/42).string(message.instanceId);
-                if (message.sidecarVersion != null && $Object.hasOwnProperty.call(message, "sidecarVersion") && message.sidecarVersion !== "")
-                    writer.uint32(/* id 6, wireType 2 =*/50).string(message.sidecarVersion);
-                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                    for (let i = 0; i < message.$unknowns.length; ++i)
-                        writer.raw(message.$unknowns[i]);
-                return writer;
-            };
-
-            /**
-             * Encodes the specified Node message, length delimited. Does not implicitly {@link sluice.v1.Node.verify|verify} messages.
-             * @function encodeDelimited
-             * @memberof sluice.v1.Node
-             * @static
-             * @param {sluice.v1.Node.$Properties} message Node message or plain object to encode
-             * @param {$protobuf.Writer} [writer] Writer to encode to
-             * @returns {$protobuf.Writer} Writer
-             */
-            Node.encodeDelimited = function(message, writer) {
-                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
-            };
-
-            /**
-             * Decodes a Node message from the specified reader or buffer.
-             * @function decode
-             * @memberof sluice.v1.Node
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @param {number} [length] Message length if known beforehand
-             * @returns {sluice.v1.Node & sluice.v1.Node.$Shape} Node
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            Node.decode = function (reader, length, _end, _depth, _target) {
-                if (!(reader instanceof $Reader))
-                    reader = $Reader.create(reader);
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $Reader.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let end, message, key, value;
-                if (length === $undefined)
-                    end = reader.len;
-                else {
-                    end = reader.pos + length;
-                    if (end > reader.len)
-                        throw $RangeError("index out of range");
-                    length = reader.len;
-                    reader.len = end;
-                }
-                message = _target || new $root.sluice.v1.Node();
-                while (reader.pos < end) {
-                    let start = reader.pos;
-                    let tag = reader.tag();
-                    if (tag === _end) {
-                        _end = $undefined;
-                        break;
-                    }
-                    let wireType = tag & 7;
-                    switch (tag >>>= 3) {
-                    case 1: {
-                            if (wireType !== 2)
-                                break;
-                            if ((value = reader.stringVerify()).length)
-                                message.pod = value;
-                            else
-                                delete message.pod;
-                            continue;
-                        }
-                    case 2: {
-                            if (wireType !== 2)
-                                break;
-                            if ((value = reader.stringVerify()).length)
-                                message.namespace = value;
-                            else
-                                delete message.namespace;
-                            continue;
-                        }
-                    case 3: {
-                            if (wireType !== 2)
-                                break;
-                            if ((value = reader.stringVerify()).length)
-                                message.serviceAccount = value;
-                            else
-                                delete message.serviceAccount;
-                            continue;
-                        }
-                    case 4: {
-                            if (wireType !== 2)
-                                break;
-                            if (message.labels === $util.emptyObject)
-                                message.labels = {};
-                            let end2 = reader.size() + reader.pos;
-                            if (end2 > reader.len)
-                                throw $RangeError("index out of range");
-                            reader.len = end2;
-                            key = "";
-                            value = "";
-                            while (reader.pos < end2) {
-                                let tag2 = reader.tag();
-                                wireType = tag2 & 7;
-                                switch (tag2 >>>= 3) {
-                                case 1:
-                                    if (wireType !== 2)
-                                        break;
-                                    key = reader.stringVerify();
-                                    continue;
-                                case 2:
-                                    if (wireType !== 2)
-                                        break;
-                                    value = reader.stringVerify();
-                                    continue;
-                                }
-                                reader.skipType(wireType, _depth, tag2);
-                            }
-                            if (reader.pos !== end2)
-                                throw $RangeError("index out of range");
-                            reader.len = end;
-                            if (key === "__proto__")
-                                $util.makeProp(message.labels, key);
-                            message.labels[key] = value;
-                            continue;
-                        }
-                    case 5: {
-                            if (wireType !== 2)
-                                break;
-                            if ((value = reader.stringVerify()).length)
-                                message.instanceId = value;
-                            else
-                                delete message.instanceId;
-                            continue;
-                        }
-                    case 6: {
-                            if (wireType !== 2)
-                                break;
-                            if ((value = reader.stringVerify()).length)
-                                message.sidecarVersion = value;
-                            else
-                                delete message.sidecarVersion;
-                            continue;
-                        }
-                    }
-                    reader.skipType(wireType, _depth, tag);
-                    if (!reader.discardUnknown) {
-                        $util.makeProp(message, "$unknowns", false);
-                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                    }
-                }
-                if (length !== $undefined) {
-                    if (reader.pos !== end)
-                        throw $RangeError("index out of range");
-                    reader.len = length;
-                }
-                if (_end !== $undefined)
-                    throw $Error("missing end group");
-                return message;
-            };
-
-            /**
-             * Decodes a Node message from the specified reader or buffer, length delimited.
-             * @function decodeDelimited
-             * @memberof sluice.v1.Node
-             * @static
-             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-             * @returns {sluice.v1.Node & sluice.v1.Node.$Shape} Node
-             * @throws {Error} If the payload is not a reader or valid buffer
-             * @throws {$protobuf.util.ProtocolError} If required fields are missing
-             */
-            Node.decodeDelimited = function(reader) {
-                if (!(reader instanceof $Reader))
-                    reader = new $Reader(reader);
-                return this.decode(reader, reader.size());
-            };
-
-            /**
-             * Verifies a Node message.
-             * @function verify
-             * @memberof sluice.v1.Node
-             * @static
-             * @param {Object.<string,*>} message Plain object to verify
-             * @returns {string|null} `null` if valid, otherwise the reason why it is not
-             */
-            Node.verify = function (message, _depth) {
-                if (typeof message !== "object" || message === null)
-                    return "object expected";
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    return "max depth exceeded";
-                if (message.pod != null && $Object.hasOwnProperty.call(message, "pod"))
-                    if (!$util.isString(message.pod))
-                        return "pod: string expected";
-                if (message.namespace != null && $Object.hasOwnProperty.call(message, "namespace"))
-                    if (!$util.isString(message.namespace))
-                        return "namespace: string expected";
-                if (message.serviceAccount != null && $Object.hasOwnProperty.call(message, "serviceAccount"))
-                    if (!$util.isString(message.serviceAccount))
-                        return "serviceAccount: string expected";
-                if (message.labels != null && $Object.hasOwnProperty.call(message, "labels")) {
-                    if (!$util.isObject(message.labels))
-                        return "labels: object expected";
-                    let key = $Object.keys(message.labels);
-                    for (let i = 0; i < key.length; ++i)
-                        if (!$util.isString(message.labels[key[i]]))
-                            return "labels: string{k:string} expected";
-                }
-                if (message.instanceId != null && $Object.hasOwnProperty.call(message, "instanceId"))
-                    if (!$util.isString(message.instanceId))
-                        return "instanceId: string expected";
-                if (message.sidecarVersion != null && $Object.hasOwnProperty.call(message, "sidecarVersion"))
-                    if (!$util.isString(message.sidecarVersion))
-                        return "sidecarVersion: string expected";
-                return null;
-            };
-
-            /**
-             * Creates a Node message from a plain object. Also converts values to their respective internal types.
-             * @function fromObject
-             * @memberof sluice.v1.Node
-             * @static
-             * @param {Object.<string,*>} object Plain object
-             * @returns {sluice.v1.Node} Node
-             */
-            Node.fromObject = function (object, _depth) {
-                if (object instanceof $root.sluice.v1.Node)
-                    return object;
-                if (!$util.isObject(object))
-                    throw $TypeError(".sluice.v1.Node: object expected");
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let message = new $root.sluice.v1.Node();
-                if (object.pod != null)
-                    if (typeof object.pod !== "string" || object.pod.length)
-                        message.pod = $String(object.pod);
-                if (object.namespace != null)
-                    if (typeof object.namespace !== "string" || object.namespace.length)
-                        message.namespace = $String(object.namespace);
-                if (object.serviceAccount != null)
-                    if (typeof object.serviceAccount !== "string" || object.serviceAccount.length)
-                        message.serviceAccount = $String(object.serviceAccount);
-                if (object.labels) {
-                    if (!$util.isObject(object.labels))
-                        throw $TypeError(".sluice.v1.Node.labels: object expected");
-                    message.labels = {};
-                    for (let keys = $Object.keys(object.labels), i = 0; i < keys.length; ++i) {
-                        if (keys[i] === "__proto__")
-                            $util.makeProp(message.labels, keys[i]);
-                        message.labels[keys[i]] = $String(object.labels[keys[i]]);
-                    }
-                }
-                if (object.instanceId != null)
-                    if (typeof object.instanceId !== "string" || object.instanceId.length)
-                        message.instanceId = $String(object.instanceId);
-                if (object.sidecarVersion != null)
-                    if (typeof object.sidecarVersion !== "string" || object.sidecarVersion.length)
-                        message.sidecarVersion = $String(object.sidecarVersion);
-                return message;
-            };
-
-            /**
-             * Creates a plain object from a Node message. Also converts values to other types if specified.
-             * @function toObject
-             * @memberof sluice.v1.Node
-             * @static
-             * @param {sluice.v1.Node} message Node
-             * @param {$protobuf.IConversionOptions} [options] Conversion options
-             * @returns {Object.<string,*>} Plain object
-             */
-            Node.toObject = function (message, options, _depth) {
-                if (!options)
-                    options = {};
-                if (_depth === $undefined)
-                    _depth = 0;
-                if (_depth > $util.recursionLimit)
-                    throw $Error("max depth exceeded");
-                let object = {};
-                if (options.objects || options.defaults)
-                    object.labels = {};
-                if (options.defaults) {
-                    object.pod = "";
-                    object.namespace = "";
-                    object.serviceAccount = "";
-                    object.instanceId = "";
-                    object.sidecarVersion = "";
-                }
-                if (message.pod != null && $Object.hasOwnProperty.call(message, "pod"))
-                    object.pod = message.pod;
-                if (message.namespace != null && $Object.hasOwnProperty.call(message, "namespace"))
-                    object.namespace = message.namespace;
-                if (message.serviceAccount != null && $Object.hasOwnProperty.call(message, "serviceAccount"))
-                    object.serviceAccount = message.serviceAccount;
-                let keys2;
-                if (message.labels && (keys2 = $Object.keys(message.labels)).length) {
-                    object.labels = {};
-                    for (let j = 0; j < keys2.length; ++j) {
-                        if (keys2[j] === "__proto__")
-                            $util.makeProp(object.labels, keys2[j]);
-                        object.labels[keys2[j]] = message.labels[keys2[j]];
-                    }
-                }
-                if (message.instanceId != null && $Object.hasOwnProperty.call(message, "instanceId"))
-                    object.instanceId = message.instanceId;
-                if (message.sidecarVersion != null && $Object.hasOwnProperty.call(message, "sidecarVersion"))
-                    object.sidecarVersion = message.sidecarVersion;
-                return object;
-            };
-
-            /**
-             * Converts this Node to JSON.
-             * @function toJSON
-             * @memberof sluice.v1.Node
-             * @instance
-             * @returns {Object.<string,*>} JSON object
-             */
-            Node.prototype.toJSON = function() {
-                return Node.toObject(this, $protobuf.util.toJSONOptions);
-            };
-
-            /**
-             * Gets the type url for Node
-             * @function getTypeUrl
-             * @memberof sluice.v1.Node
-             * @static
-             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-             * @returns {string} The type url
-             */
-            Node.getTypeUrl = function(prefix) {
-                if (prefix === $undefined)
-                    prefix = "type.googleapis.com";
-                return prefix + "/sluice.v1.Node";
-            };
-
-            return Node;
-        })();
-
         v1.PolicyRequest = (function() {
 
             /**
@@ -4589,6 +4119,476 @@ export const sluice = $root.sluice = (() => {
             };
 
             return LeaseReleased;
+        })();
+
+        v1.Node = (function() {
+
+            /**
+             * Properties of a Node.
+             * @typedef {Object} sluice.v1.Node.$Properties
+             * @property {string|null} [pod] Node pod
+             * @property {string|null} [namespace] Node namespace
+             * @property {string|null} [serviceAccount] Node serviceAccount
+             * @property {Object.<string,string>|null} [labels] Node labels
+             * @property {string|null} [instanceId] Node instanceId
+             * @property {string|null} [sidecarVersion] Node sidecarVersion
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Node.
+             * @memberof sluice.v1
+             * @interface INode
+             * @augments sluice.v1.Node.$Properties
+             * @deprecated Use sluice.v1.Node.$Properties instead.
+             */
+
+            /**
+             * Shape of a Node.
+             * @typedef {sluice.v1.Node.$Properties} sluice.v1.Node.$Shape
+             */
+
+            /**
+             * Constructs a new Node.
+             * @memberof sluice.v1
+             * @classdesc Represents a Node.
+             * @constructor
+             * @param {sluice.v1.Node.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Node = function (properties) {
+                this.labels = {};
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Node pod.
+             * @member {string} pod
+             * @memberof sluice.v1.Node
+             * @instance
+             */
+            Node.prototype.pod = "";
+
+            /**
+             * Node namespace.
+             * @member {string} namespace
+             * @memberof sluice.v1.Node
+             * @instance
+             */
+            Node.prototype.namespace = "";
+
+            /**
+             * Node serviceAccount.
+             * @member {string} serviceAccount
+             * @memberof sluice.v1.Node
+             * @instance
+             */
+            Node.prototype.serviceAccount = "";
+
+            /**
+             * Node labels.
+             * @member {Object.<string,string>} labels
+             * @memberof sluice.v1.Node
+             * @instance
+             */
+            Node.prototype.labels = $util.emptyObject;
+
+            /**
+             * Node instanceId.
+             * @member {string} instanceId
+             * @memberof sluice.v1.Node
+             * @instance
+             */
+            Node.prototype.instanceId = "";
+
+            /**
+             * Node sidecarVersion.
+             * @member {string} sidecarVersion
+             * @memberof sluice.v1.Node
+             * @instance
+             */
+            Node.prototype.sidecarVersion = "";
+
+            /**
+             * Creates a new Node instance using the specified properties.
+             * @function create
+             * @memberof sluice.v1.Node
+             * @static
+             * @param {sluice.v1.Node.$Properties=} [properties] Properties to set
+             * @returns {sluice.v1.Node} Node instance
+             * @type {{
+             *   (properties: sluice.v1.Node.$Shape): sluice.v1.Node & sluice.v1.Node.$Shape;
+             *   (properties?: sluice.v1.Node.$Properties): sluice.v1.Node;
+             * }}
+             */
+            Node.create = function(properties) {
+                return new Node(properties);
+            };
+
+            /**
+             * Encodes the specified Node message. Does not implicitly {@link sluice.v1.Node.verify|verify} messages.
+             * @function encode
+             * @memberof sluice.v1.Node
+             * @static
+             * @param {sluice.v1.Node.$Properties} message Node message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Node.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.pod != null && $Object.hasOwnProperty.call(message, "pod") && message.pod !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.pod);
+                if (message.namespace != null && $Object.hasOwnProperty.call(message, "namespace") && message.namespace !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.namespace);
+                if (message.serviceAccount != null && $Object.hasOwnProperty.call(message, "serviceAccount") && message.serviceAccount !== "")
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.serviceAccount);
+                if (message.labels != null && $Object.hasOwnProperty.call(message, "labels"))
+                    for (let keys = $Object.keys(message.labels), i = 0; i < keys.length; ++i)
+                        writer.uint32(/* id 4, wireType 2 =*/34).fork().uint32(/* id 1, wireType 2 =*/10).string(keys[i]).uint32(/* id 2, wireType 2 =*/18).string(message.labels[keys[i]]).ldelim();
+                if (message.instanceId != null && $Object.hasOwnProperty.call(message, "instanceId") && message.instanceId !== "")
+                    writer.uint32(/* id 5, wireType 2 =*/42).string(message.instanceId);
+                if (message.sidecarVersion != null && $Object.hasOwnProperty.call(message, "sidecarVersion") && message.sidecarVersion !== "")
+                    writer.uint32(/* id 6, wireType 2 =*/50).string(message.sidecarVersion);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Encodes the specified Node message, length delimited. Does not implicitly {@link sluice.v1.Node.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof sluice.v1.Node
+             * @static
+             * @param {sluice.v1.Node.$Properties} message Node message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Node.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes a Node message from the specified reader or buffer.
+             * @function decode
+             * @memberof sluice.v1.Node
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {sluice.v1.Node & sluice.v1.Node.$Shape} Node
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Node.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, key, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.sluice.v1.Node();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.pod = value;
+                            else
+                                delete message.pod;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.namespace = value;
+                            else
+                                delete message.namespace;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.serviceAccount = value;
+                            else
+                                delete message.serviceAccount;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if (message.labels === $util.emptyObject)
+                                message.labels = {};
+                            let end2 = reader.size() + reader.pos;
+                            if (end2 > reader.len)
+                                throw $RangeError("index out of range");
+                            reader.len = end2;
+                            key = "";
+                            value = "";
+                            while (reader.pos < end2) {
+                                let tag2 = reader.tag();
+                                wireType = tag2 & 7;
+                                switch (tag2 >>>= 3) {
+                                case 1:
+                                    if (wireType !== 2)
+                                        break;
+                                    key = reader.stringVerify();
+                                    continue;
+                                case 2:
+                                    if (wireType !== 2)
+                                        break;
+                                    value = reader.stringVerify();
+                                    continue;
+                                }
+                                reader.skipType(wireType, _depth, tag2);
+                            }
+                            if (reader.pos !== end2)
+                                throw $RangeError("index out of range");
+                            reader.len = end;
+                            if (key === "__proto__")
+                                $util.makeProp(message.labels, key);
+                            message.labels[key] = value;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.instanceId = value;
+                            else
+                                delete message.instanceId;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.sidecarVersion = value;
+                            else
+                                delete message.sidecarVersion;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Decodes a Node message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof sluice.v1.Node
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {sluice.v1.Node & sluice.v1.Node.$Shape} Node
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Node.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies a Node message.
+             * @function verify
+             * @memberof sluice.v1.Node
+             * @static
+             * @param {Object.<string,*>} message Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            Node.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.pod != null && $Object.hasOwnProperty.call(message, "pod"))
+                    if (!$util.isString(message.pod))
+                        return "pod: string expected";
+                if (message.namespace != null && $Object.hasOwnProperty.call(message, "namespace"))
+                    if (!$util.isString(message.namespace))
+                        return "namespace: string expected";
+                if (message.serviceAccount != null && $Object.hasOwnProperty.call(message, "serviceAccount"))
+                    if (!$util.isString(message.serviceAccount))
+                        return "serviceAccount: string expected";
+                if (message.labels != null && $Object.hasOwnProperty.call(message, "labels")) {
+                    if (!$util.isObject(message.labels))
+                        return "labels: object expected";
+                    let key = $Object.keys(message.labels);
+                    for (let i = 0; i < key.length; ++i)
+                        if (!$util.isString(message.labels[key[i]]))
+                            return "labels: string{k:string} expected";
+                }
+                if (message.instanceId != null && $Object.hasOwnProperty.call(message, "instanceId"))
+                    if (!$util.isString(message.instanceId))
+                        return "instanceId: string expected";
+                if (message.sidecarVersion != null && $Object.hasOwnProperty.call(message, "sidecarVersion"))
+                    if (!$util.isString(message.sidecarVersion))
+                        return "sidecarVersion: string expected";
+                return null;
+            };
+
+            /**
+             * Creates a Node message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof sluice.v1.Node
+             * @static
+             * @param {Object.<string,*>} object Plain object
+             * @returns {sluice.v1.Node} Node
+             */
+            Node.fromObject = function (object, _depth) {
+                if (object instanceof $root.sluice.v1.Node)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".sluice.v1.Node: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.sluice.v1.Node();
+                if (object.pod != null)
+                    if (typeof object.pod !== "string" || object.pod.length)
+                        message.pod = $String(object.pod);
+                if (object.namespace != null)
+                    if (typeof object.namespace !== "string" || object.namespace.length)
+                        message.namespace = $String(object.namespace);
+                if (object.serviceAccount != null)
+                    if (typeof object.serviceAccount !== "string" || object.serviceAccount.length)
+                        message.serviceAccount = $String(object.serviceAccount);
+                if (object.labels) {
+                    if (!$util.isObject(object.labels))
+                        throw $TypeError(".sluice.v1.Node.labels: object expected");
+                    message.labels = {};
+                    for (let keys = $Object.keys(object.labels), i = 0; i < keys.length; ++i) {
+                        if (keys[i] === "__proto__")
+                            $util.makeProp(message.labels, keys[i]);
+                        message.labels[keys[i]] = $String(object.labels[keys[i]]);
+                    }
+                }
+                if (object.instanceId != null)
+                    if (typeof object.instanceId !== "string" || object.instanceId.length)
+                        message.instanceId = $String(object.instanceId);
+                if (object.sidecarVersion != null)
+                    if (typeof object.sidecarVersion !== "string" || object.sidecarVersion.length)
+                        message.sidecarVersion = $String(object.sidecarVersion);
+                return message;
+            };
+
+            /**
+             * Creates a plain object from a Node message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof sluice.v1.Node
+             * @static
+             * @param {sluice.v1.Node} message Node
+             * @param {$protobuf.IConversionOptions} [options] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            Node.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.objects || options.defaults)
+                    object.labels = {};
+                if (options.defaults) {
+                    object.pod = "";
+                    object.namespace = "";
+                    object.serviceAccount = "";
+                    object.instanceId = "";
+                    object.sidecarVersion = "";
+                }
+                if (message.pod != null && $Object.hasOwnProperty.call(message, "pod"))
+                    object.pod = message.pod;
+                if (message.namespace != null && $Object.hasOwnProperty.call(message, "namespace"))
+                    object.namespace = message.namespace;
+                if (message.serviceAccount != null && $Object.hasOwnProperty.call(message, "serviceAccount"))
+                    object.serviceAccount = message.serviceAccount;
+                let keys2;
+                if (message.labels && (keys2 = $Object.keys(message.labels)).length) {
+                    object.labels = {};
+                    for (let j = 0; j < keys2.length; ++j) {
+                        if (keys2[j] === "__proto__")
+                            $util.makeProp(object.labels, keys2[j]);
+                        object.labels[keys2[j]] = message.labels[keys2[j]];
+                    }
+                }
+                if (message.instanceId != null && $Object.hasOwnProperty.call(message, "instanceId"))
+                    object.instanceId = message.instanceId;
+                if (message.sidecarVersion != null && $Object.hasOwnProperty.call(message, "sidecarVersion"))
+                    object.sidecarVersion = message.sidecarVersion;
+                return object;
+            };
+
+            /**
+             * Converts this Node to JSON.
+             * @function toJSON
+             * @memberof sluice.v1.Node
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            Node.prototype.toJSON = function() {
+                return Node.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for Node
+             * @function getTypeUrl
+             * @memberof sluice.v1.Node
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Node.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/sluice.v1.Node";
+            };
+
+            return Node;
         })();
 
         v1.Snapshot = (function() {
@@ -9872,6 +9872,7 @@ export const sluice = $root.sluice = (() => {
              * @property {string|null} [reporterEpoch] UsageBatch reporterEpoch
              * @property {number|Long|null} [seq] UsageBatch seq
              * @property {Array.<sluice.v1.UsageRecord.$Properties>|null} [records] UsageBatch records
+             * @property {sluice.v1.Node.$Properties|null} [node] UsageBatch node
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -9929,6 +9930,14 @@ export const sluice = $root.sluice = (() => {
             UsageBatch.prototype.records = $util.emptyArray;
 
             /**
+             * UsageBatch node.
+             * @member {sluice.v1.Node.$Properties|null|undefined} node
+             * @memberof sluice.v1.UsageBatch
+             * @instance
+             */
+            UsageBatch.prototype.node = null;
+
+            /**
              * Creates a new UsageBatch instance using the specified properties.
              * @function create
              * @memberof sluice.v1.UsageBatch
@@ -9967,6 +9976,8 @@ export const sluice = $root.sluice = (() => {
                 if (message.records != null && message.records.length)
                     for (let i = 0; i < message.records.length; ++i)
                         $root.sluice.v1.UsageRecord.encode(message.records[i], writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                if (message.node != null && $Object.hasOwnProperty.call(message, "node"))
+                    $root.sluice.v1.Node.encode(message.node, writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -10050,6 +10061,12 @@ export const sluice = $root.sluice = (() => {
                             message.records.push($root.sluice.v1.UsageRecord.decode(reader, reader.size(), $undefined, _depth + 1));
                             continue;
                         }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            message.node = $root.sluice.v1.Node.decode(reader, reader.size(), $undefined, _depth + 1, message.node);
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -10113,6 +10130,11 @@ export const sluice = $root.sluice = (() => {
                             return "records." + error;
                     }
                 }
+                if (message.node != null && $Object.hasOwnProperty.call(message, "node")) {
+                    let error = $root.sluice.v1.Node.verify(message.node, _depth + 1);
+                    if (error)
+                        return "node." + error;
+                }
                 return null;
             };
 
@@ -10157,6 +10179,11 @@ export const sluice = $root.sluice = (() => {
                         message.records[i] = $root.sluice.v1.UsageRecord.fromObject(object.records[i], _depth + 1);
                     }
                 }
+                if (object.node != null) {
+                    if (!$util.isObject(object.node))
+                        throw $TypeError(".sluice.v1.UsageBatch.node: object expected");
+                    message.node = $root.sluice.v1.Node.fromObject(object.node, _depth + 1);
+                }
                 return message;
             };
 
@@ -10186,6 +10213,7 @@ export const sluice = $root.sluice = (() => {
                         object.seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                     } else
                         object.seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    object.node = null;
                 }
                 if (message.reporterEpoch != null && $Object.hasOwnProperty.call(message, "reporterEpoch"))
                     object.reporterEpoch = message.reporterEpoch;
@@ -10201,6 +10229,8 @@ export const sluice = $root.sluice = (() => {
                     for (let j = 0; j < message.records.length; ++j)
                         object.records[j] = $root.sluice.v1.UsageRecord.toObject(message.records[j], options, _depth + 1);
                 }
+                if (message.node != null && $Object.hasOwnProperty.call(message, "node"))
+                    object.node = $root.sluice.v1.Node.toObject(message.node, options, _depth + 1);
                 return object;
             };
 
@@ -11123,6 +11153,7 @@ export const sluice = $root.sluice = (() => {
              * @typedef {Object} sluice.v1.UsageAck.$Properties
              * @property {string|null} [reporterEpoch] UsageAck reporterEpoch
              * @property {number|Long|null} [seq] UsageAck seq
+             * @property {boolean|null} [duplicate] UsageAck duplicate
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -11171,6 +11202,14 @@ export const sluice = $root.sluice = (() => {
             UsageAck.prototype.seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
             /**
+             * UsageAck duplicate.
+             * @member {boolean} duplicate
+             * @memberof sluice.v1.UsageAck
+             * @instance
+             */
+            UsageAck.prototype.duplicate = false;
+
+            /**
              * Creates a new UsageAck instance using the specified properties.
              * @function create
              * @memberof sluice.v1.UsageAck
@@ -11206,6 +11245,8 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 1, wireType 2 =*/10).string(message.reporterEpoch);
                 if (message.seq != null && $Object.hasOwnProperty.call(message, "seq") && (typeof message.seq === "object" ? message.seq.low || message.seq.high : message.seq !== 0))
                     writer.uint32(/* id 2, wireType 0 =*/16).uint64(message.seq);
+                if (message.duplicate != null && $Object.hasOwnProperty.call(message, "duplicate") && message.duplicate !== false)
+                    writer.uint32(/* id 3, wireType 0 =*/24).bool(message.duplicate);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -11281,6 +11322,15 @@ export const sluice = $root.sluice = (() => {
                                 delete message.seq;
                             continue;
                         }
+                    case 3: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.duplicate = value;
+                            else
+                                delete message.duplicate;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -11335,6 +11385,9 @@ export const sluice = $root.sluice = (() => {
                 if (message.seq != null && $Object.hasOwnProperty.call(message, "seq"))
                     if (!$util.isInteger(message.seq) && !(message.seq && $util.isInteger(message.seq.low) && $util.isInteger(message.seq.high)))
                         return "seq: integer|Long expected";
+                if (message.duplicate != null && $Object.hasOwnProperty.call(message, "duplicate"))
+                    if (typeof message.duplicate !== "boolean")
+                        return "duplicate: boolean expected";
                 return null;
             };
 
@@ -11369,6 +11422,9 @@ export const sluice = $root.sluice = (() => {
                             message.seq = object.seq;
                         else if (typeof object.seq === "object")
                             message.seq = new $util.LongBits(object.seq.low >>> 0, object.seq.high >>> 0).toNumber(true);
+                if (object.duplicate != null)
+                    if (object.duplicate)
+                        message.duplicate = $Boolean(object.duplicate);
                 return message;
             };
 
@@ -11396,6 +11452,7 @@ export const sluice = $root.sluice = (() => {
                         object.seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                     } else
                         object.seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    object.duplicate = false;
                 }
                 if (message.reporterEpoch != null && $Object.hasOwnProperty.call(message, "reporterEpoch"))
                     object.reporterEpoch = message.reporterEpoch;
@@ -11406,6 +11463,8 @@ export const sluice = $root.sluice = (() => {
                         object.seq = options.longs === $String ? $String(message.seq) : message.seq;
                     else
                         object.seq = options.longs === $String ? $util.Long.prototype.toString.call(message.seq) : options.longs === $Number ? new $util.LongBits(message.seq.low >>> 0, message.seq.high >>> 0).toNumber(true) : message.seq;
+                if (message.duplicate != null && $Object.hasOwnProperty.call(message, "duplicate"))
+                    object.duplicate = message.duplicate;
                 return object;
             };
 

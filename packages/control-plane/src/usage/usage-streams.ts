@@ -1,0 +1,97 @@
+import type * as grpc from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { Logger } from '@sluice/core';
+import { sluice } from '@sluice/protocol';
+import type { Authenticator } from '../auth.js';
+import type { UsageRecordIn } from './model.js';
+import type { UsageStore } from './store.js';
+
+import v1 = sluice.v1;
+
+export interface UsageStreamsOptions {
+  readonly store: UsageStore;
+  readonly logger: Logger;
+  readonly authenticator?: Authenticator;
+}
+
+/**
+ * StreamUsage: a sidecar sends usage batches `(epoch, seq)`; the control plane applies each one to
+ * the store (at most once per `(namespace, epoch, seq)`), then acknowledges it. A batch the store
+ * cannot take (Redis down) is not acknowledged: the sidecar sends it again. The first message of a
+ * stream carries the node, authenticated like StreamPolicy; every record is charged to that node's
+ * namespace and service account, whatever the record says.
+ */
+export class UsageStreams {
+  readonly #o: UsageStreamsOptions;
+  readonly counters = { applied: 0, duplicates: 0, failed: 0, records: 0 };
+
+  constructor(o: UsageStreamsOptions) {
+    this.#o = o;
+  }
+
+  readonly handle = (call: grpc.ServerDuplexStream<v1.UsageBatch, v1.UsageAck.$Properties>): void => {
+    let node: { namespace: string; serviceAccount: string } | undefined;
+    let chain: Promise<void> = Promise.resolve();
+    let closed = false;
+    const fail = (code: GrpcStatus, message: string): void => {
+      closed = true;
+      this.#o.logger.warn({ code: GrpcStatus[code] }, `usage stream rejected: ${message}`);
+      call.emit('error', Object.assign(new Error(message), { code, details: message }));
+    };
+    call.on('data', (b: v1.UsageBatch) => {
+      chain = chain
+        .then(async () => {
+          if (closed) return;
+          if (node === undefined) {
+            const n = b.node;
+            if (!n?.namespace) return fail(GrpcStatus.FAILED_PRECONDITION, 'the first UsageBatch of a stream must carry the node');
+            const serviceAccount = n.serviceAccount || 'default';
+            if (this.#o.authenticator) {
+              const header = call.metadata.get('authorization')[0];
+              const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined;
+              const r = await this.#o.authenticator.authenticate(token, { namespace: n.namespace, serviceAccount, pod: n.pod ?? '' });
+              if (!r.ok) return fail(r.reason === 'denied' ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED, r.message);
+            }
+            node = { namespace: n.namespace, serviceAccount };
+          }
+          const seq = Number(b.seq);
+          if (seq === 0) return; // the node-only opening message
+          const epoch = b.reporterEpoch;
+          const records: UsageRecordIn[] = b.records.map((r) => ({
+            minuteUnix: Number(r.minuteUnix),
+            serviceAccount: (node as { serviceAccount: string }).serviceAccount,
+            team: r.team ?? '',
+            feature: r.feature ?? '',
+            user: r.user ?? '',
+            route: r.route ?? '',
+            backend: r.backend ?? '',
+            model: r.model ?? '',
+            requests: Number(r.requests),
+            errors: Number(r.errors),
+            inputTokens: Number(r.inputTokens),
+            cachedInputTokens: Number(r.cachedInputTokens),
+            cacheWriteTokens: Number(r.cacheWriteTokens),
+            outputTokens: Number(r.outputTokens),
+            reasoningTokens: Number(r.reasoningTokens),
+            costMicros: Number(r.costMicros),
+          }));
+          let result: 'applied' | 'duplicate';
+          try {
+            result = await this.#o.store.apply(node.namespace, epoch, seq, records);
+          } catch (e) {
+            if (e instanceof RangeError) return fail(GrpcStatus.INVALID_ARGUMENT, e.message);
+            this.counters.failed++;
+            this.#o.logger.warn({ err: e instanceof Error ? e.message : String(e), epoch, seq }, 'usage batch not applied (store unavailable); the sidecar resends it');
+            return;
+          }
+          if (result === 'applied') {
+            this.counters.applied++;
+            this.counters.records += records.length;
+          } else this.counters.duplicates++;
+          call.write({ reporterEpoch: epoch, seq, duplicate: result === 'duplicate' });
+        })
+        .catch((e: unknown) => this.#o.logger.error({ err: e }, 'usage stream failure'));
+    });
+    call.on('end', () => call.end());
+  };
+}
