@@ -17,7 +17,8 @@ export interface UsageStreamsOptions {
 /**
  * StreamUsage: a sidecar sends usage batches `(epoch, seq)`; the control plane applies each one to
  * the store (at most once per `(namespace, epoch, seq)`), then acknowledges it. A batch the store
- * cannot take (Redis down) is not acknowledged: the sidecar sends it again. The first message of a
+ * cannot take (Redis down) closes the stream (UNAVAILABLE) without an acknowledgement, so nothing
+ * later on it is applied out of order: the sidecar reopens and resends every unacknowledged batch. The first message of a
  * stream carries the node, authenticated like StreamPolicy; every record is charged to that node's
  * namespace and service account, whatever the record says.
  */
@@ -81,8 +82,9 @@ export class UsageStreams {
           } catch (e) {
             if (e instanceof RangeError) return fail(GrpcStatus.INVALID_ARGUMENT, e.message);
             this.counters.failed++;
-            this.#o.logger.warn({ err: e instanceof Error ? e.message : String(e), epoch, seq }, 'usage batch not applied (store unavailable); the sidecar resends it');
-            return;
+            // Close the stream: nothing after this batch may be applied before it (the high-water
+            // mark needs order). The sidecar reopens and resends every unacknowledged batch in order.
+            return fail(GrpcStatus.UNAVAILABLE, `usage batch ${epoch}/${seq} not applied: ${e instanceof Error ? e.message : String(e)}`);
           }
           if (result === 'applied') {
             this.counters.applied++;
