@@ -57,6 +57,7 @@ const VALUE_SETS = {
   bundledRedis: ['redis.bundled.enabled=true'],
   externalRedis: ['redis.url=rediss://default:s3cret@redis.example.com:6380/0'],
   redisSecret: ['redis.existingSecret.name=redis-credentials'],
+  adminAccess: ['controlPlane.admin.allow={group:sluice-viewers,system:serviceaccount:monitoring:grafana}', 'controlPlane.admin.tokenSecret.name=sluice-admin'],
   replicas3: ['controlPlane.replicas=3'],
   replicas1: ['controlPlane.replicas=1'],
   secretNamespaces: ['rbac.secretNamespaces={team-a,team-b}'],
@@ -79,6 +80,8 @@ const NOT_SET_IN_CLUSTER: ReadonlySet<string> = new Set([
   WEBHOOK_ENV.caFile.env,
   // Set only when a Redis is configured (redis.url, redis.existingSecret or redis.bundled; checked by those value sets).
   CONTROL_PLANE_ENV.redisUrl.env,
+  // Set only from controlPlane.admin.tokenSecret (checked by the adminAccess value set).
+  CONTROL_PLANE_ENV.adminToken.env,
 ]);
 /** Where the control plane mounts its serving certificate (the chart's Secret or cert-manager's). */
 const TLS_DIR = '/etc/sluice/tls';
@@ -659,4 +662,12 @@ test('values.yaml: a comment above every key', () => {
   assert.equal(schema.additionalProperties, false);
   const values = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
   for (const k of Object.keys(values)) assert.ok(k in schema.properties, `values.schema.json describes ${k}`);
+});
+
+test('admin API access: TokenReview allow list and the static token from a Secret', () => {
+  const c = cpContainer(objs('adminAccess'));
+  assert.equal(envValue(c, 'SLUICE_CP_ADMIN_ALLOW'), 'group:sluice-viewers,system:serviceaccount:monitoring:grafana');
+  const token = (c.env ?? []).find((e) => e.name === 'SLUICE_CP_ADMIN_TOKEN');
+  assert.deepEqual(token?.valueFrom?.secretKeyRef, { name: 'sluice-admin', key: 'token' });
+  assert.equal(envValue(cpContainer(objs('defaults')), 'SLUICE_CP_ADMIN_ALLOW'), '', 'by default nobody is listed');
 });

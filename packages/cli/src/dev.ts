@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { createLogger, type Logger } from '@sluice/core';
 import type { LLMBackend, LoadedObject } from '@sluice/policy';
 import { providerSpec } from '@sluice/providers';
-import { FileSource, startControlPlane, type ControlPlane, type PolicySource, type SecretRequest } from '@sluice/control-plane';
-import { loadSidecarConfig, PolicyClient, QuotaClient, UsageReporter, startSidecar, type Sidecar, type SidecarConfig } from '@sluice/sidecar';
+import { FileSource, startControlPlane, staticTokenAuth, type ControlPlane, type PolicySource, type SecretRequest } from '@sluice/control-plane';
+import { loadSidecarConfig, PolicyClient, QuotaClient, readLabels, UsageReporter, startSidecar, type Sidecar, type SidecarConfig } from '@sluice/sidecar';
 import { startFakeProvider, type FakeProvider } from '@sluice/testkit';
 
 export type FakeMode = 'auto' | 'always' | 'never';
@@ -97,20 +97,23 @@ export async function startDevGateway(o: DevOptions): Promise<DevGateway> {
       grpcAddress: o.grpcAddress ?? o.env['SLUICE_CP_GRPC_ADDRESS'] ?? '127.0.0.1:4003',
       adminHost: '127.0.0.1',
       adminPort: o.cpAdminPort ?? Number(o.env['SLUICE_CP_ADMIN_PORT'] ?? 4002),
+      ...(o.env['SLUICE_CP_ADMIN_TOKEN'] ? { adminAuth: staticTokenAuth(o.env['SLUICE_CP_ADMIN_TOKEN']) } : {}),
     });
   } catch (e) {
     return fail(e);
   }
   cleanup.push(() => controlPlane.close());
   const config = loadSidecarConfig(o.env, { adminHost: o.env['SLUICE_SIDECAR_ADMIN_HOST'] ?? '127.0.0.1', ...o.sidecar });
+  // Pod labels (limit keys, the team of usage attribution) from SLUICE_POD_LABELS_FILE, as in a pod.
+  const labels = readLabels(config.podLabelsFile);
   let sidecar: Sidecar;
   try {
-    sidecar = await startSidecar({ config, logger });
+    sidecar = await startSidecar({ config, logger, identity: { namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels } });
   } catch (e) {
     return fail(e);
   }
   cleanup.push(() => sidecar.close());
-  const node = { pod: config.podName, namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels: {}, instanceId: randomBytes(8).toString('hex'), sidecarVersion: '0.1.0' };
+  const node = { pod: config.podName, namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels, instanceId: randomBytes(8).toString('hex'), sidecarVersion: '0.1.0' };
   const client = new PolicyClient({
     address: controlPlane.grpcAddress,
     node,

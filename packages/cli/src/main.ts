@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import type { FakeMode } from './dev.js';
 import { fetchSidecars, formatSidecars } from './status.js';
+import { fetchUsage, FILTER_DIMENSIONS, formatUsage } from './usage.js';
 import { validatePaths } from './validate.js';
 
 const VERSION = '0.1.0';
@@ -14,8 +15,13 @@ commands:
       environment; the built-in fake provider for backends without a key
   validate PATH...
       check policy files or directories offline; exit 1 with one line per problem
-  status [--url URL] [--json]
+  status [--url URL] [--token T] [--json]
       sidecars connected to a control plane (default http://127.0.0.1:4002, or SLUICE_CP_ADMIN_URL)
+  usage [--by DIM[,DIM]] [--since 7d] [--until T] [--namespace X] [--team X] [--feature X]
+        [--model X] [--user X] [--route X] [--backend X] [--service-account X]
+        [--sort costMicros|requests|inputTokens|outputTokens|…] [--limit N] [--url URL] [--token T] [--json]
+      spend by team, model, feature, user, … (dimensions: namespace, serviceAccount, team, feature,
+      user, route, backend, model); token from SLUICE_CP_ADMIN_TOKEN unless given
   version
       print the version`;
 
@@ -53,10 +59,52 @@ async function validate(args: string[]): Promise<void> {
 }
 
 async function status(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { url: { type: 'string' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: { url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } } });
   const url = values.url ?? process.env['SLUICE_CP_ADMIN_URL'] ?? 'http://127.0.0.1:4002';
-  const rows = await fetchSidecars(url);
+  const rows = await fetchSidecars(url, values.token ?? process.env['SLUICE_CP_ADMIN_TOKEN']);
   process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatSidecars(rows)}\n`);
+}
+
+async function usage(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      by: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      sort: { type: 'string' },
+      limit: { type: 'string' },
+      url: { type: 'string' },
+      token: { type: 'string' },
+      json: { type: 'boolean' },
+      namespace: { type: 'string' },
+      'service-account': { type: 'string' },
+      team: { type: 'string' },
+      feature: { type: 'string' },
+      user: { type: 'string' },
+      route: { type: 'string' },
+      backend: { type: 'string' },
+      model: { type: 'string' },
+    },
+  });
+  const filters: Record<string, string> = {};
+  for (const d of FILTER_DIMENSIONS) {
+    const v = values[d === 'serviceAccount' ? 'service-account' : d];
+    if (typeof v === 'string') filters[d] = v;
+  }
+  const limit = Number(values.limit ?? 50);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new Error('--limit must be an integer from 1 to 1000');
+  const answer = await fetchUsage({
+    url: values.url ?? process.env['SLUICE_CP_ADMIN_URL'] ?? 'http://127.0.0.1:4002',
+    token: values.token ?? process.env['SLUICE_CP_ADMIN_TOKEN'],
+    by: values.by ?? 'team',
+    since: values.since ?? '7d',
+    until: values.until,
+    filters,
+    limit,
+    sort: values.sort ?? 'costMicros',
+  });
+  process.stdout.write(values.json ? `${JSON.stringify(answer, null, 2)}\n` : `${formatUsage(answer)}\n`);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -68,6 +116,8 @@ async function main(argv: string[]): Promise<void> {
       return validate(rest);
     case 'status':
       return status(rest);
+    case 'usage':
+      return usage(rest);
     case 'version':
     case '--version':
       process.stdout.write(`sluice ${VERSION}\n`);

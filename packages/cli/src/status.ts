@@ -8,8 +8,8 @@ export interface SidecarRow {
   lastNack: { version: string; message: string; at: string } | null;
 }
 
-export async function fetchSidecars(adminUrl: string): Promise<SidecarRow[]> {
-  const res = await fetch(`${adminUrl.replace(/\/+$/, '')}/v1/sidecars`);
+export async function fetchSidecars(adminUrl: string, token?: string): Promise<SidecarRow[]> {
+  const res = await fetch(`${adminUrl.replace(/\/+$/, '')}/v1/sidecars`, { headers: token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` } });
   if (!res.ok) throw new Error(`${adminUrl}/v1/sidecars answered ${res.status}`);
   return ((await res.json()) as { sidecars: SidecarRow[] }).sidecars;
 }

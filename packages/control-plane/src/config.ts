@@ -18,6 +18,10 @@ export interface ControlPlaneConfig {
   readonly leaseName: string;
   /** Pod name (downward API), the base of the leader-election identity; '' = the host name. */
   readonly podName: string;
+  /** Bearer token required on the admin API's `/v1/*` ('' = none). */
+  readonly adminToken: string;
+  /** Kubernetes source: users (or `group:<name>`) whose tokens, checked with TokenReview, may read `/v1/*` (comma-separated). */
+  readonly adminAllow: string;
 }
 
 export const CONTROL_PLANE_ENV: Readonly<Record<keyof ControlPlaneConfig, { env: string; def: string; doc: string }>> = {
@@ -34,6 +38,8 @@ export const CONTROL_PLANE_ENV: Readonly<Record<keyof ControlPlaneConfig, { env:
   leaseNamespace: { env: 'SLUICE_CP_LEASE_NAMESPACE', def: 'sluice-system', doc: 'namespace of the leader-election Lease (source kubernetes)' },
   leaseName: { env: 'SLUICE_CP_LEASE_NAME', def: 'sluice-control-plane', doc: 'name of the leader-election Lease; its holder writes policy object status (source kubernetes)' },
   podName: { env: 'SLUICE_POD_NAME', def: '', doc: 'pod name (downward API), base of the leader-election identity; default: the host name' },
+  adminToken: { env: 'SLUICE_CP_ADMIN_TOKEN', def: '', doc: 'bearer token required on the admin API /v1/* (spend, limits, sidecars, policy); empty = none' },
+  adminAllow: { env: 'SLUICE_CP_ADMIN_ALLOW', def: '', doc: 'source kubernetes: users or group:<name> whose bearer tokens (TokenReview) may read /v1/*, comma-separated' },
 };
 
 export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ControlPlaneConfig> = {}): ControlPlaneConfig {
@@ -56,6 +62,8 @@ export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env, ove
     leaseNamespace: get('leaseNamespace'),
     leaseName: get('leaseName'),
     podName: get('podName'),
+    adminToken: get('adminToken'),
+    adminAllow: get('adminAllow'),
     ...overrides,
   };
 }

@@ -11,6 +11,8 @@ import { QuotaStreams } from './quota/quota-streams.js';
 import { MemoryQuotaStore, type QuotaStore } from './quota/store.js';
 import { MemoryUsageStore, type UsageStore } from './usage/store.js';
 import { UsageStreams } from './usage/usage-streams.js';
+import { spendApi } from './usage/api.js';
+import type { AdminAuth } from './admin-auth.js';
 import { statusView, type ObjectStatus, type ProgrammedCounts } from './status-view.js';
 import type { PolicySource } from './source.js';
 
@@ -36,6 +38,8 @@ export interface ControlPlaneOptions {
   readonly quotaStore?: QuotaStore;
   /** Where usage batches land (StreamUsage): Redis in a cluster; default in memory (one process). */
   readonly usageStore?: UsageStore;
+  /** Who may read the admin API's `/v1/*`; unset = anyone who reaches the port (loopback by default). */
+  readonly adminAuth?: AdminAuth;
 }
 
 export interface ControlPlane {
@@ -112,20 +116,18 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   metrics.gauge('sluice_cp_snapshot_nacks_total', 'Policy responses NACKed.', () => [{ value: streams.counters.nacks }], 'counter');
   metrics.gauge('sluice_cp_streams_rejected_total', 'Streams refused (authentication, bad first request).', () => [{ value: streams.counters.rejected }], 'counter');
 
-  const admin: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
-    switch (path) {
-      case '/healthz':
-        return json(res, 200, { status: 'ok' });
-      case '/ready':
-        return json(res, engine.policySet ? 200 : 503, { status: engine.policySet ? 'ready' : 'compiling', generation: engine.generation });
-      case '/metrics': {
-        const text = metrics.render();
-        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
-        res.end(text);
-        return;
+  const spendDeps = { usage: usageStore, quota: quotaStore, policy: () => engine.policySet };
+  const serveV1 = async (req: IncomingMessage, res: ServerResponse, path: string, params: URLSearchParams): Promise<void> => {
+    if (o.adminAuth !== undefined) {
+      const a = await o.adminAuth(req.headers.authorization);
+      if (!a.ok) {
+        res.setHeader('www-authenticate', 'Bearer');
+        return json(res, a.status, { error: a.message });
       }
+    }
+    const spend = await spendApi(path, params, spendDeps);
+    if (spend !== undefined) return json(res, spend.status, spend.body);
+    switch (path) {
       case '/v1/sidecars':
         return json(res, 200, { sidecars: streams.sidecars() });
       case '/v1/status':
@@ -137,6 +139,33 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
           stale: [...(engine.policySet?.stale ?? [])],
           issues: engine.issues().map((i) => ({ ...i, text: formatIssue(i) })),
         });
+      default:
+        return json(res, 404, { error: 'not found' });
+    }
+  };
+  const admin: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
+    if (path.startsWith('/v1/')) {
+      serveV1(req, res, path, url.searchParams).catch((e: unknown) => {
+        o.logger.error({ err: e, path }, 'admin API failure');
+        if (!res.headersSent) json(res, 503, { error: `unavailable: ${e instanceof Error ? e.message : String(e)}` });
+        else res.destroy();
+      });
+      return;
+    }
+    switch (path) {
+      case '/healthz':
+        return json(res, 200, { status: 'ok' });
+      case '/ready':
+        return json(res, engine.policySet ? 200 : 503, { status: engine.policySet ? 'ready' : 'compiling', generation: engine.generation });
+      case '/metrics': {
+        const text = metrics.render();
+        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+        return;
+      }
       default:
         return json(res, 404, { error: 'not found' });
     }

@@ -10,3 +10,4 @@ export * from './status-view.js';
 export * from './auth.js';
 export * from './injector.js';
 export * from './webhook-server.js';
+export * from './admin-auth.js';

@@ -2,6 +2,7 @@
 /** The control plane binary. Configuration: SLUICE_CP_* (see config.ts and the README). */
 import { createLogger } from '@sluice/core';
 import { TokenAuthenticator } from './auth.js';
+import { anyAuth, staticTokenAuth, tokenReviewAuth, type AdminAuth } from './admin-auth.js';
 import { loadWebhookOptions, startWebhookServer, type WebhookServer } from './webhook-server.js';
 import { loadControlPlaneConfig } from './config.js';
 import { startControlPlane } from './control-plane.js';
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   const quotaStore = config.redisUrl === '' ? undefined : (await import('./quota/redis-store.js')).RedisQuotaStore.open(config.redisUrl);
   // Usage batches: the same Redis (one Lua script per batch), or memory.
   const usageStore = config.redisUrl === '' ? undefined : (await import('./usage/redis-store.js')).RedisUsageStore.open(config.redisUrl);
+  const auths: AdminAuth[] = config.adminToken === '' ? [] : [staticTokenAuth(config.adminToken)];
   const common = {
     logger,
     grpcAddress: config.grpcAddress,
@@ -22,6 +24,7 @@ async function main(): Promise<void> {
     rootNamespace: config.rootNamespace,
     ...(quotaStore === undefined ? {} : { quotaStore }),
     ...(usageStore === undefined ? {} : { usageStore }),
+    ...(auths.length === 0 ? {} : { adminAuth: anyAuth(auths) }),
   };
   let close: () => Promise<void>;
   let webhook: WebhookServer | undefined;
@@ -36,8 +39,11 @@ async function main(): Promise<void> {
     // the pod); plaintext is left to the one-process mode on loopback.
     if (config.grpcTlsCertFile === '' || config.grpcTlsKeyFile === '') throw new Error('SLUICE_CP_GRPC_TLS_CERT_FILE and SLUICE_CP_GRPC_TLS_KEY_FILE are required with SLUICE_CP_SOURCE=kubernetes');
     const kubeConfig = kube.kubeConfigFromDefault();
+    const allow = config.adminAllow.split(',').map((a) => a.trim()).filter((a) => a !== '');
+    if (allow.length > 0) auths.push(tokenReviewAuth(kube.userTokenReview(kubeConfig), allow));
     const replica = await kube.startKubeControlPlane({
       ...common,
+      ...(auths.length === 0 ? {} : { adminAuth: anyAuth(auths) }),
       tls: { certFile: config.grpcTlsCertFile, keyFile: config.grpcTlsKeyFile },
       authenticator: new TokenAuthenticator(kube.tokenReviewVerifier(kubeConfig)),
       kubeConfig,

@@ -20,3 +20,17 @@ export function tokenReviewVerifier(kc: KubeConfig, audience = TOKEN_AUDIENCE): 
     return { ...sa, pod: podName };
   };
 }
+
+/**
+ * TokenReview for people and tools reading the admin API: any token the API server authenticates
+ * (its default audience), returning the user name and groups; who may read is decided by the caller.
+ */
+export function userTokenReview(kc: KubeConfig): (token: string) => Promise<{ username: string; groups: string[] } | { error: string }> {
+  const api = kc.makeApiClient(AuthenticationV1Api);
+  return async (token) => {
+    const review = await api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } } });
+    const st = review.status;
+    if (st?.authenticated !== true) return { error: st?.error || 'not authenticated' };
+    return { username: st.user?.username ?? '', groups: st.user?.groups ?? [] };
+  };
+}

@@ -7,3 +7,4 @@ export * from './control-client.js';
 export * from './limits/quota-client.js';
 export * from './usage/reporter.js';
 export * from './usage/aggregate.js';
+export * from './labels.js';

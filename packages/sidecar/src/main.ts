@@ -4,30 +4,13 @@
  * Configuration: SLUICE_SIDECAR_* (see config.ts and the README).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createLogger } from '@sluice/core';
 import { loadSidecarConfig } from './config.js';
+import { readLabels } from './labels.js';
 import { PolicyClient } from './control-client.js';
 import { startSidecar } from './server.js';
 import { QuotaClient } from './limits/quota-client.js';
 import { UsageReporter } from './usage/reporter.js';
-
-/** Kubernetes downward API labels file: `key="value"` per line. */
-function readLabels(file: string | undefined): Record<string, string> {
-  if (file === undefined || file === '') return {};
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return {};
-  }
-  const labels: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^([^=]+)="(.*)"$/.exec(line.trim());
-    if (m) labels[m[1] as string] = (m[2] as string).replace(/\\"/g, '"');
-  }
-  return labels;
-}
 
 async function main(): Promise<void> {
   const config = loadSidecarConfig();

@@ -158,6 +158,23 @@ export class RedisQuotaStore implements QuotaStore {
     return { returned: Number(returned) };
   }
 
+  async spent(limitId: string, windowId: string): Promise<Array<{ key: string; spent: number }>> {
+    const glob = (x: string): string => x.replace(/[*?[\]\\]/gu, '\\$&');
+    const pattern = `sluice:q:{${glob(enc(limitId))}|*}:${glob(windowId)}`;
+    const prefix = `sluice:q:{${enc(limitId)}|`;
+    const suffix = `}:${windowId}`;
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      for (const k of batch) if (k.startsWith(prefix) && k.endsWith(suffix)) keys.push(k);
+    } while (cursor !== '0' && keys.length < 100_000);
+    if (keys.length === 0) return [];
+    const values = await this.client.mget(...keys);
+    return keys.map((k, i) => ({ key: dec(k.slice(prefix.length, k.length - suffix.length)), spent: Number(values[i] ?? 0) }));
+  }
+
   async close(): Promise<void> {
     await this.client.quit().catch(() => this.client.disconnect());
   }
@@ -173,4 +190,8 @@ function enc(s: string): string {
 
 function drawersKey(r: CounterRef): string {
   return `sluice:q:{${enc(r.limitId)}|${enc(r.key)}}:drawers`;
+}
+
+function dec(s: string): string {
+  return s.replace(/%([0-9A-F]{2})/gu, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
 }

@@ -18,6 +18,8 @@
 export interface QuotaStore {
   debit(r: DebitRequest): Promise<DebitResult>;
   credit(r: CreditRequest): Promise<{ returned: number }>;
+  /** Every key's counter of a limit in one window (what the sidecars were granted, less returns). */
+  spent(limitId: string, windowId: string): Promise<Array<{ key: string; spent: number }>>;
   close(): Promise<void>;
 }
 
@@ -142,6 +144,16 @@ export class MemoryQuotaStore implements QuotaStore {
     const returned = Math.min(r.amount, lease, c.spent);
     c.spent -= returned;
     return { returned };
+  }
+
+  async spent(limitId: string, windowId: string): Promise<Array<{ key: string; spent: number }>> {
+    this.prune(this.now());
+    const out: Array<{ key: string; spent: number }> = [];
+    for (const [id, c] of this.counters) {
+      const [l, key, w] = id.split('\u0000') as [string, string, string];
+      if (l === limitId && w === windowId) out.push({ key, spent: c.spent });
+    }
+    return out;
   }
 
   close(): Promise<void> {
