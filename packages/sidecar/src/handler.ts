@@ -25,10 +25,13 @@ import type { SidecarConfig } from './config.js';
 import type { SidecarMetrics } from './metrics.js';
 import type { Admission, AdmitResult, LimitEnforcer, WorkloadIdentity } from './limits/enforce.js';
 import { attributionValue, type Attribution, type UsageSource } from './usage/aggregate.js';
+import type { UsageStats } from './metrics.js';
 
 /** Counts finished requests (the usage reporter). */
 export interface UsageSink {
   record(r: UsageSource, a: Attribution): void;
+  /** For /metrics (queue length, drops). */
+  readonly usageStats?: UsageStats;
 }
 import { drained, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
@@ -60,6 +63,8 @@ export interface RequestRecord {
   api: string;
   route: string | undefined;
   backend: string | undefined;
+  /** The backend's provider (gen_ai.provider.name). */
+  provider: string | undefined;
   model: string | undefined;
   upstreamModel: string | undefined;
   stream: boolean;
@@ -215,6 +220,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     api: ep.ingress,
     route: undefined,
     backend: undefined,
+    provider: undefined,
     model: undefined,
     upstreamModel: undefined,
     stream: false,
@@ -266,6 +272,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     backend = target.backend;
     rec.route = target.route;
     rec.backend = backend.id;
+    rec.provider = backend.provider;
     rec.upstreamModel = target.upstreamModel;
     let plan = planRequest(ep.ingress, backend, body, raw, model, target.upstreamModel, stream, req, deps.config);
     const matching = rt.limits.limits.length === 0 ? [] : deps.limits.match(rt.limits, { routeId: target.route.slice(0, target.route.lastIndexOf('#')), model }, deps.identity, req);

@@ -1,31 +1,68 @@
-import { LATENCY_BUCKETS_SECONDS, MetricsRegistry } from '@sluice/core';
+import { BoundedLabel, LATENCY_BUCKETS_SECONDS, MetricsRegistry, PER_TOKEN_BUCKETS_SECONDS, TOKEN_BUCKETS } from '@sluice/core';
 import type { RequestRecord } from './handler.js';
+
+/** What the usage reporter exposes to metrics. */
+export interface UsageStats {
+  readonly queued: number;
+  readonly stats: { readonly droppedRecords: number; readonly batches: number; readonly acked: number };
+}
+
+const OPERATION: Readonly<Record<string, string>> = { 'openai-chat': 'chat', 'anthropic-messages': 'chat', 'openai-embeddings': 'embeddings' };
 
 /**
  * The sidecar's metrics, served on the admin port at /metrics. One `observe()` per request, from
- * the same record as the log line; label values come from the snapshot (routes, backends) and the
- * error table, so the series stay bounded.
+ * the same record as the log line. GenAI semantic-convention instruments use their Prometheus names
+ * (`gen_ai.client.token.usage` → `gen_ai_client_token_usage`, attributes with `_`); `sluice_*` are
+ * the gateway's own. Label values come from the snapshot (routes, backends), the error table, or
+ * through a `BoundedLabel` (models), so the series stay bounded.
  */
 export class SidecarMetrics {
   readonly registry = new MetricsRegistry();
+  readonly #models = new BoundedLabel(200);
   readonly #requests = this.registry.counter('sluice_requests_total', 'LLM API requests by outcome.', ['api', 'route', 'backend', 'status', 'code']);
-  readonly #tokens = this.registry.counter('sluice_tokens_total', 'Tokens reported by providers (gen_ai.client.token.usage).', ['backend', 'type']);
-  readonly #cost = this.registry.counter('sluice_cost_micros_total', 'Cost in micro-USD.', ['backend']);
-  readonly #duration = this.registry.histogram('sluice_request_duration_seconds', 'Whole request duration (gen_ai.server.request.duration).', LATENCY_BUCKETS_SECONDS);
+  readonly #tokens = this.registry.counter('sluice_tokens_total', 'Tokens reported by providers, by type (input, output, cached_input, cache_write, reasoning).', ['backend', 'type']);
+  readonly #cost = this.registry.counter('sluice_cost_micros_total', 'Cost in micro-USD (integer).', ['backend']);
+  readonly #upstreamErrors = this.registry.counter('sluice_upstream_errors_total', 'Provider failures by backend and stable code (SLUICE_ERR_UPSTREAM_*).', ['backend', 'code']);
   readonly #limits = this.registry.counter('sluice_limit_decisions_total', 'LLMLimit decisions other than a plain admit: denied, shadow_denied, and the failure mode applied while global credit was unavailable (FailClosed, FailOpen, LocalShare, shadow).', ['limit', 'decision']);
-  readonly #ttft = this.registry.histogram('sluice_time_to_first_token_seconds', 'Time to the first streamed event (gen_ai.server.time_to_first_token).', LATENCY_BUCKETS_SECONDS);
+  readonly #tokenUsage = this.registry.histogram(
+    'gen_ai_client_token_usage',
+    'gen_ai.client.token.usage: tokens per request by type (input, output), as the provider reported them.',
+    TOKEN_BUCKETS,
+    ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_token_type'],
+  );
+  readonly #duration = this.registry.histogram('gen_ai_server_request_duration_seconds', 'gen_ai.server.request.duration: whole request, as the caller saw it.', LATENCY_BUCKETS_SECONDS, [
+    'gen_ai_operation_name',
+    'gen_ai_request_model',
+    'error_type',
+  ]);
+  readonly #ttft = this.registry.histogram('gen_ai_server_time_to_first_token_seconds', 'gen_ai.server.time_to_first_token: request start to the first streamed event.', LATENCY_BUCKETS_SECONDS, [
+    'gen_ai_operation_name',
+    'gen_ai_request_model',
+  ]);
+  readonly #perToken = this.registry.histogram(
+    'gen_ai_server_time_per_output_token_seconds',
+    'gen_ai.server.time_per_output_token: (end - first token) / (output tokens - 1), streamed answers.',
+    PER_TOKEN_BUCKETS_SECONDS,
+    ['gen_ai_operation_name', 'gen_ai_request_model'],
+  );
 
-  constructor(inFlight: () => number, snapshotVersion: () => string | undefined) {
+  constructor(inFlight: () => number, snapshotVersion: () => string | undefined, usage: () => UsageStats | undefined = () => undefined) {
     this.registry.gauge('sluice_inflight_requests', 'Requests being served.', () => [{ value: inFlight() }]);
     this.registry.gauge('sluice_snapshot_info', 'The applied policy snapshot.', () => {
       const v = snapshotVersion();
       return v === undefined ? [] : [{ labels: { version: v }, value: 1 }];
     });
+    this.registry.gauge('sluice_usage_queued_batches', 'Usage batches waiting for the control plane to acknowledge them.', () => [{ value: usage()?.queued ?? 0 }]);
+    this.registry.gauge('sluice_usage_batches_acked_total', 'Usage batches acknowledged by the control plane.', () => [{ value: usage()?.stats.acked ?? 0 }], 'counter');
+    this.registry.gauge('sluice_usage_dropped_records_total', 'Usage records dropped because the unacknowledged queue was full (also logged).', () => [{ value: usage()?.stats.droppedRecords ?? 0 }], 'counter');
   }
 
   observe(r: RequestRecord): void {
     const backend = r.backend ?? '';
     this.#requests.inc([r.api, r.route ?? '', backend, String(r.status), r.code ?? '']);
+    const op = OPERATION[r.api] ?? r.api;
+    // The requested model, bounded: only routed requests name a model worth a series.
+    const model = r.route === undefined ? '_unrouted' : this.#models.value(r.model ?? '');
     if (backend !== '') {
       if (r.inputTokens > 0) this.#tokens.inc([backend, 'input'], r.inputTokens);
       if (r.outputTokens > 0) this.#tokens.inc([backend, 'output'], r.outputTokens);
@@ -33,6 +70,12 @@ export class SidecarMetrics {
       if (r.cacheWriteTokens > 0) this.#tokens.inc([backend, 'cache_write'], r.cacheWriteTokens);
       if (r.reasoningTokens > 0) this.#tokens.inc([backend, 'reasoning'], r.reasoningTokens);
       if (r.costMicros !== null && r.costMicros > 0) this.#cost.inc([backend], r.costMicros);
+      if (r.inputTokens > 0 || r.outputTokens > 0) {
+        const provider = r.provider ?? '';
+        this.#tokenUsage.observe(r.inputTokens, [op, provider, model, 'input']);
+        if (op !== 'embeddings') this.#tokenUsage.observe(r.outputTokens, [op, provider, model, 'output']);
+      }
+      if (r.code?.startsWith('SLUICE_ERR_UPSTREAM_') === true) this.#upstreamErrors.inc([backend, r.code]);
     }
     if (r.limit !== null && r.code !== 'SLUICE_ERR_LIMIT_UNAVAILABLE') this.#limits.inc([r.limit, 'denied']);
     if (r.limitShadowDenied !== null) for (const id of r.limitShadowDenied.split(',')) this.#limits.inc([id, 'shadow_denied']);
@@ -42,8 +85,11 @@ export class SidecarMetrics {
         this.#limits.inc([f.slice(0, at), f.slice(at + 1)]);
       }
     }
-    this.#duration.observe(r.durMs / 1000);
-    if (r.ttftMs !== null) this.#ttft.observe(r.ttftMs / 1000);
+    this.#duration.observe(r.durMs / 1000, [op, model, r.code ?? '']);
+    if (r.ttftMs !== null) {
+      this.#ttft.observe(r.ttftMs / 1000, [op, model]);
+      if (r.stream && r.outputTokens > 1 && r.code === undefined) this.#perToken.observe((r.durMs - r.ttftMs) / 1000 / (r.outputTokens - 1), [op, model]);
+    }
   }
 
   /** Requests answered without reaching the LLM handler (unknown path, wrong method, not ready). */

@@ -81,6 +81,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const metrics = new SidecarMetrics(
     () => inFlight,
     () => runtime?.snapshot.version,
+    () => usage?.usageStats,
   );
   const deps = {
     config,

@@ -102,16 +102,26 @@ test('/metrics on the admin port counts requests, tokens and cost', async () => 
     await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }) });
     await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', body: '{"model":' });
     await fetch(`${h.sidecar.url}/nope`);
+    h.fake.enqueue({ usage: { input: 10, output: 21 }, chunks: 4 });
+    await (await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] }) })).text();
     const res = await fetch(`${h.sidecar.adminUrl}/metrics`);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await res.text();
-    assert.ok(text.includes('sluice_requests_total{api="openai-chat",route="default/main#0",backend="default/openai",status="200",code=""} 1'), text);
+    assert.ok(text.includes('sluice_requests_total{api="openai-chat",route="default/main#0",backend="default/openai",status="200",code=""} 2'), text);
     assert.ok(text.includes('sluice_requests_total{api="openai-chat",route="",backend="",status="400",code="SLUICE_ERR_REQUEST_MALFORMED_JSON"} 1'));
     assert.ok(text.includes('sluice_requests_total{api="http",route="",backend="",status="404",code="SLUICE_ERR_HTTP_NOT_FOUND"} 1'));
-    assert.ok(text.includes('sluice_tokens_total{backend="default/openai",type="input"} 1000'));
-    assert.ok(text.includes('sluice_tokens_total{backend="default/openai",type="output"} 500'));
-    assert.ok(text.includes('sluice_cost_micros_total{backend="default/openai"} 450'));
-    assert.ok(text.includes('sluice_request_duration_seconds_count 2'));
+    assert.ok(text.includes('sluice_tokens_total{backend="default/openai",type="input"} 1010'));
+    assert.ok(text.includes('sluice_tokens_total{backend="default/openai",type="output"} 521'));
+    assert.match(text, /sluice_cost_micros_total\{backend="default\/openai"\} (\d+)/);
+    // GenAI semantic conventions, under their Prometheus names.
+    assert.ok(text.includes('gen_ai_server_request_duration_seconds_count{gen_ai_operation_name="chat",gen_ai_request_model="gpt-4o-mini",error_type=""} 1'), text);
+    assert.ok(text.includes('gen_ai_server_request_duration_seconds_count{gen_ai_operation_name="chat",gen_ai_request_model="_unrouted",error_type="SLUICE_ERR_REQUEST_MALFORMED_JSON"} 1'));
+    assert.ok(text.includes('gen_ai_client_token_usage_sum{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",gen_ai_token_type="input"} 1000'));
+    assert.ok(text.includes('gen_ai_client_token_usage_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",gen_ai_token_type="output",le="1024"} 1'));
+    assert.match(text, /# TYPE gen_ai_server_time_to_first_token_seconds histogram/);
+    assert.ok(text.includes('gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name="chat",gen_ai_request_model="gpt-4o"} 1'));
+    assert.ok(text.includes('gen_ai_server_time_per_output_token_seconds_count{gen_ai_operation_name="chat",gen_ai_request_model="gpt-4o"} 1'));
+    assert.ok(text.includes('sluice_usage_dropped_records_total 0'));
     assert.match(text, /sluice_snapshot_info\{version="[0-9a-f]{16}"\} 1/);
   } finally {
     await h.close();

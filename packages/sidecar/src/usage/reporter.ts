@@ -65,6 +65,11 @@ export class UsageReporter {
     return this.#queue.length;
   }
 
+  /** For the sidecar's /metrics. */
+  get usageStats(): { queued: number; stats: UsageReporter['stats'] } {
+    return { queued: this.#queue.length, stats: this.stats };
+  }
+
   /** Counts one finished request. */
   record(r: UsageSource, a: Attribution, endMs = Date.now()): void {
     if (this.#closed) return;
