@@ -37,6 +37,8 @@ export interface SidecarConfig {
   readonly tokenFile: string;
   /** Pod label whose value is the `team` of usage attribution. */
   readonly teamLabel: string;
+  /** OTLP/HTTP endpoint for traces ('' = tracing off). */
+  readonly otlpEndpoint: string;
 }
 
 interface Var {
@@ -66,6 +68,7 @@ export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
   caPem: { env: 'SLUICE_SIDECAR_CA_PEM', def: '', doc: 'CA of the control plane certificate, inline PEM (set by the injection webhook)' },
   tokenFile: { env: 'SLUICE_SIDECAR_TOKEN_FILE', def: '', doc: 'projected service account token sent to the control plane' },
   teamLabel: { env: 'SLUICE_SIDECAR_TEAM_LABEL', def: 'team', doc: 'pod label whose value is the team in usage attribution' },
+  otlpEndpoint: { env: 'SLUICE_OTEL_EXPORTER_OTLP_ENDPOINT', def: '', doc: 'OTLP/HTTP endpoint for traces (spans go to <endpoint>/v1/traces); empty = tracing off' },
 };
 
 function intVar(v: Var, env: NodeJS.ProcessEnv, min: number, max: number): number {
@@ -99,6 +102,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, override
     caPem: env[e.caPem.env] ?? e.caPem.def,
     tokenFile: env[e.tokenFile.env] ?? e.tokenFile.def,
     teamLabel: env[e.teamLabel.env] ?? e.teamLabel.def,
+    otlpEndpoint: env[e.otlpEndpoint.env] ?? e.otlpEndpoint.def,
     ...overrides,
   };
 }

@@ -26,6 +26,7 @@ import type { SidecarMetrics } from './metrics.js';
 import type { Admission, AdmitResult, LimitEnforcer, WorkloadIdentity } from './limits/enforce.js';
 import { attributionValue, type Attribution, type UsageSource } from './usage/aggregate.js';
 import type { UsageStats } from './metrics.js';
+import type { Tracing, UpstreamSpan } from './tracing.js';
 
 /** Counts finished requests (the usage reporter). */
 export interface UsageSink {
@@ -87,6 +88,8 @@ export interface RequestRecord {
   /** Usage attribution from the `x-sluice-feature` and `x-sluice-user` headers ('' when absent). */
   feature: string;
   user: string;
+  /** Trace id of the request's span when tracing is on (OTLP). */
+  traceId: string | null;
   ttfbMs: number | null;
   ttftMs: number | null;
   durMs: number;
@@ -98,6 +101,8 @@ export interface HandlerDeps {
   readonly metrics: SidecarMetrics;
   readonly limits: LimitEnforcer;
   readonly identity: WorkloadIdentity;
+  /** OpenTelemetry traces (OTLP) when configured. */
+  readonly tracing: Tracing | undefined;
   /** Where finished requests are counted for usage accounting (StreamUsage), once connected. */
   readonly usage: () => UsageSink | undefined;
   readonly pools: UpstreamPools;
@@ -236,12 +241,17 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     limit: null,
     limitShadowDenied: null,
     limitFallbacks: null,
+    traceId: null,
     feature: attributionValue(req.headers['x-sluice-feature']),
     user: attributionValue(req.headers['x-sluice-user']),
     ttfbMs: null,
     ttftMs: null,
     durMs: 0,
   };
+  const span = deps.tracing?.start(req);
+  if (span !== undefined) rec.traceId = span.traceId;
+  let attempt: UpstreamSpan | undefined;
+  let upstreamStatus: number | undefined;
   const rt = deps.runtime();
   let usage: Usage | undefined;
   let backend: SnapshotBackend | undefined;
@@ -303,7 +313,9 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (result.notes.fallbacks.length > 0) rec.limitFallbacks = result.notes.fallbacks.join(',');
     }
 
+    attempt = span?.upstream(backend.id, backend.baseUrl);
     const up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });
+    upstreamStatus = up.statusCode;
     if (up.statusCode >= 300) {
       const text = (await readUpstreamBody(up.body, 1024 * 1024)).toString('utf8');
       throw upstreamStatusError(up.statusCode, up.headers, text);
@@ -388,6 +400,11 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       deps.limits.settle(admission, !answered ? 'none' : rec.code === undefined ? 'complete' : 'partial', actual);
     }
     rec.durMs = ms(t0);
+    if (span !== undefined) {
+      // The attempt's span covers the provider's whole answer (a stream until its end).
+      attempt?.end(upstreamStatus, rec.code?.startsWith('SLUICE_ERR_UPSTREAM_') === true ? rec.code : undefined);
+      span.end(rec);
+    }
     deps.logger.info(rec, 'request');
     deps.metrics.observe(rec);
     const sink = deps.usage();

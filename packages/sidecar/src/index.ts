@@ -8,3 +8,4 @@ export * from './limits/quota-client.js';
 export * from './usage/reporter.js';
 export * from './usage/aggregate.js';
 export * from './labels.js';
+export * from './tracing.js';

@@ -11,6 +11,7 @@ import { PolicyClient } from './control-client.js';
 import { startSidecar } from './server.js';
 import { QuotaClient } from './limits/quota-client.js';
 import { UsageReporter } from './usage/reporter.js';
+import { createTracing } from './tracing.js';
 
 async function main(): Promise<void> {
   const config = loadSidecarConfig();
@@ -24,7 +25,13 @@ async function main(): Promise<void> {
     instanceId: randomBytes(8).toString('hex'),
     sidecarVersion: '0.1.0',
   };
-  const sidecar = await startSidecar({ config, logger, identity: { namespace: node.namespace, serviceAccount: node.serviceAccount, labels: node.labels } });
+  const tracing = config.otlpEndpoint === '' ? undefined : await createTracing({ endpoint: config.otlpEndpoint, pod: node.pod, namespace: node.namespace, logger });
+  const sidecar = await startSidecar({
+    config,
+    logger,
+    identity: { namespace: node.namespace, serviceAccount: node.serviceAccount, labels: node.labels },
+    ...(tracing === undefined ? {} : { tracing }),
+  });
   const client = new PolicyClient({
     address: config.controlAddress,
     node,
@@ -55,6 +62,7 @@ async function main(): Promise<void> {
       .then(() => Promise.race([quota.flush(), new Promise((r) => setTimeout(r, 2000).unref())]))
       // Every request's usage reaches the control plane before the process goes (bounded wait).
       .then(() => usage.close(5000))
+      .then(() => tracing?.shutdown())
       .then(
         () => {
           quota.close();

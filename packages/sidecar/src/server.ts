@@ -8,6 +8,7 @@ import { handleLlmRequest, type Endpoint } from './handler.js';
 import { SidecarMetrics } from './metrics.js';
 import { LimitEnforcer, type GlobalQuota, type WorkloadIdentity } from './limits/enforce.js';
 import type { UsageSink } from './handler.js';
+import type { Tracing } from './tracing.js';
 import { sendError } from './http-util.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { UpstreamPools } from './upstream.js';
@@ -53,6 +54,8 @@ export interface SidecarOptions {
   readonly identity?: WorkloadIdentity;
   /** Credit for `scope: global` limits; without it their failure mode applies. */
   readonly quota?: GlobalQuota;
+  /** OpenTelemetry traces (`createTracing`); none = tracing off. */
+  readonly tracing?: Tracing;
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -90,6 +93,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     limits: new LimitEnforcer(options.quota),
     identity: options.identity ?? { namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels: {} },
     usage: (): UsageSink | undefined => usage,
+    tracing: options.tracing,
     pools,
     runtime: (): Runtime => runtime as Runtime,
   };

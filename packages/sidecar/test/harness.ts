@@ -1,6 +1,6 @@
 import { compile, type AnyPolicyObject, type Snapshot } from '@sluice/policy';
 import { captureLogger, startFakeProvider, type FakeProvider } from '@sluice/testkit';
-import { loadSidecarConfig, startSidecar, type Sidecar, type SidecarConfig } from '../src/index.js';
+import { loadSidecarConfig, startSidecar, type Sidecar, type SidecarConfig, type SidecarOptions } from '../src/index.js';
 
 export const OPENAI_KEY = 'sk-upstream-openai-key';
 export const ANTHROPIC_KEY = 'sk-ant-upstream-key';
@@ -63,13 +63,14 @@ export function snapshotFor(objects: AnyPolicyObject[]): Snapshot {
   return snapshot;
 }
 
-export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = []): Promise<Harness> {
+export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = [], extra: Pick<SidecarOptions, 'tracing'> = {}): Promise<Harness> {
   const fake = await startFakeProvider();
   const { logger, logs } = captureLogger({ name: 'sluice-sidecar' });
   const sidecar = await startSidecar({
     config: loadSidecarConfig({}, { port: 0, adminPort: 0, host: '127.0.0.1', adminHost: '127.0.0.1', ...config }),
     logger,
     snapshot: snapshotFor(policy(fake.url, extraPolicy)),
+    ...extra,
   });
   const requestLogs = (): Array<Record<string, unknown>> => logs.filter((l) => l['msg'] === 'request');
   return {
