@@ -21,6 +21,7 @@ const TOKEN = 'admin-secret-token';
 let dir: string;
 let gw: DevGateway;
 const costs: Record<string, number> = {};
+const ids: string[] = [];
 
 async function call(model: string, feature: string | undefined, user = 'alice'): Promise<number> {
   const headers: Record<string, string> = { 'content-type': 'application/json', 'x-sluice-user': user };
@@ -28,6 +29,7 @@ async function call(model: string, feature: string | undefined, user = 'alice'):
   const r = await fetch(`${gw.sidecar.url}/v1/chat/completions`, { method: 'POST', headers, body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hello there' }] }) });
   await r.text();
   costs[model] = (costs[model] ?? 0) + Number(r.headers.get('x-sluice-cost-micros') ?? 0);
+  ids.push(r.headers.get('x-request-id') ?? '');
   return r.status;
 }
 
@@ -136,4 +138,30 @@ test('`sluice usage` prints an aligned table, or JSON', async () => {
   assert.equal(dollars(12_345_678), '$12.35');
   assert.equal(dollars(1_500), '$0.0015');
   assert.match(formatUsage(await fetchUsage(args({ by: 'team' }))), /^TEAM\s+REQUESTS/);
+});
+
+test('feedback about a request is recorded with its attribution and joins spend by model', async () => {
+  const post = (body: unknown): Promise<Response> => fetch(`${gw.sidecar.url}/v1/feedback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const claudeId = ids[3] as string;
+  const ok = await post({ request_id: claudeId, score: 0.8, label: 'helpful', comment: 'good answer' });
+  assert.equal(ok.status, 202);
+  assert.deepEqual(await ok.json(), { status: 'recorded', request_id: claudeId });
+  const again = await post({ request_id: claudeId, score: 0.1 });
+  assert.equal(again.status, 409);
+  assert.equal(((await again.json()) as { error: { code: string } }).error.code, 'SLUICE_ERR_FEEDBACK_DUPLICATE');
+  assert.equal((await post({ request_id: 'never-seen', score: 1 })).status, 404);
+  const bad = await post({ request_id: ids[0], score: 7 });
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as { error: { param: string } }).error.param, 'score');
+  assert.equal((await post({ request_id: ids[0] })).status, 400, 'a score or a label is required');
+  assert.equal((await fetch(`${gw.sidecar.url}/v1/feedback`, { method: 'POST', body: '{nope' })).status, 400);
+  assert.equal((await post({ request_id: ids[1], label: 'wrong-tone' })).status, 202, 'a label alone is logged');
+  await waitFor('feedback counted', async () => {
+    const u = await fetchUsage(args());
+    const claude = u.rows.find((r) => r.key['model'] === 'claude-haiku-4-5') as unknown as Record<string, number> | undefined;
+    return claude?.['feedback'] === 1 && claude['feedbackScoreMilli'] === 800;
+  }, 5000);
+  const total = (await fetchUsage(args())).total as unknown as Record<string, number>;
+  assert.equal(total['feedback'], 1, 'only scored feedback is counted (label-only feedback is in the log)');
+  assert.equal(total['requests'], 6, 'feedback is not a request');
 });

@@ -38,6 +38,8 @@ function record(over: Partial<UsageRecordIn> = {}): UsageRecordIn {
     outputTokens: 50,
     reasoningTokens: 5,
     costMicros: 45,
+    feedback: 0,
+    feedbackScoreMilli: 0,
     ...over,
   };
 }
@@ -135,7 +137,7 @@ for (const kind of ['memory', 'redis'] as const) {
           [3, false],
         ],
       );
-      assert.deepEqual(await totals('shop'), { requests: 8, errors: 2, inputTokens: 200, cachedInputTokens: 20, cacheWriteTokens: 0, outputTokens: 100, reasoningTokens: 10, costMicros: 90 });
+      assert.deepEqual(await totals('shop'), { requests: 8, errors: 2, inputTokens: 200, cachedInputTokens: 20, cacheWriteTokens: 0, outputTokens: 100, reasoningTokens: 10, costMicros: 90, feedback: 0, feedbackScoreMilli: 0 });
       again.close();
     });
 

@@ -27,6 +27,7 @@ import type { Admission, AdmitResult, LimitEnforcer, WorkloadIdentity } from './
 import { attributionValue, type Attribution, type UsageSource } from './usage/aggregate.js';
 import type { UsageStats } from './metrics.js';
 import type { Tracing, UpstreamSpan } from './tracing.js';
+import type { RecentRequests } from './usage/feedback.js';
 
 /** Counts finished requests (the usage reporter). */
 export interface UsageSink {
@@ -101,6 +102,8 @@ export interface HandlerDeps {
   readonly metrics: SidecarMetrics;
   readonly limits: LimitEnforcer;
   readonly identity: WorkloadIdentity;
+  /** The last requests' attribution, for `POST /v1/feedback`. */
+  readonly recent: RecentRequests;
   /** OpenTelemetry traces (OTLP) when configured. */
   readonly tracing: Tracing | undefined;
   /** Where finished requests are counted for usage accounting (StreamUsage), once connected. */
@@ -407,10 +410,9 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     }
     deps.logger.info(rec, 'request');
     deps.metrics.observe(rec);
-    const sink = deps.usage();
-    if (sink !== undefined) {
-      const who = deps.identity;
-      sink.record(rec, { namespace: who.namespace, serviceAccount: who.serviceAccount, team: who.labels[deps.config.teamLabel] ?? '', feature: rec.feature, user: rec.user });
-    }
+    const who = deps.identity;
+    const attribution = { namespace: who.namespace, serviceAccount: who.serviceAccount, team: who.labels[deps.config.teamLabel] ?? '', feature: rec.feature, user: rec.user };
+    deps.usage()?.record(rec, attribution);
+    deps.recent.remember(rec.id, { route: rec.route, backend: rec.backend, model: rec.model, attribution });
   }
 }

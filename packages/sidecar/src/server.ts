@@ -9,6 +9,7 @@ import { SidecarMetrics } from './metrics.js';
 import { LimitEnforcer, type GlobalQuota, type WorkloadIdentity } from './limits/enforce.js';
 import type { UsageSink } from './handler.js';
 import type { Tracing } from './tracing.js';
+import { handleFeedback, RecentRequests } from './usage/feedback.js';
 import { sendError } from './http-util.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { UpstreamPools } from './upstream.js';
@@ -94,6 +95,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     identity: options.identity ?? { namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels: {} },
     usage: (): UsageSink | undefined => usage,
     tracing: options.tracing,
+    recent: new RecentRequests(),
     pools,
     runtime: (): Runtime => runtime as Runtime,
   };
@@ -139,6 +141,19 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     }
     const hdrId = req.headers['x-request-id'];
     const id = acceptRequestId(typeof hdrId === 'string' ? hdrId : undefined) ?? newRequestId();
+    if (path === '/v1/feedback') {
+      if (req.method !== 'POST') {
+        sendError(res, 'openai', new SluiceError('SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED', `${req.method ?? '?'} is not allowed on ${path}; use POST`), id);
+        req.resume();
+        logSimple(req, id, 405, 'SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED', t0);
+        return;
+      }
+      handleFeedback({ recent: deps.recent, usage: deps.usage, logger, bodyTimeoutMs: config.bodyTimeoutMs }, req, res, id).then(
+        (r) => logSimple(req, id, r.status, r.code, t0),
+        (e: unknown) => logger.error({ err: e }, 'feedback failure'),
+      );
+      return;
+    }
     if (path === '/v1/models') {
       if (runtime === undefined) {
         sendError(res, 'openai', new SluiceError('SLUICE_ERR_NOT_READY'), id);

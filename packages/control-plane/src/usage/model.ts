@@ -21,6 +21,8 @@ export const METRICS = {
   outputTokens: 'o',
   reasoningTokens: 'rs',
   costMicros: 'c',
+  feedback: 'f',
+  feedbackScoreMilli: 'fs',
 } as const;
 export type Metric = keyof typeof METRICS;
 export const METRIC_NAMES = Object.keys(METRICS) as Metric[];
@@ -29,7 +31,7 @@ const METRIC_BY_CODE = new Map<string, Metric>(METRIC_NAMES.map((m) => [METRICS[
 export type Totals = Record<Metric, number>;
 
 export function zeroTotals(): Totals {
-  return { requests: 0, errors: 0, inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costMicros: 0 };
+  return { requests: 0, errors: 0, inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costMicros: 0, feedback: 0, feedbackScoreMilli: 0 };
 }
 
 /** One usage record as a sidecar reports it (the namespace and service account are the authenticated node's). */

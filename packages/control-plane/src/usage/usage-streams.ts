@@ -75,6 +75,8 @@ export class UsageStreams {
             outputTokens: Number(r.outputTokens),
             reasoningTokens: Number(r.reasoningTokens),
             costMicros: Number(r.costMicros),
+            feedback: Number(r.feedback),
+            feedbackScoreMilli: Number(r.feedbackScoreMilli),
           }));
           let result: 'applied' | 'duplicate';
           try {

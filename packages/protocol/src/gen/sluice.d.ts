@@ -3472,6 +3472,12 @@ export namespace sluice {
             /** UsageRecord costMicros. */
             costMicros: (number|Long);
 
+            /** UsageRecord feedback. */
+            feedback: (number|Long);
+
+            /** UsageRecord feedbackScoreMilli. */
+            feedbackScoreMilli: (number|Long);
+
             /**
              * Creates a new UsageRecord instance using the specified properties.
              * @param [properties] Properties to set
@@ -3606,6 +3612,12 @@ export namespace sluice {
 
                 /** UsageRecord costMicros */
                 costMicros?: (number|Long|null);
+
+                /** UsageRecord feedback */
+                feedback?: (number|Long|null);
+
+                /** UsageRecord feedbackScoreMilli */
+                feedbackScoreMilli?: (number|Long|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

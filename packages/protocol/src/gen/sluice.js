@@ -10284,6 +10284,8 @@ export const sluice = $root.sluice = (() => {
              * @property {number|Long|null} [outputTokens] UsageRecord outputTokens
              * @property {number|Long|null} [reasoningTokens] UsageRecord reasoningTokens
              * @property {number|Long|null} [costMicros] UsageRecord costMicros
+             * @property {number|Long|null} [feedback] UsageRecord feedback
+             * @property {number|Long|null} [feedbackScoreMilli] UsageRecord feedbackScoreMilli
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -10452,6 +10454,22 @@ export const sluice = $root.sluice = (() => {
             UsageRecord.prototype.costMicros = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
 
             /**
+             * UsageRecord feedback.
+             * @member {number|Long} feedback
+             * @memberof sluice.v1.UsageRecord
+             * @instance
+             */
+            UsageRecord.prototype.feedback = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
+             * UsageRecord feedbackScoreMilli.
+             * @member {number|Long} feedbackScoreMilli
+             * @memberof sluice.v1.UsageRecord
+             * @instance
+             */
+            UsageRecord.prototype.feedbackScoreMilli = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
              * Creates a new UsageRecord instance using the specified properties.
              * @function create
              * @memberof sluice.v1.UsageRecord
@@ -10517,6 +10535,10 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 16, wireType 0 =*/128).int64(message.reasoningTokens);
                 if (message.costMicros != null && $Object.hasOwnProperty.call(message, "costMicros") && (typeof message.costMicros === "object" ? message.costMicros.low || message.costMicros.high : message.costMicros !== 0))
                     writer.uint32(/* id 17, wireType 0 =*/136).int64(message.costMicros);
+                if (message.feedback != null && $Object.hasOwnProperty.call(message, "feedback") && (typeof message.feedback === "object" ? message.feedback.low || message.feedback.high : message.feedback !== 0))
+                    writer.uint32(/* id 18, wireType 0 =*/144).int64(message.feedback);
+                if (message.feedbackScoreMilli != null && $Object.hasOwnProperty.call(message, "feedbackScoreMilli") && (typeof message.feedbackScoreMilli === "object" ? message.feedbackScoreMilli.low || message.feedbackScoreMilli.high : message.feedbackScoreMilli !== 0))
+                    writer.uint32(/* id 19, wireType 0 =*/152).int64(message.feedbackScoreMilli);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -10727,6 +10749,24 @@ export const sluice = $root.sluice = (() => {
                                 delete message.costMicros;
                             continue;
                         }
+                    case 18: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.int64()) === "object" ? value.low || value.high : value !== 0)
+                                message.feedback = value;
+                            else
+                                delete message.feedback;
+                            continue;
+                        }
+                    case 19: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.int64()) === "object" ? value.low || value.high : value !== 0)
+                                message.feedbackScoreMilli = value;
+                            else
+                                delete message.feedbackScoreMilli;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -10826,6 +10866,12 @@ export const sluice = $root.sluice = (() => {
                 if (message.costMicros != null && $Object.hasOwnProperty.call(message, "costMicros"))
                     if (!$util.isInteger(message.costMicros) && !(message.costMicros && $util.isInteger(message.costMicros.low) && $util.isInteger(message.costMicros.high)))
                         return "costMicros: integer|Long expected";
+                if (message.feedback != null && $Object.hasOwnProperty.call(message, "feedback"))
+                    if (!$util.isInteger(message.feedback) && !(message.feedback && $util.isInteger(message.feedback.low) && $util.isInteger(message.feedback.high)))
+                        return "feedback: integer|Long expected";
+                if (message.feedbackScoreMilli != null && $Object.hasOwnProperty.call(message, "feedbackScoreMilli"))
+                    if (!$util.isInteger(message.feedbackScoreMilli) && !(message.feedbackScoreMilli && $util.isInteger(message.feedbackScoreMilli.low) && $util.isInteger(message.feedbackScoreMilli.high)))
+                        return "feedbackScoreMilli: integer|Long expected";
                 return null;
             };
 
@@ -10961,6 +11007,26 @@ export const sluice = $root.sluice = (() => {
                             message.costMicros = object.costMicros;
                         else if (typeof object.costMicros === "object")
                             message.costMicros = new $util.LongBits(object.costMicros.low >>> 0, object.costMicros.high >>> 0).toNumber();
+                if (object.feedback != null)
+                    if (typeof object.feedback === "object" ? object.feedback.low || object.feedback.high : $Number(object.feedback) !== 0)
+                        if ($util.Long)
+                            message.feedback = $util.Long.fromValue(object.feedback, false);
+                        else if (typeof object.feedback === "string")
+                            message.feedback = $parseInt(object.feedback, 10);
+                        else if (typeof object.feedback === "number")
+                            message.feedback = object.feedback;
+                        else if (typeof object.feedback === "object")
+                            message.feedback = new $util.LongBits(object.feedback.low >>> 0, object.feedback.high >>> 0).toNumber();
+                if (object.feedbackScoreMilli != null)
+                    if (typeof object.feedbackScoreMilli === "object" ? object.feedbackScoreMilli.low || object.feedbackScoreMilli.high : $Number(object.feedbackScoreMilli) !== 0)
+                        if ($util.Long)
+                            message.feedbackScoreMilli = $util.Long.fromValue(object.feedbackScoreMilli, false);
+                        else if (typeof object.feedbackScoreMilli === "string")
+                            message.feedbackScoreMilli = $parseInt(object.feedbackScoreMilli, 10);
+                        else if (typeof object.feedbackScoreMilli === "number")
+                            message.feedbackScoreMilli = object.feedbackScoreMilli;
+                        else if (typeof object.feedbackScoreMilli === "object")
+                            message.feedbackScoreMilli = new $util.LongBits(object.feedbackScoreMilli.low >>> 0, object.feedbackScoreMilli.high >>> 0).toNumber();
                 return message;
             };
 
@@ -11035,6 +11101,16 @@ export const sluice = $root.sluice = (() => {
                         object.costMicros = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                     } else
                         object.costMicros = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, false);
+                        object.feedback = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.feedback = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, false);
+                        object.feedbackScoreMilli = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.feedbackScoreMilli = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 }
                 if (message.minuteUnix != null && $Object.hasOwnProperty.call(message, "minuteUnix"))
                     if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
@@ -11115,6 +11191,20 @@ export const sluice = $root.sluice = (() => {
                         object.costMicros = options.longs === $String ? $String(message.costMicros) : message.costMicros;
                     else
                         object.costMicros = options.longs === $String ? $util.Long.prototype.toString.call(message.costMicros) : options.longs === $Number ? new $util.LongBits(message.costMicros.low >>> 0, message.costMicros.high >>> 0).toNumber() : message.costMicros;
+                if (message.feedback != null && $Object.hasOwnProperty.call(message, "feedback"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.feedback = typeof message.feedback === "number" ? $BigInt(message.feedback) : $util.Long.fromBits(message.feedback.low >>> 0, message.feedback.high >>> 0, false).toBigInt();
+                    else if (typeof message.feedback === "number")
+                        object.feedback = options.longs === $String ? $String(message.feedback) : message.feedback;
+                    else
+                        object.feedback = options.longs === $String ? $util.Long.prototype.toString.call(message.feedback) : options.longs === $Number ? new $util.LongBits(message.feedback.low >>> 0, message.feedback.high >>> 0).toNumber() : message.feedback;
+                if (message.feedbackScoreMilli != null && $Object.hasOwnProperty.call(message, "feedbackScoreMilli"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.feedbackScoreMilli = typeof message.feedbackScoreMilli === "number" ? $BigInt(message.feedbackScoreMilli) : $util.Long.fromBits(message.feedbackScoreMilli.low >>> 0, message.feedbackScoreMilli.high >>> 0, false).toBigInt();
+                    else if (typeof message.feedbackScoreMilli === "number")
+                        object.feedbackScoreMilli = options.longs === $String ? $String(message.feedbackScoreMilli) : message.feedbackScoreMilli;
+                    else
+                        object.feedbackScoreMilli = options.longs === $String ? $util.Long.prototype.toString.call(message.feedbackScoreMilli) : options.longs === $Number ? new $util.LongBits(message.feedbackScoreMilli.low >>> 0, message.feedbackScoreMilli.high >>> 0).toNumber() : message.feedbackScoreMilli;
                 return object;
             };
 

@@ -46,6 +46,8 @@ export interface UsageRow {
   outputTokens: number;
   reasoningTokens: number;
   costMicros: number;
+  feedback: number;
+  feedbackScoreMilli: number;
 }
 
 /** Attribution values longer than this are cut (headers are caller-controlled). */
@@ -54,6 +56,14 @@ export const MAX_ATTRIBUTION_LENGTH = 128;
 export function attributionValue(v: string | string[] | undefined): string {
   const s = Array.isArray(v) ? (v[0] ?? '') : (v ?? '');
   return s.length > MAX_ATTRIBUTION_LENGTH ? s.slice(0, MAX_ATTRIBUTION_LENGTH) : s;
+}
+
+/** Status of a `UsageSource` that is feedback about a request (its score in thousandths as `inputTokens`). */
+const FEEDBACK = -1;
+
+/** Feedback about a request, counted under the request's attribution when it is given. */
+export function feedbackSource(r: Pick<UsageSource, 'route' | 'backend' | 'model'>, scoreMilli: number): UsageSource {
+  return { route: r.route, backend: r.backend, model: r.model, status: FEEDBACK, inputTokens: scoreMilli, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costMicros: null };
 }
 
 export class UsageAggregator {
@@ -91,8 +101,15 @@ export class UsageAggregator {
         outputTokens: 0,
         reasoningTokens: 0,
         costMicros: 0,
+        feedback: 0,
+        feedbackScoreMilli: 0,
       };
       this.#rows.set(id, row);
+    }
+    if (r.status === FEEDBACK) {
+      row.feedback++;
+      row.feedbackScoreMilli += r.inputTokens;
+      return;
     }
     row.requests++;
     if (r.status < 200 || r.status >= 300) row.errors++;
