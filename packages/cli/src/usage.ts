@@ -54,10 +54,10 @@ export async function fetchUsage(a: UsageArgs): Promise<UsageAnswer> {
   return body as unknown as UsageAnswer;
 }
 
-/** `12345678` µ$ → `$12.35`; below a cent with 4 decimals so small spend is visible. Display only. */
+/** `12345678` µ$ → `$12.35`; below a cent to the micro-dollar so small spend is visible. Display only. */
 export function dollars(micros: number): string {
   const cents = Math.round(micros / 10_000);
-  if (micros > 0 && cents < 1) return `$${(micros / 1_000_000).toFixed(4)}`;
+  if (micros > 0 && micros < 10_000) return `$0.${String(micros).padStart(6, '0')}`;
   const s = String(cents).padStart(3, '0');
   return `$${Number(s.slice(0, -2)).toLocaleString('en-US')}.${s.slice(-2)}`;
 }
@@ -67,8 +67,8 @@ const int = (n: number): string => n.toLocaleString('en-US');
 export function formatUsage(u: UsageAnswer): string {
   const dims = u.by.length === 0 ? [] : u.by;
   const header = [...dims.map((d) => d.toUpperCase()), 'REQUESTS', 'ERRORS', 'INPUT', 'CACHED', 'OUTPUT', 'COST'];
-  const row = (key: Record<string, string>, t: Omit<UsageRow, 'key'>): string[] => [
-    ...dims.map((d) => (key[d] === '' || key[d] === undefined ? '(none)' : (key[d] as string))),
+  const row = (key: Record<string, string>, t: Omit<UsageRow, 'key'>, total = false): string[] => [
+    ...dims.map((d) => (total ? (key[d] ?? '') : key[d] === '' || key[d] === undefined ? '(none)' : key[d])),
     int(t.requests),
     int(t.errors),
     int(t.inputTokens),
@@ -78,7 +78,7 @@ export function formatUsage(u: UsageAnswer): string {
   ];
   const rows = u.rows.map((r) => row(r.key, r));
   const totalKey = Object.fromEntries(dims.map((d, i) => [d, i === 0 ? 'TOTAL' : '']));
-  const lines = [table(header, [...rows, row(totalKey, u.total)])];
+  const lines = [table(header, [...rows, row(totalKey, u.total, true)])];
   lines.push(`${u.from} → ${u.to} (${u.granularity} buckets)${u.nextOffset !== undefined ? `; ${u.totalRows - u.rows.length} more rows (--limit)` : ''}`);
   return lines.join('\n');
 }

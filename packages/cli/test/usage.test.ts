@@ -136,7 +136,9 @@ test('`sluice usage` prints an aligned table, or JSON', async () => {
   assert.equal(json.rows.length, 3);
   await assert.rejects(run(process.execPath, [CLI, 'usage'], { env: { ...env, SLUICE_CP_ADMIN_TOKEN: '' } }), /401.*SLUICE_CP_ADMIN_TOKEN/s);
   assert.equal(dollars(12_345_678), '$12.35');
-  assert.equal(dollars(1_500), '$0.0015');
+  assert.equal(dollars(1_500), '$0.001500');
+  assert.equal(dollars(7), '$0.000007');
+  assert.equal(dollars(0), '$0.00');
   assert.match(formatUsage(await fetchUsage(args({ by: 'team' }))), /^TEAM\s+REQUESTS/);
 });
 
