@@ -12,6 +12,7 @@ import { MemoryQuotaStore, type QuotaStore } from './quota/store.js';
 import { MemoryUsageStore, type UsageStore } from './usage/store.js';
 import { UsageStreams } from './usage/usage-streams.js';
 import { spendApi } from './usage/api.js';
+import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard/page.js';
 import type { AdminAuth } from './admin-auth.js';
 import { statusView, type ObjectStatus, type ProgrammedCounts } from './status-view.js';
 import type { PolicySource } from './source.js';
@@ -156,6 +157,17 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       return;
     }
     switch (path) {
+      case '/':
+      case '/dashboard':
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-length': Buffer.byteLength(DASHBOARD_HTML),
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+          'content-security-policy': DASHBOARD_CSP,
+        });
+        res.end(DASHBOARD_HTML);
+        return;
       case '/healthz':
         return json(res, 200, { status: 'ok' });
       case '/ready':
