@@ -5,6 +5,7 @@ import { windowOf, isWindowName } from '@sluice/policy/limits';
 import type { Workload } from '@sluice/policy';
 import { sluice } from '@sluice/protocol';
 import type { Authenticator } from '../auth.js';
+import { authenticateNode, serveInOrder } from '../stream-serve.js';
 import type { PolicyEngine } from '../engine.js';
 import type { QuotaStore } from './store.js';
 
@@ -57,37 +58,20 @@ export class QuotaStreams {
 
   readonly handle = (call: grpc.ServerDuplexStream<v1.QuotaRequest, v1.QuotaResponse.$Properties>): void => {
     let caller: Caller | undefined;
-    let chain: Promise<void> = Promise.resolve();
-    let closed = false;
-    const fail = (code: GrpcStatus, message: string): void => {
-      closed = true;
-      this.#o.logger.warn({ code: GrpcStatus[code] }, `quota stream rejected: ${message}`);
-      call.emit('error', Object.assign(new Error(message), { code, details: message }));
-    };
-    call.on('data', (req: v1.QuotaRequest) => {
-      chain = chain
-        .then(async () => {
-          if (closed) return;
-          if (req.hello) {
-            const n = req.hello;
-            if (!n.namespace) return fail(GrpcStatus.INVALID_ARGUMENT, 'hello must carry a node with a namespace');
-            if (!n.instanceId || n.instanceId.includes('.')) return fail(GrpcStatus.INVALID_ARGUMENT, 'hello must carry an instance id without dots');
-            if (this.#o.authenticator) {
-              const header = call.metadata.get('authorization')[0];
-              const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined;
-              const r = await this.#o.authenticator.authenticate(token, { namespace: n.namespace, serviceAccount: n.serviceAccount || 'default', pod: n.pod ?? '' });
-              if (!r.ok) return fail(r.reason === 'denied' ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED, r.message);
-            }
-            caller = { workload: { namespace: n.namespace, serviceAccount: n.serviceAccount || 'default', labels: { ...n.labels } }, prefix: `${n.instanceId}.` };
-            return;
-          }
-          if (caller === undefined) return fail(GrpcStatus.FAILED_PRECONDITION, 'the first QuotaRequest must be hello');
-          if (req.acquire) call.write(await this.acquire(caller, req.acquire));
-          else if (req.release) call.write(await this.release(caller, req.release));
-        })
-        .catch((e: unknown) => this.#o.logger.error({ err: e }, 'quota stream failure'));
+    serveInOrder(call, this.#o.logger, 'quota', async (req, fail) => {
+      if (req.hello) {
+        const n = req.hello;
+        if (!n.namespace) return fail(GrpcStatus.INVALID_ARGUMENT, 'hello must carry a node with a namespace');
+        if (!n.instanceId || n.instanceId.includes('.')) return fail(GrpcStatus.INVALID_ARGUMENT, 'hello must carry an instance id without dots');
+        const serviceAccount = n.serviceAccount || 'default';
+        if (!(await authenticateNode(call, this.#o.authenticator, { namespace: n.namespace, serviceAccount, pod: n.pod ?? '' }, fail))) return;
+        caller = { workload: { namespace: n.namespace, serviceAccount, labels: { ...n.labels } }, prefix: `${n.instanceId}.` };
+        return;
+      }
+      if (caller === undefined) return fail(GrpcStatus.FAILED_PRECONDITION, 'the first QuotaRequest must be hello');
+      if (req.acquire) call.write(await this.acquire(caller, req.acquire));
+      else if (req.release) call.write(await this.release(caller, req.release));
     });
-    call.on('end', () => call.end());
   };
 
   /** Grants credit for one (limit, key) of the caller's snapshot; 0 when the limit is spent or unknown. */

@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
+import { redisClient } from '../redis-client.js';
 import { checkDebit, checkUnits, DEFAULT_PEER_WINDOW_MS, DEFAULT_SLACK_MS, type CounterRef, type CreditRequest, type DebitRequest, type DebitResult, type QuotaStore, type QuotaStoreOptions } from './store.js';
 
 // KEYS[1] counter, KEYS[2] lease record, KEYS[3] drawers (sorted set, score = last debit ms).
@@ -116,18 +117,7 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   static #client(url: string, opts: RedisQuotaStoreOptions): Redis {
-    const client = new Redis(url, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: opts.commandTimeoutMs ?? 1000,
-      connectTimeout: 2000,
-      retryStrategy: (times) => Math.min(times * 100, 2000),
-      ...opts.redis,
-    });
-    // Errors surface through the rejected commands; without a listener ioredis would log each one.
-    client.on('error', () => undefined);
-    return client;
+    return redisClient(url, opts);
   }
 
   async debit(r: DebitRequest): Promise<DebitResult> {

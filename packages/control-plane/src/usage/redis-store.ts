@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
+import { redisClient } from '../redis-client.js';
 import { bucketEnd, cellsOf, incrementsOf, RETENTION_MS, type Granularity, type UsageCell, type UsageRecordIn } from './model.js';
 import { checkBatch, SEQ_TTL_MS, type UsageStore } from './store.js';
 
@@ -48,16 +49,7 @@ export class RedisUsageStore implements UsageStore {
 
   /** Connects in the background: calls fail fast while Redis is away (the sidecars resend). */
   static open(url: string, opts: RedisUsageStoreOptions = {}): RedisUsageStore {
-    const client = new Redis(url, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: opts.commandTimeoutMs ?? 2000,
-      connectTimeout: 2000,
-      retryStrategy: (times) => Math.min(times * 100, 2000),
-      ...opts.redis,
-    });
-    client.on('error', () => undefined);
+    const client = redisClient(url, { commandTimeoutMs: opts.commandTimeoutMs ?? 2000, ...(opts.redis === undefined ? {} : { redis: opts.redis }) });
     client.connect().catch(() => undefined);
     return new RedisUsageStore(client);
   }

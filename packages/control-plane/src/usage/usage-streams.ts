@@ -3,6 +3,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Logger } from '@sluice/core';
 import { sluice } from '@sluice/protocol';
 import type { Authenticator } from '../auth.js';
+import { authenticateNode, serveInOrder } from '../stream-serve.js';
 import type { UsageRecordIn } from './model.js';
 import type { UsageStore } from './store.js';
 
@@ -32,70 +33,52 @@ export class UsageStreams {
 
   readonly handle = (call: grpc.ServerDuplexStream<v1.UsageBatch, v1.UsageAck.$Properties>): void => {
     let node: { namespace: string; serviceAccount: string } | undefined;
-    let chain: Promise<void> = Promise.resolve();
-    let closed = false;
-    const fail = (code: GrpcStatus, message: string): void => {
-      closed = true;
-      this.#o.logger.warn({ code: GrpcStatus[code] }, `usage stream rejected: ${message}`);
-      call.emit('error', Object.assign(new Error(message), { code, details: message }));
-    };
-    call.on('data', (b: v1.UsageBatch) => {
-      chain = chain
-        .then(async () => {
-          if (closed) return;
-          if (node === undefined) {
-            const n = b.node;
-            if (!n?.namespace) return fail(GrpcStatus.FAILED_PRECONDITION, 'the first UsageBatch of a stream must carry the node');
-            const serviceAccount = n.serviceAccount || 'default';
-            if (this.#o.authenticator) {
-              const header = call.metadata.get('authorization')[0];
-              const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined;
-              const r = await this.#o.authenticator.authenticate(token, { namespace: n.namespace, serviceAccount, pod: n.pod ?? '' });
-              if (!r.ok) return fail(r.reason === 'denied' ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED, r.message);
-            }
-            node = { namespace: n.namespace, serviceAccount };
-          }
-          const seq = Number(b.seq);
-          if (seq === 0) return; // the node-only opening message
-          const epoch = b.reporterEpoch;
-          const records: UsageRecordIn[] = b.records.map((r) => ({
-            minuteUnix: Number(r.minuteUnix),
-            serviceAccount: (node as { serviceAccount: string }).serviceAccount,
-            team: r.team ?? '',
-            feature: r.feature ?? '',
-            user: r.user ?? '',
-            route: r.route ?? '',
-            backend: r.backend ?? '',
-            model: r.model ?? '',
-            requests: Number(r.requests),
-            errors: Number(r.errors),
-            inputTokens: Number(r.inputTokens),
-            cachedInputTokens: Number(r.cachedInputTokens),
-            cacheWriteTokens: Number(r.cacheWriteTokens),
-            outputTokens: Number(r.outputTokens),
-            reasoningTokens: Number(r.reasoningTokens),
-            costMicros: Number(r.costMicros),
-            feedback: Number(r.feedback),
-            feedbackScoreMilli: Number(r.feedbackScoreMilli),
-          }));
-          let result: 'applied' | 'duplicate';
-          try {
-            result = await this.#o.store.apply(node.namespace, epoch, seq, records);
-          } catch (e) {
-            if (e instanceof RangeError) return fail(GrpcStatus.INVALID_ARGUMENT, e.message);
-            this.counters.failed++;
-            // Close the stream: nothing after this batch may be applied before it (the high-water
-            // mark needs order). The sidecar reopens and resends every unacknowledged batch in order.
-            return fail(GrpcStatus.UNAVAILABLE, `usage batch ${epoch}/${seq} not applied: ${e instanceof Error ? e.message : String(e)}`);
-          }
-          if (result === 'applied') {
-            this.counters.applied++;
-            this.counters.records += records.length;
-          } else this.counters.duplicates++;
-          call.write({ reporterEpoch: epoch, seq, duplicate: result === 'duplicate' });
-        })
-        .catch((e: unknown) => this.#o.logger.error({ err: e }, 'usage stream failure'));
+    serveInOrder(call, this.#o.logger, 'usage', async (b, fail) => {
+      if (node === undefined) {
+        const n = b.node;
+        if (!n?.namespace) return fail(GrpcStatus.FAILED_PRECONDITION, 'the first UsageBatch of a stream must carry the node');
+        const serviceAccount = n.serviceAccount || 'default';
+        if (!(await authenticateNode(call, this.#o.authenticator, { namespace: n.namespace, serviceAccount, pod: n.pod ?? '' }, fail))) return;
+        node = { namespace: n.namespace, serviceAccount };
+      }
+      const seq = Number(b.seq);
+      if (seq === 0) return; // the node-only opening message
+      const epoch = b.reporterEpoch;
+      const records: UsageRecordIn[] = b.records.map((r) => ({
+        minuteUnix: Number(r.minuteUnix),
+        serviceAccount: (node as { serviceAccount: string }).serviceAccount,
+        team: r.team ?? '',
+        feature: r.feature ?? '',
+        user: r.user ?? '',
+        route: r.route ?? '',
+        backend: r.backend ?? '',
+        model: r.model ?? '',
+        requests: Number(r.requests),
+        errors: Number(r.errors),
+        inputTokens: Number(r.inputTokens),
+        cachedInputTokens: Number(r.cachedInputTokens),
+        cacheWriteTokens: Number(r.cacheWriteTokens),
+        outputTokens: Number(r.outputTokens),
+        reasoningTokens: Number(r.reasoningTokens),
+        costMicros: Number(r.costMicros),
+        feedback: Number(r.feedback),
+        feedbackScoreMilli: Number(r.feedbackScoreMilli),
+      }));
+      let result: 'applied' | 'duplicate';
+      try {
+        result = await this.#o.store.apply(node.namespace, epoch, seq, records);
+      } catch (e) {
+        if (e instanceof RangeError) return fail(GrpcStatus.INVALID_ARGUMENT, e.message);
+        this.counters.failed++;
+        // Close the stream: nothing after this batch may be applied before it (the high-water
+        // mark needs order). The sidecar reopens and resends every unacknowledged batch in order.
+        return fail(GrpcStatus.UNAVAILABLE, `usage batch ${epoch}/${seq} not applied: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (result === 'applied') {
+        this.counters.applied++;
+        this.counters.records += records.length;
+      } else this.counters.duplicates++;
+      call.write({ reporterEpoch: epoch, seq, duplicate: result === 'duplicate' });
     });
-    call.on('end', () => call.end());
   };
 }
