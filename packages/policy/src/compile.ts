@@ -263,7 +263,15 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
             route: `${idOf(o)}#${i}`,
             exact: rule.match.models.filter((m) => !m.includes('*')),
             patterns: rule.match.models.filter((m) => m.includes('*')),
-            targets: rule.backends.map((ref) => (ref.modelOverride === undefined ? { backend: useBackend(o, ref.name) } : { backend: useBackend(o, ref.name), modelOverride: ref.modelOverride })),
+            targets: rule.backends.map((ref) =>
+              ref.modelOverride === undefined ? { backend: useBackend(o, ref.name), weight: ref.weight ?? 1 } : { backend: useBackend(o, ref.name), modelOverride: ref.modelOverride, weight: ref.weight ?? 1 },
+            ),
+            strategy: rule.strategy ?? 'ordered',
+            fallback: rule.fallback ?? true,
+            retryAttempts: rule.retry?.attempts ?? 3,
+            retryBackoffMs: rule.retry?.backoffMs ?? 250,
+            retryMaxBackoffMs: rule.retry?.maxBackoffMs ?? 10_000,
+            maxTokens: rule.maxTokens ?? 0,
           });
         });
         break;

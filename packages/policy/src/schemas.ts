@@ -77,7 +77,22 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
         obj(
           {
             match: obj({ models: list(str({ pattern: MODEL }), { minItems: 1 }) }, ['models']),
-            backends: list(obj({ name: str({ pattern: NAME }), modelOverride: str({ pattern: MODEL }) }, ['name']), { minItems: 1 }),
+            backends: list(obj({ name: str({ pattern: NAME }), modelOverride: str({ pattern: MODEL }), weight: int(0, 10_000, 'share of first attempts under strategy weighted (default 1; 0 = fallback only)') }, ['name']), {
+              minItems: 1,
+              maxItems: 16,
+            }),
+            strategy: oneOf(['ordered', 'weighted', 'least-busy', 'latency', 'cost'], 'how the first backend is chosen (default ordered); the others follow in declared order as fallbacks'),
+            fallback: { type: 'boolean', description: 'fail over to the other backends of the rule (default true)' },
+            retry: obj(
+              {
+                attempts: int(1, 10, 'attempts in all, the first included (default 3)'),
+                backoffMs: int(0, 60_000, 'base backoff before retrying the same backend (default 250; 529 waits 4x)'),
+                maxBackoffMs: int(0, 600_000, 'longest wait before a retry; a longer Retry-After is returned to the caller (default 10000)'),
+              },
+              [],
+              'retries and fail-over',
+            ),
+            maxTokens: int(1, 10_000_000, 'output cap: max_tokens set when absent, lowered when larger'),
           },
           ['match', 'backends'],
         ),

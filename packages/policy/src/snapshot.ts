@@ -48,11 +48,20 @@ export interface SnapshotRule {
   /** Glob patterns (`*` any run of characters). */
   readonly patterns: readonly string[];
   readonly targets: readonly SnapshotTarget[];
+  /** `ordered` | `weighted` | `least-busy` | `latency` | `cost`. */
+  readonly strategy: string;
+  readonly fallback: boolean;
+  readonly retryAttempts: number;
+  readonly retryBackoffMs: number;
+  readonly retryMaxBackoffMs: number;
+  /** Output cap (0 = none). */
+  readonly maxTokens: number;
 }
 
 export interface SnapshotTarget {
   readonly backend: string;
   readonly modelOverride?: string | undefined;
+  readonly weight: number;
 }
 
 export interface SnapshotLimit {

@@ -79,11 +79,31 @@ export interface RouteBackendRef {
   name: string;
   /** Model sent upstream instead of the requested one. */
   modelOverride?: string;
+  /** Share of first attempts under `strategy: weighted` (default 1; 0 = fallback only). */
+  weight?: number;
+}
+
+/** How the first backend of a rule is chosen; the others follow in declared order as fallbacks. */
+export type RouteStrategy = 'ordered' | 'weighted' | 'least-busy' | 'latency' | 'cost';
+
+export interface RouteRetry {
+  /** Attempts in all, the first included (default 3). */
+  attempts?: number;
+  /** Base backoff before retrying the same backend (default 250 ms; 529 waits 4×). */
+  backoffMs?: number;
+  /** Longest wait before a retry; a Retry-After above it is returned to the caller instead (default 10 s). */
+  maxBackoffMs?: number;
 }
 
 export interface RouteRule {
   match: { models: string[] };
   backends: RouteBackendRef[];
+  strategy?: RouteStrategy;
+  /** Fail over to the rule's other backends (default true). */
+  fallback?: boolean;
+  retry?: RouteRetry;
+  /** Output cap: `max_tokens` set to this when absent, lowered to it when larger. */
+  maxTokens?: number;
 }
 
 export interface LLMRouteSpec {

@@ -26,7 +26,7 @@ test('proto3 optional fields: unset reads back as undefined, set-to-empty as ""'
   assert.equal(targets[1]?.modelOverride, 'claude-sonnet-4-5');
   assert.equal(targets[2]?.modelOverride, '');
   // And directly on a Target message.
-  assert.deepStrictEqual(fromWire(Target, Target.decode(Target.encode({ backend: 'b' }).finish())), { backend: 'b' });
+  assert.deepStrictEqual(fromWire(Target, Target.decode(Target.encode({ backend: 'b' }).finish())), { backend: 'b', weight: 0 });
 });
 
 test('unset fields come back as defaults; unset messages as null; unset oneof members are absent', () => {

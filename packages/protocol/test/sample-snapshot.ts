@@ -46,12 +46,29 @@ export function sampleSnapshot() {
         exact: ['gpt-4o', 'fast'],
         patterns: ['gpt-4o-*'],
         targets: [
-          { backend: 'default/openai' }, // modelOverride unset
-          { backend: 'default/anthropic', modelOverride: 'claude-sonnet-4-5' },
-          { backend: 'default/openai', modelOverride: '' }, // set, to the empty string
+          { backend: 'default/openai', weight: 3 }, // modelOverride unset
+          { backend: 'default/anthropic', modelOverride: 'claude-sonnet-4-5', weight: 1 },
+          { backend: 'default/openai', modelOverride: '', weight: 0 }, // set, to the empty string
         ],
+        strategy: 'weighted',
+        fallback: true,
+        retryAttempts: 3,
+        retryBackoffMs: 250,
+        retryMaxBackoffMs: 10000,
+        maxTokens: 4096,
       },
-      { route: 'platform/fallback#0', exact: [], patterns: ['*'], targets: [{ backend: 'default/anthropic' }] },
+      {
+        route: 'platform/fallback#0',
+        exact: [],
+        patterns: ['*'],
+        targets: [{ backend: 'default/anthropic', weight: 1 }],
+        strategy: 'ordered',
+        fallback: false,
+        retryAttempts: 1,
+        retryBackoffMs: 0,
+        retryMaxBackoffMs: 0,
+        maxTokens: 0,
+      },
     ],
     limits: [
       {

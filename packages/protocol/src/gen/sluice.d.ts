@@ -2275,6 +2275,24 @@ export namespace sluice {
             /** Rule targets. */
             targets: sluice.v1.Target.$Properties[];
 
+            /** Rule strategy. */
+            strategy: string;
+
+            /** Rule fallback. */
+            fallback: boolean;
+
+            /** Rule retryAttempts. */
+            retryAttempts: number;
+
+            /** Rule retryBackoffMs. */
+            retryBackoffMs: number;
+
+            /** Rule retryMaxBackoffMs. */
+            retryMaxBackoffMs: number;
+
+            /** Rule maxTokens. */
+            maxTokens: number;
+
             /**
              * Creates a new Rule instance using the specified properties.
              * @param [properties] Properties to set
@@ -2371,6 +2389,24 @@ export namespace sluice {
                 /** Rule targets */
                 targets?: (sluice.v1.Target.$Properties[]|null);
 
+                /** Rule strategy */
+                strategy?: (string|null);
+
+                /** Rule fallback */
+                fallback?: (boolean|null);
+
+                /** Rule retryAttempts */
+                retryAttempts?: (number|null);
+
+                /** Rule retryBackoffMs */
+                retryBackoffMs?: (number|null);
+
+                /** Rule retryMaxBackoffMs */
+                retryMaxBackoffMs?: (number|null);
+
+                /** Rule maxTokens */
+                maxTokens?: (number|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -2403,6 +2439,9 @@ export namespace sluice {
 
             /** Target modelOverride. */
             modelOverride?: (string|null);
+
+            /** Target weight. */
+            weight: number;
 
             /**
              * Creates a new Target instance using the specified properties.
@@ -2493,6 +2532,9 @@ export namespace sluice {
 
                 /** Target modelOverride */
                 modelOverride?: (string|null);
+
+                /** Target weight */
+                weight?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -6777,6 +6777,12 @@ export const sluice = $root.sluice = (() => {
              * @property {Array.<string>|null} [exact] Rule exact
              * @property {Array.<string>|null} [patterns] Rule patterns
              * @property {Array.<sluice.v1.Target.$Properties>|null} [targets] Rule targets
+             * @property {string|null} [strategy] Rule strategy
+             * @property {boolean|null} [fallback] Rule fallback
+             * @property {number|null} [retryAttempts] Rule retryAttempts
+             * @property {number|null} [retryBackoffMs] Rule retryBackoffMs
+             * @property {number|null} [retryMaxBackoffMs] Rule retryMaxBackoffMs
+             * @property {number|null} [maxTokens] Rule maxTokens
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -6844,6 +6850,54 @@ export const sluice = $root.sluice = (() => {
             Rule.prototype.targets = $util.emptyArray;
 
             /**
+             * Rule strategy.
+             * @member {string} strategy
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.strategy = "";
+
+            /**
+             * Rule fallback.
+             * @member {boolean} fallback
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.fallback = false;
+
+            /**
+             * Rule retryAttempts.
+             * @member {number} retryAttempts
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.retryAttempts = 0;
+
+            /**
+             * Rule retryBackoffMs.
+             * @member {number} retryBackoffMs
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.retryBackoffMs = 0;
+
+            /**
+             * Rule retryMaxBackoffMs.
+             * @member {number} retryMaxBackoffMs
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.retryMaxBackoffMs = 0;
+
+            /**
+             * Rule maxTokens.
+             * @member {number} maxTokens
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.maxTokens = 0;
+
+            /**
              * Creates a new Rule instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Rule
@@ -6886,6 +6940,18 @@ export const sluice = $root.sluice = (() => {
                 if (message.targets != null && message.targets.length)
                     for (let i = 0; i < message.targets.length; ++i)
                         $root.sluice.v1.Target.encode(message.targets[i], writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
+                if (message.strategy != null && $Object.hasOwnProperty.call(message, "strategy") && message.strategy !== "")
+                    writer.uint32(/* id 5, wireType 2 =*/42).string(message.strategy);
+                if (message.fallback != null && $Object.hasOwnProperty.call(message, "fallback") && message.fallback !== false)
+                    writer.uint32(/* id 6, wireType 0 =*/48).bool(message.fallback);
+                if (message.retryAttempts != null && $Object.hasOwnProperty.call(message, "retryAttempts") && message.retryAttempts !== 0)
+                    writer.uint32(/* id 7, wireType 0 =*/56).int32(message.retryAttempts);
+                if (message.retryBackoffMs != null && $Object.hasOwnProperty.call(message, "retryBackoffMs") && message.retryBackoffMs !== 0)
+                    writer.uint32(/* id 8, wireType 0 =*/64).int32(message.retryBackoffMs);
+                if (message.retryMaxBackoffMs != null && $Object.hasOwnProperty.call(message, "retryMaxBackoffMs") && message.retryMaxBackoffMs !== 0)
+                    writer.uint32(/* id 9, wireType 0 =*/72).int32(message.retryMaxBackoffMs);
+                if (message.maxTokens != null && $Object.hasOwnProperty.call(message, "maxTokens") && message.maxTokens !== 0)
+                    writer.uint32(/* id 10, wireType 0 =*/80).int32(message.maxTokens);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -6976,6 +7042,60 @@ export const sluice = $root.sluice = (() => {
                             message.targets.push($root.sluice.v1.Target.decode(reader, reader.size(), $undefined, _depth + 1));
                             continue;
                         }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.strategy = value;
+                            else
+                                delete message.strategy;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.fallback = value;
+                            else
+                                delete message.fallback;
+                            continue;
+                        }
+                    case 7: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.retryAttempts = value;
+                            else
+                                delete message.retryAttempts;
+                            continue;
+                        }
+                    case 8: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.retryBackoffMs = value;
+                            else
+                                delete message.retryBackoffMs;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.retryMaxBackoffMs = value;
+                            else
+                                delete message.retryMaxBackoffMs;
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.maxTokens = value;
+                            else
+                                delete message.maxTokens;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -7050,6 +7170,24 @@ export const sluice = $root.sluice = (() => {
                             return "targets." + error;
                     }
                 }
+                if (message.strategy != null && $Object.hasOwnProperty.call(message, "strategy"))
+                    if (!$util.isString(message.strategy))
+                        return "strategy: string expected";
+                if (message.fallback != null && $Object.hasOwnProperty.call(message, "fallback"))
+                    if (typeof message.fallback !== "boolean")
+                        return "fallback: boolean expected";
+                if (message.retryAttempts != null && $Object.hasOwnProperty.call(message, "retryAttempts"))
+                    if (!$util.isInteger(message.retryAttempts))
+                        return "retryAttempts: integer expected";
+                if (message.retryBackoffMs != null && $Object.hasOwnProperty.call(message, "retryBackoffMs"))
+                    if (!$util.isInteger(message.retryBackoffMs))
+                        return "retryBackoffMs: integer expected";
+                if (message.retryMaxBackoffMs != null && $Object.hasOwnProperty.call(message, "retryMaxBackoffMs"))
+                    if (!$util.isInteger(message.retryMaxBackoffMs))
+                        return "retryMaxBackoffMs: integer expected";
+                if (message.maxTokens != null && $Object.hasOwnProperty.call(message, "maxTokens"))
+                    if (!$util.isInteger(message.maxTokens))
+                        return "maxTokens: integer expected";
                 return null;
             };
 
@@ -7098,6 +7236,24 @@ export const sluice = $root.sluice = (() => {
                         message.targets[i] = $root.sluice.v1.Target.fromObject(object.targets[i], _depth + 1);
                     }
                 }
+                if (object.strategy != null)
+                    if (typeof object.strategy !== "string" || object.strategy.length)
+                        message.strategy = $String(object.strategy);
+                if (object.fallback != null)
+                    if (object.fallback)
+                        message.fallback = $Boolean(object.fallback);
+                if (object.retryAttempts != null)
+                    if ($Number(object.retryAttempts) !== 0)
+                        message.retryAttempts = object.retryAttempts | 0;
+                if (object.retryBackoffMs != null)
+                    if ($Number(object.retryBackoffMs) !== 0)
+                        message.retryBackoffMs = object.retryBackoffMs | 0;
+                if (object.retryMaxBackoffMs != null)
+                    if ($Number(object.retryMaxBackoffMs) !== 0)
+                        message.retryMaxBackoffMs = object.retryMaxBackoffMs | 0;
+                if (object.maxTokens != null)
+                    if ($Number(object.maxTokens) !== 0)
+                        message.maxTokens = object.maxTokens | 0;
                 return message;
             };
 
@@ -7123,8 +7279,15 @@ export const sluice = $root.sluice = (() => {
                     object.patterns = [];
                     object.targets = [];
                 }
-                if (options.defaults)
+                if (options.defaults) {
                     object.route = "";
+                    object.strategy = "";
+                    object.fallback = false;
+                    object.retryAttempts = 0;
+                    object.retryBackoffMs = 0;
+                    object.retryMaxBackoffMs = 0;
+                    object.maxTokens = 0;
+                }
                 if (message.route != null && $Object.hasOwnProperty.call(message, "route"))
                     object.route = message.route;
                 if (message.exact && message.exact.length) {
@@ -7142,6 +7305,18 @@ export const sluice = $root.sluice = (() => {
                     for (let j = 0; j < message.targets.length; ++j)
                         object.targets[j] = $root.sluice.v1.Target.toObject(message.targets[j], options, _depth + 1);
                 }
+                if (message.strategy != null && $Object.hasOwnProperty.call(message, "strategy"))
+                    object.strategy = message.strategy;
+                if (message.fallback != null && $Object.hasOwnProperty.call(message, "fallback"))
+                    object.fallback = message.fallback;
+                if (message.retryAttempts != null && $Object.hasOwnProperty.call(message, "retryAttempts"))
+                    object.retryAttempts = message.retryAttempts;
+                if (message.retryBackoffMs != null && $Object.hasOwnProperty.call(message, "retryBackoffMs"))
+                    object.retryBackoffMs = message.retryBackoffMs;
+                if (message.retryMaxBackoffMs != null && $Object.hasOwnProperty.call(message, "retryMaxBackoffMs"))
+                    object.retryMaxBackoffMs = message.retryMaxBackoffMs;
+                if (message.maxTokens != null && $Object.hasOwnProperty.call(message, "maxTokens"))
+                    object.maxTokens = message.maxTokens;
                 return object;
             };
 
@@ -7180,6 +7355,7 @@ export const sluice = $root.sluice = (() => {
              * @typedef {Object} sluice.v1.Target.$Properties
              * @property {string|null} [backend] Target backend
              * @property {string|null} [modelOverride] Target modelOverride
+             * @property {number|null} [weight] Target weight
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -7227,6 +7403,14 @@ export const sluice = $root.sluice = (() => {
              */
             Target.prototype.modelOverride = null;
 
+            /**
+             * Target weight.
+             * @member {number} weight
+             * @memberof sluice.v1.Target
+             * @instance
+             */
+            Target.prototype.weight = 0;
+
             // OneOf field names bound to virtual getters and setters
             let $oneOfFields;
 
@@ -7272,6 +7456,8 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 1, wireType 2 =*/10).string(message.backend);
                 if (message.modelOverride != null && $Object.hasOwnProperty.call(message, "modelOverride"))
                     writer.uint32(/* id 2, wireType 2 =*/18).string(message.modelOverride);
+                if (message.weight != null && $Object.hasOwnProperty.call(message, "weight") && message.weight !== 0)
+                    writer.uint32(/* id 3, wireType 0 =*/24).int32(message.weight);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -7345,6 +7531,15 @@ export const sluice = $root.sluice = (() => {
                             message._modelOverride = "modelOverride";
                             continue;
                         }
+                    case 3: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.weight = value;
+                            else
+                                delete message.weight;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -7402,6 +7597,9 @@ export const sluice = $root.sluice = (() => {
                     if (!$util.isString(message.modelOverride))
                         return "modelOverride: string expected";
                 }
+                if (message.weight != null && $Object.hasOwnProperty.call(message, "weight"))
+                    if (!$util.isInteger(message.weight))
+                        return "weight: integer expected";
                 return null;
             };
 
@@ -7428,6 +7626,9 @@ export const sluice = $root.sluice = (() => {
                         message.backend = $String(object.backend);
                 if (object.modelOverride != null)
                     message.modelOverride = $String(object.modelOverride);
+                if (object.weight != null)
+                    if ($Number(object.weight) !== 0)
+                        message.weight = object.weight | 0;
                 return message;
             };
 
@@ -7448,12 +7649,16 @@ export const sluice = $root.sluice = (() => {
                 if (_depth > $util.recursionLimit)
                     throw $Error("max depth exceeded");
                 let object = {};
-                if (options.defaults)
+                if (options.defaults) {
                     object.backend = "";
+                    object.weight = 0;
+                }
                 if (message.backend != null && $Object.hasOwnProperty.call(message, "backend"))
                     object.backend = message.backend;
                 if (message.modelOverride != null && $Object.hasOwnProperty.call(message, "modelOverride"))
                     object.modelOverride = message.modelOverride;
+                if (message.weight != null && $Object.hasOwnProperty.call(message, "weight"))
+                    object.weight = message.weight;
                 return object;
             };
 
