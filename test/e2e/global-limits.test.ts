@@ -73,7 +73,7 @@ spec:
 apiVersion: sluice.dev/v1alpha1
 kind: LLMRoute
 metadata: { name: all, namespace: shop }
-spec: { rules: [{ match: { models: ["m-*"] }, backends: [{ name: fake }] }] }
+spec: { rules: [{ match: { models: ["m-*"] }, backends: [{ name: fake }], retry: { attempts: 1 } }] }
 ${limit('tpm', `{ unit: tokens, window: minute, max: ${LIMITS.tpm}, scope: global, match: { models: [m-tpm] } }`)}${limit(
     'budget',
     `{ unit: microUSD, window: month, calendarAligned: true, timeZone: Europe/Paris, max: ${LIMITS.budget}, scope: global, key: [{ source: label, name: team }], match: { models: [m-budget] } }`,

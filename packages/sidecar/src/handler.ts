@@ -28,6 +28,7 @@ import { attributionValue, type Attribution, type UsageSource } from './usage/ag
 import type { UsageStats } from './metrics.js';
 import type { Tracing, UpstreamSpan } from './tracing.js';
 import type { RecentRequests } from './usage/feedback.js';
+import { backendFault, backoffMs, retryable, type Routing } from './routing/index.js';
 
 /** Counts finished requests (the usage reporter). */
 export interface UsageSink {
@@ -80,6 +81,12 @@ export interface RequestRecord {
   costMicros: number | null;
   /** max_tokens lowered to the credit a limit allowed (limit `clampMaxTokens`). */
   clampedMaxTokens: number | null;
+  /** max_tokens set or lowered to the route rule's `maxTokens`. */
+  cappedMaxTokens: number | null;
+  /** Upstream attempts (1 without retries or fallbacks). */
+  attempts: number;
+  /** Every failed attempt before the answer: `backend:status-or-code`, comma-separated. */
+  failedAttempts: string | null;
   /** The limit that denied the request (`namespace/name`). */
   limit: string | null;
   /** Shadow limits that would have denied it, comma-separated. */
@@ -104,6 +111,8 @@ export interface HandlerDeps {
   readonly identity: WorkloadIdentity;
   /** The last requests' attribution, for `POST /v1/feedback`. */
   readonly recent: RecentRequests;
+  /** Strategies, circuit breakers and the retry budget of this process. */
+  readonly routing: Routing;
   /** OpenTelemetry traces (OTLP) when configured. */
   readonly tracing: Tracing | undefined;
   /** Where finished requests are counted for usage accounting (StreamUsage), once connected. */
@@ -115,6 +124,28 @@ export interface HandlerDeps {
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const ms = (t0: number): number => Math.round((performance.now() - t0) * 100) / 100;
+
+/** Waits `ms`, or rejects as aborted when the caller goes away meanwhile. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new SluiceError('SLUICE_ERR_REQUEST_ABORTED'));
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(new SluiceError('SLUICE_ERR_REQUEST_ABORTED'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function flatHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k] = Array.isArray(v) ? (v[0] ?? '') : v;
+  return out;
+}
 
 function parseJsonBody(raw: string): Json {
   let body: unknown;
@@ -210,6 +241,8 @@ function streamTranslator(plan: Plan, rec: RequestRecord): StreamTranslator {
 
 function sluiceHeaders(rec: RequestRecord, admission: Admission | undefined): Record<string, string> {
   return {
+    ...(rec.failedAttempts === null ? {} : { 'x-sluice-attempts': String(rec.attempts), 'x-sluice-fallback': rec.failedAttempts }),
+    ...(rec.cappedMaxTokens === null ? {} : { 'x-sluice-max-tokens-capped': String(rec.cappedMaxTokens) }),
     'x-request-id': rec.id,
     'x-sluice-route': rec.route ?? '',
     'x-sluice-backend': rec.backend ?? '',
@@ -241,6 +274,9 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     reasoningTokens: 0,
     costMicros: null,
     clampedMaxTokens: null,
+    cappedMaxTokens: null,
+    attempts: 0,
+    failedAttempts: null,
     limit: null,
     limitShadowDenied: null,
     limitFallbacks: null,
@@ -255,6 +291,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
   if (span !== undefined) rec.traceId = span.traceId;
   let attempt: UpstreamSpan | undefined;
   let upstreamStatus: number | undefined;
+  let endAttempt: (() => void) | undefined;
   const rt = deps.runtime();
   let usage: Usage | undefined;
   let backend: SnapshotBackend | undefined;
@@ -287,7 +324,19 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.backend = backend.id;
     rec.provider = backend.provider;
     rec.upstreamModel = target.upstreamModel;
-    let plan = planRequest(ep.ingress, backend, body, raw, model, target.upstreamModel, stream, req, deps.config);
+    // The rule's output cap: max_tokens set when absent, lowered when larger.
+    let rawOut = raw;
+    const cap = target.rule.maxTokens;
+    if (cap > 0 && ep.ingress !== 'openai-embeddings') {
+      const field = ep.ingress === 'openai-chat' ? (body['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : body['max_tokens'] !== undefined ? 'max_tokens' : target.backend.maxTokensField) : 'max_tokens';
+      const asked = body[field];
+      if (typeof asked !== 'number' || asked > cap) {
+        body[field] = cap;
+        rec.cappedMaxTokens = cap;
+        rawOut = setTopLevelMembers(raw, { [field]: String(cap) });
+      }
+    }
+    let plan = planRequest(ep.ingress, backend, body, rawOut, model, target.upstreamModel, stream, req, deps.config);
     const matching = rt.limits.limits.length === 0 ? [] : deps.limits.match(rt.limits, { routeId: target.route.slice(0, target.route.lastIndexOf('#')), model }, deps.identity, req);
     if (matching.length > 0) {
       // Reserve the estimated prompt + max_tokens (and its cost) on every matching limit; settled
@@ -307,7 +356,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         const field = ep.ingress === 'openai-chat' && body['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : 'max_tokens';
         body[field] = result.clampTo;
         rec.clampedMaxTokens = result.clampTo;
-        plan = planRequest(ep.ingress, backend, body, setTopLevelMembers(raw, { [field]: String(result.clampTo) }), model, target.upstreamModel, stream, req, deps.config);
+        rawOut = setTopLevelMembers(rawOut, { [field]: String(result.clampTo) });
+        plan = planRequest(ep.ingress, backend, body, rawOut, model, target.upstreamModel, stream, req, deps.config);
         result = await admit(result.clampTo);
         if ('clampTo' in result) throw new SluiceError('SLUICE_ERR_LIMIT_EXCEEDED', 'The credit of a token limit changed while max_tokens was being lowered; retry');
       }
@@ -316,12 +366,71 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (result.notes.fallbacks.length > 0) rec.limitFallbacks = result.notes.fallbacks.join(',');
     }
 
-    attempt = span?.upstream(backend.id, backend.baseUrl);
-    const up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });
-    upstreamStatus = up.statusCode;
-    if (up.statusCode >= 300) {
-      const text = (await readUpstreamBody(up.body, 1024 * 1024)).toString('utf8');
-      throw upstreamStatusError(up.statusCode, up.headers, text);
+    // Attempts: the strategy's first choice, then the rule's other backends (fallback), or the same
+    // backend again after a wait; only failures before the answer started, within the rule's attempts
+    // and the process's retry budget.
+    const routing = deps.routing;
+    const order = routing.order(target, (c) => {
+      const p = rt.priceOf(c.backend, c.upstreamModel);
+      return p === undefined ? undefined : p.input + p.output;
+    });
+    const maxAttempts = Math.max(1, target.rule.retryAttempts);
+    const failed: string[] = [];
+    routing.budget.onRequest(routing.now());
+    let next = 0;
+    let up: Awaited<ReturnType<typeof sendUpstream>> | undefined;
+    for (;;) {
+      let t = order[next] as (typeof order)[number];
+      // An ejected backend is skipped while others remain (a half-open one gets its one probe).
+      while (!routing.breakers.allow(t.backend.id, routing.now()) && next + 1 < order.length) t = order[++next] as (typeof order)[number];
+      rec.attempts++;
+      if (t.backend !== backend || t.upstreamModel !== rec.upstreamModel) {
+        backend = t.backend;
+        rec.backend = backend.id;
+        rec.provider = backend.provider;
+        rec.upstreamModel = t.upstreamModel;
+        plan = planRequest(ep.ingress, backend, body, rawOut, model, t.upstreamModel, stream, req, deps.config);
+      }
+      attempt = span?.upstream(backend.id, backend.baseUrl);
+      const endInFlight = routing.balancer.begin(backend.id);
+      const started = performance.now();
+      let err: SluiceError;
+      let headers: Record<string, string> | undefined;
+      try {
+        up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });
+        upstreamStatus = up.statusCode;
+        if (up.statusCode < 300) {
+          routing.breakers.record(backend.id, false, routing.now());
+          routing.balancer.observeLatency(backend.id, performance.now() - started);
+          endAttempt = endInFlight;
+          break;
+        }
+        const text = (await readUpstreamBody(up.body, 1024 * 1024)).toString('utf8');
+        headers = flatHeaders(up.headers);
+        err = upstreamStatusError(up.statusCode, up.headers, text);
+      } catch (e) {
+        err = toSluiceError(e);
+      }
+      endInFlight();
+      if (err.code === 'SLUICE_ERR_REQUEST_ABORTED') throw err;
+      routing.breakers.record(backend.id, backendFault(err.code), routing.now());
+      attempt?.end(upstreamStatus, err.code);
+      attempt = undefined;
+      failed.push(`${backend.id}:${upstreamStatus ?? err.code}`);
+      rec.failedAttempts = failed.join(',');
+      upstreamStatus = undefined;
+      if (!retryable(err.code) || rec.attempts >= maxAttempts) throw err;
+      // Another backend at once; else the same one after a wait (a 429's Retry-After when given;
+      // one longer than the rule allows goes back to the caller instead).
+      const failover = next + 1 < order.length;
+      const wait = failover ? 0 : backoffMs(err.code, headers, rec.attempts, target.rule.retryBackoffMs, target.rule.retryMaxBackoffMs, Date.now(), routing.random);
+      if (wait === undefined || !routing.budget.tryRetry(routing.now())) throw err;
+      deps.metrics.observeRetry(backend.id, err.code);
+      if (failover) {
+        next++;
+        continue;
+      }
+      await sleep(wait, ac.signal);
     }
     answered = true;
     const contentType = String(up.headers['content-type'] ?? '');
@@ -330,7 +439,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       const { out, usage: u } = readJsonResponse(plan, buf, rec);
       usage = u;
       const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), ...sluiceHeaders(rec, admission) };
-      const price = usage === undefined ? undefined : rt.priceOf(backend, target.upstreamModel);
+      const price = usage === undefined ? undefined : rt.priceOf(backend, rec.upstreamModel ?? target.upstreamModel);
       if (usage !== undefined && price !== undefined) {
         rec.costMicros = costMicros(usage, price);
         headers['x-sluice-cost-micros'] = rec.costMicros;
@@ -403,6 +512,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       deps.limits.settle(admission, !answered ? 'none' : rec.code === undefined ? 'complete' : 'partial', actual);
     }
     rec.durMs = ms(t0);
+    endAttempt?.();
     if (span !== undefined) {
       // The attempt's span covers the provider's whole answer (a stream until its end).
       attempt?.end(upstreamStatus, rec.code?.startsWith('SLUICE_ERR_UPSTREAM_') === true ? rec.code : undefined);

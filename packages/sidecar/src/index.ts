@@ -9,3 +9,5 @@ export * from './usage/reporter.js';
 export * from './usage/aggregate.js';
 export * from './labels.js';
 export * from './tracing.js';
+export * from './routing/index.js';
+export { seededRandom } from './routing/balancer.js';

@@ -23,6 +23,8 @@ export class SidecarMetrics {
   readonly #tokens = this.registry.counter('sluice_tokens_total', 'Tokens reported by providers, by type (input, output, cached_input, cache_write, reasoning).', ['backend', 'type']);
   readonly #cost = this.registry.counter('sluice_cost_micros_total', 'Cost in micro-USD (integer).', ['backend']);
   readonly #upstreamErrors = this.registry.counter('sluice_upstream_errors_total', 'Provider failures by backend and stable code (SLUICE_ERR_UPSTREAM_*).', ['backend', 'code']);
+  readonly #retries = this.registry.counter('sluice_upstream_retries_total', 'Attempts made again (same backend after a wait, or the next backend of the rule) after a failure, by the failed backend and code.', ['backend', 'code']);
+  readonly #fallbacks = this.registry.counter('sluice_fallbacks_total', 'Requests answered by another backend than the first one tried.', ['route', 'backend']);
   readonly #limits = this.registry.counter('sluice_limit_decisions_total', 'LLMLimit decisions other than a plain admit: denied, shadow_denied, and the failure mode applied while global credit was unavailable (FailClosed, FailOpen, LocalShare, shadow).', ['limit', 'decision']);
   readonly #tokenUsage = this.registry.histogram(
     'gen_ai_client_token_usage',
@@ -77,6 +79,7 @@ export class SidecarMetrics {
       }
       if (r.code?.startsWith('SLUICE_ERR_UPSTREAM_') === true) this.#upstreamErrors.inc([backend, r.code]);
     }
+    if (r.failedAttempts !== null && r.code === undefined && backend !== '') this.#fallbacks.inc([r.route ?? '', backend]);
     if (r.limit !== null && r.code !== 'SLUICE_ERR_LIMIT_UNAVAILABLE') this.#limits.inc([r.limit, 'denied']);
     if (r.limitShadowDenied !== null) for (const id of r.limitShadowDenied.split(',')) this.#limits.inc([id, 'shadow_denied']);
     if (r.limitFallbacks !== null) {
@@ -90,6 +93,16 @@ export class SidecarMetrics {
       this.#ttft.observe(r.ttftMs / 1000, [op, model]);
       if (r.stream && r.outputTokens > 1 && r.code === undefined) this.#perToken.observe((r.durMs - r.ttftMs) / 1000 / (r.outputTokens - 1), [op, model]);
     }
+  }
+
+  observeRetry(backend: string, code: string): void {
+    this.#retries.inc([backend, code]);
+  }
+
+  /** Circuit breaker state, read at scrape time. */
+  breakers(ejected: () => string[], ejections: () => ReadonlyMap<string, number>): void {
+    this.registry.gauge('sluice_backend_ejected', 'Backends ejected by their circuit breaker now (1).', () => ejected().map((b) => ({ labels: { backend: b }, value: 1 })));
+    this.registry.gauge('sluice_backend_ejections_total', 'Times each backend was ejected by its circuit breaker.', () => [...ejections()].map(([b, n]) => ({ labels: { backend: b }, value: n })), 'counter');
   }
 
   /** Requests answered without reaching the LLM handler (unknown path, wrong method, not ready). */

@@ -8,8 +8,18 @@ export interface RouteTarget {
   readonly upstreamModel: string;
 }
 
+/** The rule that matched, its first backend (for limits and prices) and every candidate, in declared order. */
+export interface RouteDecision extends RouteTarget {
+  readonly rule: SnapshotRule;
+  readonly candidates: readonly RouteCandidate[];
+}
+
+export interface RouteCandidate extends RouteTarget {
+  readonly weight: number;
+}
+
 export interface Router {
-  resolve(model: string): RouteTarget | undefined;
+  resolve(model: string): RouteDecision | undefined;
   /** Every model name a caller can ask for (declared models, aliases, exact rule names), sorted. */
   readonly modelNames: readonly { id: string; provider: string }[];
 }
@@ -31,11 +41,15 @@ export function createRouter(snapshot: Snapshot): Router {
     for (const name of rule.exact) if (!exact.has(name)) exact.set(name, rule);
     for (const p of rule.patterns) patterns.push({ re: globToRegExp(p), rule });
   }
-  function target(rule: SnapshotRule, model: string): RouteTarget | undefined {
-    const t = rule.targets[0];
-    const backend = t === undefined ? undefined : backends.get(t.backend);
-    if (t === undefined || backend === undefined) return undefined;
-    return { route: rule.route, backend, upstreamModel: t.modelOverride ?? backend.aliases[model] ?? model };
+  function target(rule: SnapshotRule, model: string): RouteDecision | undefined {
+    const candidates: RouteCandidate[] = [];
+    for (const t of rule.targets) {
+      const backend = backends.get(t.backend);
+      if (backend !== undefined) candidates.push({ route: rule.route, backend, upstreamModel: t.modelOverride ?? backend.aliases[model] ?? model, weight: t.weight });
+    }
+    const first = candidates[0];
+    if (first === undefined) return undefined;
+    return { route: rule.route, backend: first.backend, upstreamModel: first.upstreamModel, rule, candidates };
   }
   const names = new Map<string, string>();
   for (const b of snapshot.backends) {

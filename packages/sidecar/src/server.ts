@@ -9,6 +9,7 @@ import { SidecarMetrics } from './metrics.js';
 import { LimitEnforcer, type GlobalQuota, type WorkloadIdentity } from './limits/enforce.js';
 import type { UsageSink } from './handler.js';
 import type { Tracing } from './tracing.js';
+import { Routing } from './routing/index.js';
 import { handleFeedback, RecentRequests } from './usage/feedback.js';
 import { sendError } from './http-util.js';
 import { createRuntime, type Runtime } from './runtime.js';
@@ -57,6 +58,8 @@ export interface SidecarOptions {
   readonly quota?: GlobalQuota;
   /** OpenTelemetry traces (`createTracing`); none = tracing off. */
   readonly tracing?: Tracing;
+  /** Routing state (tests pass one with a seeded random source). */
+  readonly routing?: Routing;
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -87,6 +90,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     () => runtime?.snapshot.version,
     () => usage?.usageStats,
   );
+  const routing = options.routing ?? new Routing({ logger });
+  metrics.breakers(
+    () => routing.breakers.ejectedNow(routing.now()),
+    () => routing.counters.ejections,
+  );
   const deps = {
     config,
     logger,
@@ -96,6 +104,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     usage: (): UsageSink | undefined => usage,
     tracing: options.tracing,
     recent: new RecentRequests(),
+    routing,
     pools,
     runtime: (): Runtime => runtime as Runtime,
   };

@@ -42,10 +42,12 @@ export function policy(fakeUrl: string, extra: AnyPolicyObject[] = []): AnyPolic
       kind: 'LLMRoute',
       metadata: { name: 'main' },
       spec: {
+        // One attempt per request: these tests look at how each failure is answered (retries and
+        // fallbacks have their own tests, in routing.test.ts).
         rules: [
-          { match: { models: ['gpt-*', 'text-embedding-*'] }, backends: [{ name: 'openai' }] },
-          { match: { models: ['claude-*', 'fast'] }, backends: [{ name: 'anthropic' }] },
-          { match: { models: ['dead-model'] }, backends: [{ name: 'dead' }] },
+          { match: { models: ['gpt-*', 'text-embedding-*'] }, backends: [{ name: 'openai' }], retry: { attempts: 1 } },
+          { match: { models: ['claude-*', 'fast'] }, backends: [{ name: 'anthropic' }], retry: { attempts: 1 } },
+          { match: { models: ['dead-model'] }, backends: [{ name: 'dead' }], retry: { attempts: 1 } },
         ],
       },
     },
@@ -63,7 +65,7 @@ export function snapshotFor(objects: AnyPolicyObject[]): Snapshot {
   return snapshot;
 }
 
-export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = [], extra: Pick<SidecarOptions, 'tracing'> = {}): Promise<Harness> {
+export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = [], extra: Pick<SidecarOptions, 'tracing' | 'routing'> = {}): Promise<Harness> {
   const fake = await startFakeProvider();
   const { logger, logs } = captureLogger({ name: 'sluice-sidecar' });
   const sidecar = await startSidecar({
