@@ -272,6 +272,10 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
             retryBackoffMs: rule.retry?.backoffMs ?? 250,
             retryMaxBackoffMs: rule.retry?.maxBackoffMs ?? 10_000,
             maxTokens: rule.maxTokens ?? 0,
+            firstTokenTimeoutMs: rule.timeouts?.firstTokenMs ?? 0,
+            idleTimeoutMs: rule.timeouts?.idleMs ?? 0,
+            totalTimeoutMs: rule.timeouts?.totalMs ?? 0,
+            maxTotalTimeoutMs: rule.timeouts?.maxTotalMs ?? rule.timeouts?.totalMs ?? 600_000,
           });
         });
         break;

@@ -93,6 +93,16 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
               'retries and fail-over',
             ),
             maxTokens: int(1, 10_000_000, 'output cap: max_tokens set when absent, lowered when larger'),
+            timeouts: obj(
+              {
+                firstTokenMs: int(1, 3_600_000, "until the provider's response headers (a stream's first event); overrides the backend's"),
+                idleMs: int(1, 3_600_000, "longest silence between two stream chunks; overrides the backend's"),
+                totalMs: int(1, 3_600_000, 'the whole request, every attempt and wait included'),
+                maxTotalMs: int(1, 3_600_000, 'upper bound of the x-sluice-timeout-ms request header (default totalMs, else 10 minutes)'),
+              },
+              [],
+              'timeouts of this rule',
+            ),
           },
           ['match', 'backends'],
         ),

@@ -56,6 +56,12 @@ export interface SnapshotRule {
   readonly retryMaxBackoffMs: number;
   /** Output cap (0 = none). */
   readonly maxTokens: number;
+  /** Timeouts in ms; 0 = the backend's (first token, idle) or none (total). */
+  readonly firstTokenTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly totalTimeoutMs: number;
+  /** Upper bound of the `x-sluice-timeout-ms` header. */
+  readonly maxTotalTimeoutMs: number;
 }
 
 export interface SnapshotTarget {

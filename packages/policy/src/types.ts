@@ -104,6 +104,18 @@ export interface RouteRule {
   retry?: RouteRetry;
   /** Output cap: `max_tokens` set to this when absent, lowered to it when larger. */
   maxTokens?: number;
+  timeouts?: RouteTimeouts;
+}
+
+export interface RouteTimeouts {
+  /** Until the provider's response headers (a stream's first event); overrides the backend's. */
+  firstTokenMs?: number;
+  /** Longest silence between two chunks of a stream; overrides the backend's. */
+  idleMs?: number;
+  /** The whole request, every attempt and wait included (default none). */
+  totalMs?: number;
+  /** Upper bound of the `x-sluice-timeout-ms` request header (default: `totalMs`, else 10 min). */
+  maxTotalMs?: number;
 }
 
 export interface LLMRouteSpec {

@@ -56,6 +56,10 @@ export function sampleSnapshot() {
         retryBackoffMs: 250,
         retryMaxBackoffMs: 10000,
         maxTokens: 4096,
+        firstTokenTimeoutMs: 5000,
+        idleTimeoutMs: 0,
+        totalTimeoutMs: 60000,
+        maxTotalTimeoutMs: 120000,
       },
       {
         route: 'platform/fallback#0',
@@ -68,6 +72,10 @@ export function sampleSnapshot() {
         retryBackoffMs: 0,
         retryMaxBackoffMs: 0,
         maxTokens: 0,
+        firstTokenTimeoutMs: 0,
+        idleTimeoutMs: 0,
+        totalTimeoutMs: 0,
+        maxTotalTimeoutMs: 600000,
       },
     ],
     limits: [

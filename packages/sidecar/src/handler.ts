@@ -125,6 +125,15 @@ type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const ms = (t0: number): number => Math.round((performance.now() - t0) * 100) / 100;
 
+/** The total timeout of a request: the header (an integer of ms, at most `maxMs`) or the rule's (0 = none). */
+function totalTimeoutOf(header: string | string[] | undefined, ruleMs: number, maxMs: number): number {
+  if (header === undefined) return ruleMs;
+  const v = Array.isArray(header) ? header[0] : header;
+  const n = Number(v);
+  if (v === undefined || !/^\d{1,9}$/u.test(v) || n < 1) throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', 'x-sluice-timeout-ms must be a positive integer of milliseconds', { param: 'x-sluice-timeout-ms' });
+  return Math.min(n, maxMs > 0 ? maxMs : n);
+}
+
 /** Waits `ms`, or rejects as aborted when the caller goes away meanwhile. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -292,6 +301,9 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
   let attempt: UpstreamSpan | undefined;
   let upstreamStatus: number | undefined;
   let endAttempt: (() => void) | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  /** The total timeout (ms) that fired, if one did. */
+  let timedOut = 0;
   const rt = deps.runtime();
   let usage: Usage | undefined;
   let backend: SnapshotBackend | undefined;
@@ -324,6 +336,14 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.backend = backend.id;
     rec.provider = backend.provider;
     rec.upstreamModel = target.upstreamModel;
+    // The whole request's deadline: the x-sluice-timeout-ms header within the rule's bound, else the rule's.
+    const totalMs = totalTimeoutOf(req.headers['x-sluice-timeout-ms'], target.rule.totalTimeoutMs, target.rule.maxTotalTimeoutMs);
+    if (totalMs > 0) {
+      deadline = setTimeout(() => {
+        timedOut = totalMs;
+        ac.abort();
+      }, totalMs);
+    }
     // The rule's output cap: max_tokens set when absent, lowered when larger.
     let rawOut = raw;
     const cap = target.rule.maxTokens;
@@ -397,7 +417,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       let err: SluiceError;
       let headers: Record<string, string> | undefined;
       try {
-        up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal });
+        up = await sendUpstream(deps.pools, { backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: ac.signal, firstTokenTimeoutMs: target.rule.firstTokenTimeoutMs, idleTimeoutMs: target.rule.idleTimeoutMs });
         upstreamStatus = up.statusCode;
         if (up.statusCode < 300) {
           routing.breakers.record(backend.id, false, routing.now());
@@ -479,7 +499,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       usage = tr.usage;
     }
   } catch (e) {
-    const err = toSluiceError(e);
+    let err = toSluiceError(e);
+    if (timedOut > 0 && !clientGone) err = new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', `The request did not finish within its total timeout of ${timedOut} ms`);
     rec.code = err.code;
     rec.limit = err.headers?.['x-sluice-limit'] ?? null;
     if (clientGone || err.code === 'SLUICE_ERR_REQUEST_ABORTED') {
@@ -513,6 +534,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     }
     rec.durMs = ms(t0);
     endAttempt?.();
+    if (deadline !== undefined) clearTimeout(deadline);
     if (span !== undefined) {
       // The attempt's span covers the provider's whole answer (a stream until its end).
       attempt?.end(upstreamStatus, rec.code?.startsWith('SLUICE_ERR_UPSTREAM_') === true ? rec.code : undefined);

@@ -52,6 +52,9 @@ export interface UpstreamRequest {
   readonly body: string;
   readonly extraHeaders: Readonly<Record<string, string>> | undefined;
   readonly signal: AbortSignal;
+  /** The route's timeouts, when it sets them (else the backend's). */
+  readonly firstTokenTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
 }
 
 /** Sends one request upstream with the backend's credential; the caller's own credentials never go. */
@@ -66,8 +69,8 @@ export async function sendUpstream(pools: UpstreamPools, r: UpstreamRequest): Pr
       headers,
       body: r.body,
       signal: r.signal,
-      headersTimeout: r.backend.timeouts.firstByteMs,
-      bodyTimeout: r.backend.timeouts.idleMs,
+      headersTimeout: r.firstTokenTimeoutMs || r.backend.timeouts.firstByteMs,
+      bodyTimeout: r.idleTimeoutMs || r.backend.timeouts.idleMs,
     });
   } catch (e) {
     throw transportError(e, false);

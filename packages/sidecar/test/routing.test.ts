@@ -32,6 +32,8 @@ before(async () => {
         { match: { models: ['cheap'] }, strategy: 'cost', backends: [{ name: 'openai', modelOverride: 'gpt-4o' }, { name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['capped'] }, maxTokens: 100, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['no-fallback'] }, fallback: false, retry: { attempts: 1 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }, { name: 'anthropic' }] },
+        { match: { models: ['slow-first'] }, timeouts: { firstTokenMs: 200 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o' }, { name: 'anthropic', modelOverride: 'claude-haiku-4-5' }] },
+        { match: { models: ['deadline'] }, timeouts: { totalMs: 300, maxTotalMs: 2000, idleMs: 150 }, retry: { attempts: 1 }, backends: [{ name: 'anthropic', modelOverride: 'claude-sonnet-4-5' }] },
       ]),
     ],
     { routing },
@@ -179,4 +181,31 @@ test('weighted routing is deterministic under a seed; cost picks the cheapest mo
   assert.equal(sent['max_completion_tokens'] ?? sent['max_tokens'], 100, 'set when the caller gave none');
   const small = await chat('capped', { max_tokens: 20 });
   assert.equal(small.headers.get('x-sluice-max-tokens-capped'), null, 'a smaller max_tokens is left alone');
+});
+
+test('timeouts: a slow first token fails over; the total deadline answers 504; the header moves it within bounds; idle streams are cut', async () => {
+  h.fake.forModel('gpt-4o', { latencyMs: 1500 });
+  const t0 = Date.now();
+  const r = await chat('slow-first');
+  assert.equal(r.status, 200);
+  assert.ok(Date.now() - t0 < 1200, `did not wait for the slow backend (${Date.now() - t0} ms)`);
+  assert.equal(r.headers.get('x-sluice-fallback'), 'default/openai:SLUICE_ERR_UPSTREAM_TIMEOUT');
+  h.fake.reset();
+  h.fake.forModel('claude-sonnet-4-5', { latencyMs: 800 });
+  const t1 = Date.now();
+  const late = await chat('deadline');
+  assert.equal(late.status, 504);
+  assert.equal(((await late.json()) as { error: { code: string; message: string } }).error.code, 'SLUICE_ERR_UPSTREAM_TIMEOUT');
+  assert.ok(Date.now() - t1 < 700, `answered at the 300 ms deadline (${Date.now() - t1} ms)`);
+  const longer = await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'x-sluice-timeout-ms': '1500' }, body: JSON.stringify({ model: 'deadline', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(longer.status, 200, 'the header gives this request 1.5 s (the rule allows up to 2 s)');
+  const bad = await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'x-sluice-timeout-ms': 'soon' }, body: JSON.stringify({ model: 'deadline', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(bad.status, 400);
+  h.fake.reset();
+  h.fake.forModel('claude-sonnet-4-5', { chunks: 6, chunkIntervalMs: 400 });
+  const idle = await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'x-sluice-timeout-ms': '2000' }, body: JSON.stringify({ model: 'deadline', stream: true, messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(idle.status, 200);
+  const text = await idle.text();
+  assert.match(text, /SLUICE_ERR_UPSTREAM_TIMEOUT/, 'a stream silent for longer than idleMs ends with an error event');
+  assert.equal(h.fake.requests.length, 1, 'not retried after the first byte');
 });

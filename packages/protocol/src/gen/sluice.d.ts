@@ -2293,6 +2293,18 @@ export namespace sluice {
             /** Rule maxTokens. */
             maxTokens: number;
 
+            /** Rule firstTokenTimeoutMs. */
+            firstTokenTimeoutMs: number;
+
+            /** Rule idleTimeoutMs. */
+            idleTimeoutMs: number;
+
+            /** Rule totalTimeoutMs. */
+            totalTimeoutMs: number;
+
+            /** Rule maxTotalTimeoutMs. */
+            maxTotalTimeoutMs: number;
+
             /**
              * Creates a new Rule instance using the specified properties.
              * @param [properties] Properties to set
@@ -2406,6 +2418,18 @@ export namespace sluice {
 
                 /** Rule maxTokens */
                 maxTokens?: (number|null);
+
+                /** Rule firstTokenTimeoutMs */
+                firstTokenTimeoutMs?: (number|null);
+
+                /** Rule idleTimeoutMs */
+                idleTimeoutMs?: (number|null);
+
+                /** Rule totalTimeoutMs */
+                totalTimeoutMs?: (number|null);
+
+                /** Rule maxTotalTimeoutMs */
+                maxTotalTimeoutMs?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

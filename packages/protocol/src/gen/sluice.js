@@ -6783,6 +6783,10 @@ export const sluice = $root.sluice = (() => {
              * @property {number|null} [retryBackoffMs] Rule retryBackoffMs
              * @property {number|null} [retryMaxBackoffMs] Rule retryMaxBackoffMs
              * @property {number|null} [maxTokens] Rule maxTokens
+             * @property {number|null} [firstTokenTimeoutMs] Rule firstTokenTimeoutMs
+             * @property {number|null} [idleTimeoutMs] Rule idleTimeoutMs
+             * @property {number|null} [totalTimeoutMs] Rule totalTimeoutMs
+             * @property {number|null} [maxTotalTimeoutMs] Rule maxTotalTimeoutMs
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -6898,6 +6902,38 @@ export const sluice = $root.sluice = (() => {
             Rule.prototype.maxTokens = 0;
 
             /**
+             * Rule firstTokenTimeoutMs.
+             * @member {number} firstTokenTimeoutMs
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.firstTokenTimeoutMs = 0;
+
+            /**
+             * Rule idleTimeoutMs.
+             * @member {number} idleTimeoutMs
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.idleTimeoutMs = 0;
+
+            /**
+             * Rule totalTimeoutMs.
+             * @member {number} totalTimeoutMs
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.totalTimeoutMs = 0;
+
+            /**
+             * Rule maxTotalTimeoutMs.
+             * @member {number} maxTotalTimeoutMs
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.maxTotalTimeoutMs = 0;
+
+            /**
              * Creates a new Rule instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Rule
@@ -6952,6 +6988,14 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 9, wireType 0 =*/72).int32(message.retryMaxBackoffMs);
                 if (message.maxTokens != null && $Object.hasOwnProperty.call(message, "maxTokens") && message.maxTokens !== 0)
                     writer.uint32(/* id 10, wireType 0 =*/80).int32(message.maxTokens);
+                if (message.firstTokenTimeoutMs != null && $Object.hasOwnProperty.call(message, "firstTokenTimeoutMs") && message.firstTokenTimeoutMs !== 0)
+                    writer.uint32(/* id 11, wireType 0 =*/88).int32(message.firstTokenTimeoutMs);
+                if (message.idleTimeoutMs != null && $Object.hasOwnProperty.call(message, "idleTimeoutMs") && message.idleTimeoutMs !== 0)
+                    writer.uint32(/* id 12, wireType 0 =*/96).int32(message.idleTimeoutMs);
+                if (message.totalTimeoutMs != null && $Object.hasOwnProperty.call(message, "totalTimeoutMs") && message.totalTimeoutMs !== 0)
+                    writer.uint32(/* id 13, wireType 0 =*/104).int32(message.totalTimeoutMs);
+                if (message.maxTotalTimeoutMs != null && $Object.hasOwnProperty.call(message, "maxTotalTimeoutMs") && message.maxTotalTimeoutMs !== 0)
+                    writer.uint32(/* id 14, wireType 0 =*/112).int32(message.maxTotalTimeoutMs);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -7096,6 +7140,42 @@ export const sluice = $root.sluice = (() => {
                                 delete message.maxTokens;
                             continue;
                         }
+                    case 11: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.firstTokenTimeoutMs = value;
+                            else
+                                delete message.firstTokenTimeoutMs;
+                            continue;
+                        }
+                    case 12: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.idleTimeoutMs = value;
+                            else
+                                delete message.idleTimeoutMs;
+                            continue;
+                        }
+                    case 13: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.totalTimeoutMs = value;
+                            else
+                                delete message.totalTimeoutMs;
+                            continue;
+                        }
+                    case 14: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.maxTotalTimeoutMs = value;
+                            else
+                                delete message.maxTotalTimeoutMs;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -7188,6 +7268,18 @@ export const sluice = $root.sluice = (() => {
                 if (message.maxTokens != null && $Object.hasOwnProperty.call(message, "maxTokens"))
                     if (!$util.isInteger(message.maxTokens))
                         return "maxTokens: integer expected";
+                if (message.firstTokenTimeoutMs != null && $Object.hasOwnProperty.call(message, "firstTokenTimeoutMs"))
+                    if (!$util.isInteger(message.firstTokenTimeoutMs))
+                        return "firstTokenTimeoutMs: integer expected";
+                if (message.idleTimeoutMs != null && $Object.hasOwnProperty.call(message, "idleTimeoutMs"))
+                    if (!$util.isInteger(message.idleTimeoutMs))
+                        return "idleTimeoutMs: integer expected";
+                if (message.totalTimeoutMs != null && $Object.hasOwnProperty.call(message, "totalTimeoutMs"))
+                    if (!$util.isInteger(message.totalTimeoutMs))
+                        return "totalTimeoutMs: integer expected";
+                if (message.maxTotalTimeoutMs != null && $Object.hasOwnProperty.call(message, "maxTotalTimeoutMs"))
+                    if (!$util.isInteger(message.maxTotalTimeoutMs))
+                        return "maxTotalTimeoutMs: integer expected";
                 return null;
             };
 
@@ -7254,6 +7346,18 @@ export const sluice = $root.sluice = (() => {
                 if (object.maxTokens != null)
                     if ($Number(object.maxTokens) !== 0)
                         message.maxTokens = object.maxTokens | 0;
+                if (object.firstTokenTimeoutMs != null)
+                    if ($Number(object.firstTokenTimeoutMs) !== 0)
+                        message.firstTokenTimeoutMs = object.firstTokenTimeoutMs | 0;
+                if (object.idleTimeoutMs != null)
+                    if ($Number(object.idleTimeoutMs) !== 0)
+                        message.idleTimeoutMs = object.idleTimeoutMs | 0;
+                if (object.totalTimeoutMs != null)
+                    if ($Number(object.totalTimeoutMs) !== 0)
+                        message.totalTimeoutMs = object.totalTimeoutMs | 0;
+                if (object.maxTotalTimeoutMs != null)
+                    if ($Number(object.maxTotalTimeoutMs) !== 0)
+                        message.maxTotalTimeoutMs = object.maxTotalTimeoutMs | 0;
                 return message;
             };
 
@@ -7287,6 +7391,10 @@ export const sluice = $root.sluice = (() => {
                     object.retryBackoffMs = 0;
                     object.retryMaxBackoffMs = 0;
                     object.maxTokens = 0;
+                    object.firstTokenTimeoutMs = 0;
+                    object.idleTimeoutMs = 0;
+                    object.totalTimeoutMs = 0;
+                    object.maxTotalTimeoutMs = 0;
                 }
                 if (message.route != null && $Object.hasOwnProperty.call(message, "route"))
                     object.route = message.route;
@@ -7317,6 +7425,14 @@ export const sluice = $root.sluice = (() => {
                     object.retryMaxBackoffMs = message.retryMaxBackoffMs;
                 if (message.maxTokens != null && $Object.hasOwnProperty.call(message, "maxTokens"))
                     object.maxTokens = message.maxTokens;
+                if (message.firstTokenTimeoutMs != null && $Object.hasOwnProperty.call(message, "firstTokenTimeoutMs"))
+                    object.firstTokenTimeoutMs = message.firstTokenTimeoutMs;
+                if (message.idleTimeoutMs != null && $Object.hasOwnProperty.call(message, "idleTimeoutMs"))
+                    object.idleTimeoutMs = message.idleTimeoutMs;
+                if (message.totalTimeoutMs != null && $Object.hasOwnProperty.call(message, "totalTimeoutMs"))
+                    object.totalTimeoutMs = message.totalTimeoutMs;
+                if (message.maxTotalTimeoutMs != null && $Object.hasOwnProperty.call(message, "maxTotalTimeoutMs"))
+                    object.maxTotalTimeoutMs = message.maxTotalTimeoutMs;
                 return object;
             };
 
