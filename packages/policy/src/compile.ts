@@ -276,6 +276,13 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
             idleTimeoutMs: rule.timeouts?.idleMs ?? 0,
             totalTimeoutMs: rule.timeouts?.totalMs ?? 0,
             maxTotalTimeoutMs: rule.timeouts?.maxTotalMs ?? rule.timeouts?.totalMs ?? 600_000,
+            shadow:
+              rule.shadow === undefined
+                ? { backend: '', weight: 0 }
+                : rule.shadow.modelOverride === undefined
+                  ? { backend: useBackend(o, rule.shadow.backend), weight: 0 }
+                  : { backend: useBackend(o, rule.shadow.backend), modelOverride: rule.shadow.modelOverride, weight: 0 },
+            shadowPercent: rule.shadow?.percent ?? 0,
           });
         });
         break;

@@ -103,6 +103,15 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
               [],
               'timeouts of this rule',
             ),
+            shadow: obj(
+              {
+                backend: str({ pattern: NAME, description: 'LLMBackend that also gets the request' }),
+                modelOverride: str({ pattern: MODEL }),
+                percent: int(0, 100, 'share of requests shadowed'),
+              },
+              ['backend', 'percent'],
+              'send a share of requests to a candidate backend too; its answer is logged with cost and latency, never returned',
+            ),
           },
           ['match', 'backends'],
         ),

@@ -62,6 +62,9 @@ export interface SnapshotRule {
   readonly totalTimeoutMs: number;
   /** Upper bound of the `x-sluice-timeout-ms` header. */
   readonly maxTotalTimeoutMs: number;
+  /** Shadow traffic: the candidate (`backend` '' = none) and the share of requests (0–100). */
+  readonly shadow: SnapshotTarget;
+  readonly shadowPercent: number;
 }
 
 export interface SnapshotTarget {

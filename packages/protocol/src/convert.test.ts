@@ -19,7 +19,7 @@ test('a Snapshot plain object round-trips through encode → decode → plain', 
 
 test('proto3 optional fields: unset reads back as undefined, set-to-empty as ""', () => {
   const back = fromWire<ReturnType<typeof sampleSnapshot>>(Snapshot, Snapshot.decode(Snapshot.encode(toWire(Snapshot, sampleSnapshot())).finish()));
-  const targets = back.rules[0]?.targets;
+  const targets = back.rules[0]?.targets as Array<{ backend: string; modelOverride?: string }> | undefined;
   assert.ok(targets);
   assert.equal(targets[0]?.modelOverride, undefined);
   assert.equal(Object.hasOwn(targets[0] ?? {}, 'modelOverride'), false);

@@ -60,6 +60,8 @@ export function sampleSnapshot() {
         idleTimeoutMs: 0,
         totalTimeoutMs: 60000,
         maxTotalTimeoutMs: 120000,
+        shadow: { backend: 'default/anthropic', modelOverride: 'claude-sonnet-4-5', weight: 0 },
+        shadowPercent: 10,
       },
       {
         route: 'platform/fallback#0',
@@ -76,6 +78,8 @@ export function sampleSnapshot() {
         idleTimeoutMs: 0,
         totalTimeoutMs: 0,
         maxTotalTimeoutMs: 600000,
+        shadow: { backend: '', weight: 0 },
+        shadowPercent: 0,
       },
     ],
     limits: [

@@ -38,6 +38,7 @@ export interface UsageSink {
 }
 import { drained, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
+import type { RouteTarget } from './router.js';
 import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
 
 export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages';
@@ -87,6 +88,8 @@ export interface RequestRecord {
   attempts: number;
   /** Every failed attempt before the answer: `backend:status-or-code`, comma-separated. */
   failedAttempts: string | null;
+  /** A/B (`strategy: weighted`): the backend and model the split chose (`backend/model`). */
+  variant: string | null;
   /** The limit that denied the request (`namespace/name`). */
   limit: string | null;
   /** Shadow limits that would have denied it, comma-separated. */
@@ -124,6 +127,47 @@ export interface HandlerDeps {
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const ms = (t0: number): number => Math.round((performance.now() - t0) * 100) / 100;
+
+/**
+ * One shadow request: the same request to the rule's shadow backend, read to the end (translated
+ * like a real answer, to get its usage), logged as `msg: "shadow"` with status, latency and cost,
+ * counted in metrics. Never throws; has its own deadline (10 min).
+ */
+async function shadowRequest(deps: HandlerDeps, rt: Runtime, ep: Endpoint, t: RouteTarget, body: Json, raw: string, model: string, stream: boolean, req: IncomingMessage, id: string): Promise<void> {
+  const t0 = performance.now();
+  const who = { id, upstreamModel: t.upstreamModel };
+  let status = 0;
+  let code: string | undefined;
+  let usage: Usage | undefined;
+  let ttfbMs: number | null = null;
+  try {
+    const plan = planRequest(ep.ingress, t.backend, body, raw, model, t.upstreamModel, stream, req, deps.config);
+    const up = await sendUpstream(deps.pools, { backend: t.backend, path: plan.path, body: plan.body, extraHeaders: plan.extraHeaders, signal: AbortSignal.timeout(600_000) });
+    status = up.statusCode;
+    ttfbMs = ms(t0);
+    if (up.statusCode >= 300) {
+      code = upstreamStatusError(up.statusCode, up.headers, (await readUpstreamBody(up.body, 1024 * 1024)).toString('utf8')).code;
+    } else if (!stream) {
+      usage = readJsonResponse(plan, await readUpstreamBody(up.body, deps.config.maxResponseBytes), who).usage;
+    } else {
+      const parser = createSseParser();
+      const tr = streamTranslator(plan, who);
+      for await (const chunk of up.body) for (const ev of parser.push(chunk as Buffer)) tr.push(ev);
+      for (const ev of parser.end()) tr.push(ev);
+      tr.end();
+      usage = tr.usage;
+    }
+  } catch (e) {
+    code = toSluiceError(e).code;
+  }
+  const price = usage === undefined ? undefined : rt.priceOf(t.backend, t.upstreamModel);
+  const cost = usage !== undefined && price !== undefined ? costMicros(usage, price) : null;
+  deps.logger.info(
+    { id, route: t.route, backend: t.backend.id, upstreamModel: t.upstreamModel, stream, status, code, inputTokens: usage?.inputTokens ?? 0, outputTokens: usage?.outputTokens ?? 0, costMicros: cost, ttfbMs, durMs: ms(t0) },
+    'shadow',
+  );
+  deps.metrics.observeShadow(t.backend.id, code, cost);
+}
 
 /** The total timeout of a request: the header (an integer of ms, at most `maxMs`) or the rule's (0 = none). */
 function totalTimeoutOf(header: string | string[] | undefined, ruleMs: number, maxMs: number): number {
@@ -202,7 +246,7 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
   return { mode: 'anthropic-to-openai', path: path('chat'), body: JSON.stringify(translated), stripUsageChunk: false, includeUsage: true, extraHeaders: undefined };
 }
 
-function readJsonResponse(plan: Plan, buf: Buffer, rec: RequestRecord): { out: string | Buffer; usage: Usage | undefined } {
+function readJsonResponse(plan: Plan, buf: Buffer, rec: Pick<RequestRecord, 'id' | 'upstreamModel'>): { out: string | Buffer; usage: Usage | undefined } {
   if (plan.mode === 'openai-pass' || plan.mode === 'anthropic-pass') {
     // Passthrough: the body goes out as received; only its trailing usage object is parsed.
     const usage = lastMemberValue(buf.toString('utf8'), 'usage');
@@ -234,7 +278,7 @@ function readJsonResponse(plan: Plan, buf: Buffer, rec: RequestRecord): { out: s
   }
 }
 
-function streamTranslator(plan: Plan, rec: RequestRecord): StreamTranslator {
+function streamTranslator(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamModel'>): StreamTranslator {
   const model = rec.upstreamModel ?? '';
   switch (plan.mode) {
     case 'openai-pass':
@@ -286,6 +330,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     cappedMaxTokens: null,
     attempts: 0,
     failedAttempts: null,
+    variant: null,
     limit: null,
     limitShadowDenied: null,
     limitFallbacks: null,
@@ -386,6 +431,12 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (result.notes.fallbacks.length > 0) rec.limitFallbacks = result.notes.fallbacks.join(',');
     }
 
+    // Shadow traffic: a share of the requests also goes to the rule's candidate backend, detached:
+    // its answer is logged (cost, latency) and never returned; nothing it does reaches the caller.
+    const shadow = target.shadow;
+    if (shadow !== undefined && deps.routing.random() * 100 < target.rule.shadowPercent) {
+      void shadowRequest(deps, rt, ep, shadow, body, rawOut, model, stream, req, rec.id);
+    }
     // Attempts: the strategy's first choice, then the rule's other backends (fallback), or the same
     // backend again after a wait; only failures before the answer started, within the rule's attempts
     // and the process's retry budget.
@@ -395,6 +446,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       return p === undefined ? undefined : p.input + p.output;
     });
     const maxAttempts = Math.max(1, target.rule.retryAttempts);
+    if (target.rule.strategy === 'weighted' && order[0] !== undefined) rec.variant = `${order[0].backend.id}/${order[0].upstreamModel}`;
     const failed: string[] = [];
     routing.budget.onRequest(routing.now());
     let next = 0;

@@ -25,6 +25,8 @@ export class SidecarMetrics {
   readonly #upstreamErrors = this.registry.counter('sluice_upstream_errors_total', 'Provider failures by backend and stable code (SLUICE_ERR_UPSTREAM_*).', ['backend', 'code']);
   readonly #retries = this.registry.counter('sluice_upstream_retries_total', 'Attempts made again (same backend after a wait, or the next backend of the rule) after a failure, by the failed backend and code.', ['backend', 'code']);
   readonly #fallbacks = this.registry.counter('sluice_fallbacks_total', 'Requests answered by another backend than the first one tried.', ['route', 'backend']);
+  readonly #shadow = this.registry.counter('sluice_shadow_requests_total', 'Shadow requests (a copy to a candidate backend, never returned), by backend and outcome code (empty = answered).', ['backend', 'code']);
+  readonly #shadowCost = this.registry.counter('sluice_shadow_cost_micros_total', 'Cost of shadow requests in micro-USD.', ['backend']);
   readonly #limits = this.registry.counter('sluice_limit_decisions_total', 'LLMLimit decisions other than a plain admit: denied, shadow_denied, and the failure mode applied while global credit was unavailable (FailClosed, FailOpen, LocalShare, shadow).', ['limit', 'decision']);
   readonly #tokenUsage = this.registry.histogram(
     'gen_ai_client_token_usage',
@@ -93,6 +95,11 @@ export class SidecarMetrics {
       this.#ttft.observe(r.ttftMs / 1000, [op, model]);
       if (r.stream && r.outputTokens > 1 && r.code === undefined) this.#perToken.observe((r.durMs - r.ttftMs) / 1000 / (r.outputTokens - 1), [op, model]);
     }
+  }
+
+  observeShadow(backend: string, code: string | undefined, costMicros: number | null): void {
+    this.#shadow.inc([backend, code ?? '']);
+    if (costMicros !== null && costMicros > 0) this.#shadowCost.inc([backend], costMicros);
   }
 
   observeRetry(backend: string, code: string): void {

@@ -12,6 +12,8 @@ export interface RouteTarget {
 export interface RouteDecision extends RouteTarget {
   readonly rule: SnapshotRule;
   readonly candidates: readonly RouteCandidate[];
+  /** The rule's shadow traffic target, if any. */
+  readonly shadow: RouteTarget | undefined;
 }
 
 export interface RouteCandidate extends RouteTarget {
@@ -49,7 +51,9 @@ export function createRouter(snapshot: Snapshot): Router {
     }
     const first = candidates[0];
     if (first === undefined) return undefined;
-    return { route: rule.route, backend: first.backend, upstreamModel: first.upstreamModel, rule, candidates };
+    const sb = rule.shadow !== null && rule.shadow !== undefined && rule.shadow.backend !== '' ? backends.get(rule.shadow.backend) : undefined;
+    const shadow = sb === undefined ? undefined : { route: rule.route, backend: sb, upstreamModel: rule.shadow.modelOverride ?? sb.aliases[model] ?? model };
+    return { route: rule.route, backend: first.backend, upstreamModel: first.upstreamModel, rule, candidates, shadow };
   }
   const names = new Map<string, string>();
   for (const b of snapshot.backends) {

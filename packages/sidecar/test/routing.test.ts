@@ -32,6 +32,7 @@ before(async () => {
         { match: { models: ['cheap'] }, strategy: 'cost', backends: [{ name: 'openai', modelOverride: 'gpt-4o' }, { name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['capped'] }, maxTokens: 100, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['no-fallback'] }, fallback: false, retry: { attempts: 1 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }, { name: 'anthropic' }] },
+        { match: { models: ['shadowed'] }, shadow: { backend: 'anthropic', modelOverride: 'claude-haiku-4-5', percent: 100 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['slow-first'] }, timeouts: { firstTokenMs: 200 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o' }, { name: 'anthropic', modelOverride: 'claude-haiku-4-5' }] },
         { match: { models: ['deadline'] }, timeouts: { totalMs: 300, maxTotalMs: 2000, idleMs: 150 }, retry: { attempts: 1 }, backends: [{ name: 'anthropic', modelOverride: 'claude-sonnet-4-5' }] },
       ]),
@@ -163,6 +164,7 @@ test('weighted routing is deterministic under a seed; cost picks the cheapest mo
   for (let i = 0; i < 40; i++) await (await chat('split')).text();
   const logs = h.requestLogs().slice(-40);
   const openai = logs.filter((l) => l['backend'] === 'default/openai').length;
+  assert.equal(logs.filter((l) => l['variant'] === 'default/openai/gpt-4o-mini').length, openai, 'the A/B variant is in the log line');
   assert.ok(openai >= 24 && openai <= 36, `about 3 in 4 to the weight-3 backend (${openai}/40)`);
   const seq = (seed: number): number[] => {
     const b = new Balancer({ random: seededRandom(seed), ejected: () => false });
@@ -208,4 +210,36 @@ test('timeouts: a slow first token fails over; the total deadline answers 504; t
   const text = await idle.text();
   assert.match(text, /SLUICE_ERR_UPSTREAM_TIMEOUT/, 'a stream silent for longer than idleMs ends with an error event');
   assert.equal(h.fake.requests.length, 1, 'not retried after the first byte');
+});
+
+test('shadow traffic: a copy goes to the candidate, is logged with cost and latency, never returned, and its failures do not matter', async () => {
+  const r = await chat('shadowed');
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('x-sluice-backend'), 'default/openai');
+  const body = (await r.json()) as { object: string };
+  assert.equal(body.object, 'chat.completion');
+  const shadowLine = async (): Promise<Record<string, unknown>> => {
+    for (let i = 0; i < 100; i++) {
+      const l = h.logs.filter((x) => x['msg'] === 'shadow').at(-1);
+      if (l !== undefined && l['id'] === r.headers.get('x-request-id')) return l;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    throw new Error('no shadow log line');
+  };
+  const s = await shadowLine();
+  assert.equal(s['backend'], 'default/anthropic');
+  assert.equal(s['upstreamModel'], 'claude-haiku-4-5');
+  assert.equal(s['status'], 200);
+  assert.ok(Number(s['costMicros']) > 0 && Number(s['durMs']) >= 0);
+  assert.deepEqual(upstreamModels().sort(), ['claude-haiku-4-5', 'gpt-4o-mini']);
+  h.fake.forModel('claude-haiku-4-5', { status: 500 });
+  const again = await chat('shadowed');
+  assert.equal(again.status, 200, 'a failing shadow never affects the caller');
+  await again.text();
+  for (let i = 0; i < 100 && !h.logs.some((x) => x['msg'] === 'shadow' && x['id'] === again.headers.get('x-request-id')); i++) await new Promise((res) => setTimeout(res, 20));
+  assert.equal(h.logs.find((x) => x['msg'] === 'shadow' && x['id'] === again.headers.get('x-request-id'))?.['code'], 'SLUICE_ERR_UPSTREAM_SERVER_ERROR');
+  const metrics = await (await fetch(`${h.sidecar.adminUrl}/metrics`)).text();
+  assert.match(metrics, /sluice_shadow_requests_total\{backend="default\/anthropic",code=""\} 1/);
+  assert.match(metrics, /sluice_shadow_requests_total\{backend="default\/anthropic",code="SLUICE_ERR_UPSTREAM_SERVER_ERROR"\} 1/);
+  assert.match(metrics, /sluice_shadow_cost_micros_total\{backend="default\/anthropic"\} [1-9]/);
 });

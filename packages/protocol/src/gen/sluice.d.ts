@@ -2305,6 +2305,12 @@ export namespace sluice {
             /** Rule maxTotalTimeoutMs. */
             maxTotalTimeoutMs: number;
 
+            /** Rule shadow. */
+            shadow?: (sluice.v1.Target.$Properties|null);
+
+            /** Rule shadowPercent. */
+            shadowPercent: number;
+
             /**
              * Creates a new Rule instance using the specified properties.
              * @param [properties] Properties to set
@@ -2430,6 +2436,12 @@ export namespace sluice {
 
                 /** Rule maxTotalTimeoutMs */
                 maxTotalTimeoutMs?: (number|null);
+
+                /** Rule shadow */
+                shadow?: (sluice.v1.Target.$Properties|null);
+
+                /** Rule shadowPercent */
+                shadowPercent?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -6787,6 +6787,8 @@ export const sluice = $root.sluice = (() => {
              * @property {number|null} [idleTimeoutMs] Rule idleTimeoutMs
              * @property {number|null} [totalTimeoutMs] Rule totalTimeoutMs
              * @property {number|null} [maxTotalTimeoutMs] Rule maxTotalTimeoutMs
+             * @property {sluice.v1.Target.$Properties|null} [shadow] Rule shadow
+             * @property {number|null} [shadowPercent] Rule shadowPercent
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -6934,6 +6936,22 @@ export const sluice = $root.sluice = (() => {
             Rule.prototype.maxTotalTimeoutMs = 0;
 
             /**
+             * Rule shadow.
+             * @member {sluice.v1.Target.$Properties|null|undefined} shadow
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.shadow = null;
+
+            /**
+             * Rule shadowPercent.
+             * @member {number} shadowPercent
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.shadowPercent = 0;
+
+            /**
              * Creates a new Rule instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Rule
@@ -6996,6 +7014,10 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 13, wireType 0 =*/104).int32(message.totalTimeoutMs);
                 if (message.maxTotalTimeoutMs != null && $Object.hasOwnProperty.call(message, "maxTotalTimeoutMs") && message.maxTotalTimeoutMs !== 0)
                     writer.uint32(/* id 14, wireType 0 =*/112).int32(message.maxTotalTimeoutMs);
+                if (message.shadow != null && $Object.hasOwnProperty.call(message, "shadow"))
+                    $root.sluice.v1.Target.encode(message.shadow, writer.uint32(/* id 15, wireType 2 =*/122).fork(), _depth + 1).ldelim();
+                if (message.shadowPercent != null && $Object.hasOwnProperty.call(message, "shadowPercent") && message.shadowPercent !== 0)
+                    writer.uint32(/* id 16, wireType 0 =*/128).int32(message.shadowPercent);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -7176,6 +7198,21 @@ export const sluice = $root.sluice = (() => {
                                 delete message.maxTotalTimeoutMs;
                             continue;
                         }
+                    case 15: {
+                            if (wireType !== 2)
+                                break;
+                            message.shadow = $root.sluice.v1.Target.decode(reader, reader.size(), $undefined, _depth + 1, message.shadow);
+                            continue;
+                        }
+                    case 16: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.shadowPercent = value;
+                            else
+                                delete message.shadowPercent;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -7280,6 +7317,14 @@ export const sluice = $root.sluice = (() => {
                 if (message.maxTotalTimeoutMs != null && $Object.hasOwnProperty.call(message, "maxTotalTimeoutMs"))
                     if (!$util.isInteger(message.maxTotalTimeoutMs))
                         return "maxTotalTimeoutMs: integer expected";
+                if (message.shadow != null && $Object.hasOwnProperty.call(message, "shadow")) {
+                    let error = $root.sluice.v1.Target.verify(message.shadow, _depth + 1);
+                    if (error)
+                        return "shadow." + error;
+                }
+                if (message.shadowPercent != null && $Object.hasOwnProperty.call(message, "shadowPercent"))
+                    if (!$util.isInteger(message.shadowPercent))
+                        return "shadowPercent: integer expected";
                 return null;
             };
 
@@ -7358,6 +7403,14 @@ export const sluice = $root.sluice = (() => {
                 if (object.maxTotalTimeoutMs != null)
                     if ($Number(object.maxTotalTimeoutMs) !== 0)
                         message.maxTotalTimeoutMs = object.maxTotalTimeoutMs | 0;
+                if (object.shadow != null) {
+                    if (!$util.isObject(object.shadow))
+                        throw $TypeError(".sluice.v1.Rule.shadow: object expected");
+                    message.shadow = $root.sluice.v1.Target.fromObject(object.shadow, _depth + 1);
+                }
+                if (object.shadowPercent != null)
+                    if ($Number(object.shadowPercent) !== 0)
+                        message.shadowPercent = object.shadowPercent | 0;
                 return message;
             };
 
@@ -7395,6 +7448,8 @@ export const sluice = $root.sluice = (() => {
                     object.idleTimeoutMs = 0;
                     object.totalTimeoutMs = 0;
                     object.maxTotalTimeoutMs = 0;
+                    object.shadow = null;
+                    object.shadowPercent = 0;
                 }
                 if (message.route != null && $Object.hasOwnProperty.call(message, "route"))
                     object.route = message.route;
@@ -7433,6 +7488,10 @@ export const sluice = $root.sluice = (() => {
                     object.totalTimeoutMs = message.totalTimeoutMs;
                 if (message.maxTotalTimeoutMs != null && $Object.hasOwnProperty.call(message, "maxTotalTimeoutMs"))
                     object.maxTotalTimeoutMs = message.maxTotalTimeoutMs;
+                if (message.shadow != null && $Object.hasOwnProperty.call(message, "shadow"))
+                    object.shadow = $root.sluice.v1.Target.toObject(message.shadow, options, _depth + 1);
+                if (message.shadowPercent != null && $Object.hasOwnProperty.call(message, "shadowPercent"))
+                    object.shadowPercent = message.shadowPercent;
                 return object;
             };
 
