@@ -283,6 +283,7 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
                   ? { backend: useBackend(o, rule.shadow.backend), weight: 0 }
                   : { backend: useBackend(o, rule.shadow.backend), modelOverride: rule.shadow.modelOverride, weight: 0 },
             shadowPercent: rule.shadow?.percent ?? 0,
+            coalesce: rule.coalesce ?? false,
           });
         });
         break;

@@ -103,6 +103,7 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
               [],
               'timeouts of this rule',
             ),
+            coalesce: { type: 'boolean', description: 'identical non-streamed requests in flight at once (same body, route and user) share one upstream call (default false)' },
             shadow: obj(
               {
                 backend: str({ pattern: NAME, description: 'LLMBackend that also gets the request' }),

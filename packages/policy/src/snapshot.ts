@@ -65,6 +65,7 @@ export interface SnapshotRule {
   /** Shadow traffic: the candidate (`backend` '' = none) and the share of requests (0–100). */
   readonly shadow: SnapshotTarget;
   readonly shadowPercent: number;
+  readonly coalesce: boolean;
 }
 
 export interface SnapshotTarget {

@@ -105,6 +105,8 @@ export interface RouteRule {
   /** Output cap: `max_tokens` set to this when absent, lowered to it when larger. */
   maxTokens?: number;
   timeouts?: RouteTimeouts;
+  /** Identical non-streamed requests in flight at once share one upstream call (default false). */
+  coalesce?: boolean;
   /** Also send a share of the requests to a candidate backend; its answer is logged, never returned. */
   shadow?: { backend: string; modelOverride?: string; percent: number };
 }

@@ -62,6 +62,7 @@ export function sampleSnapshot() {
         maxTotalTimeoutMs: 120000,
         shadow: { backend: 'default/anthropic', modelOverride: 'claude-sonnet-4-5', weight: 0 },
         shadowPercent: 10,
+        coalesce: true,
       },
       {
         route: 'platform/fallback#0',
@@ -80,6 +81,7 @@ export function sampleSnapshot() {
         maxTotalTimeoutMs: 600000,
         shadow: { backend: '', weight: 0 },
         shadowPercent: 0,
+        coalesce: false,
       },
     ],
     limits: [

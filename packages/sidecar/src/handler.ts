@@ -39,6 +39,7 @@ export interface UsageSink {
 import { drained, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
 import type { RouteTarget } from './router.js';
+import { canonicalJson, Coalescer, type Leader } from './routing/coalesce.js';
 import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
 
 export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages';
@@ -90,6 +91,8 @@ export interface RequestRecord {
   failedAttempts: string | null;
   /** A/B (`strategy: weighted`): the backend and model the split chose (`backend/model`). */
   variant: string | null;
+  /** Coalesced: the id of the identical request whose upstream answer this one replayed. */
+  coalescedWith: string | null;
   /** The limit that denied the request (`namespace/name`). */
   limit: string | null;
   /** Shadow limits that would have denied it, comma-separated. */
@@ -116,6 +119,7 @@ export interface HandlerDeps {
   readonly recent: RecentRequests;
   /** Strategies, circuit breakers and the retry budget of this process. */
   readonly routing: Routing;
+  readonly coalescer: Coalescer;
   /** OpenTelemetry traces (OTLP) when configured. */
   readonly tracing: Tracing | undefined;
   /** Where finished requests are counted for usage accounting (StreamUsage), once connected. */
@@ -331,6 +335,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     attempts: 0,
     failedAttempts: null,
     variant: null,
+    coalescedWith: null,
     limit: null,
     limitShadowDenied: null,
     limitFallbacks: null,
@@ -347,6 +352,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
   let upstreamStatus: number | undefined;
   let endAttempt: (() => void) | undefined;
   let deadline: NodeJS.Timeout | undefined;
+  let leader: Leader | undefined;
   /** The total timeout (ms) that fired, if one did. */
   let timedOut = 0;
   const rt = deps.runtime();
@@ -431,6 +437,28 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (result.notes.fallbacks.length > 0) rec.limitFallbacks = result.notes.fallbacks.join(',');
     }
 
+    // Coalescing: an identical non-streamed request already in flight answers this one too.
+    if (target.rule.coalesce && !stream) {
+      const key = Coalescer.key(target.route, ep.ingress, rec.user, canonicalJson(body));
+      const waiting = deps.coalescer.waitFor(key);
+      if (waiting !== undefined) {
+        const r = await waiting;
+        if ('error' in r) throw r.error;
+        rec.backend = r.backend;
+        rec.upstreamModel = r.upstreamModel;
+        rec.coalescedWith = r.leaderId;
+        answered = true;
+        // Billed once, to the leader: this caller's answer cost nothing more.
+        usage = { inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0 };
+        rec.costMicros = 0;
+        rec.ttfbMs = ms(t0);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(r.out), ...sluiceHeaders(rec, admission), 'x-sluice-coalesced-with': r.leaderId });
+        res.end(r.out);
+        rec.status = 200;
+        return;
+      }
+      leader = deps.coalescer.lead(key, () => new SluiceError('SLUICE_ERR_UPSTREAM_SERVER_ERROR', 'The identical request this one was waiting for did not complete'));
+    }
     // Shadow traffic: a share of the requests also goes to the rule's candidate backend, detached:
     // its answer is logged (cost, latency) and never returned; nothing it does reaches the caller.
     const shadow = target.shadow;
@@ -520,6 +548,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       res.writeHead(200, headers);
       res.end(out);
       rec.status = 200;
+      leader?.resolve({ out, backend: backend.id, upstreamModel: rec.upstreamModel ?? target.upstreamModel, leaderId: rec.id });
       return;
     }
     if (!contentType.includes('text/event-stream')) {
@@ -553,6 +582,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
   } catch (e) {
     let err = toSluiceError(e);
     if (timedOut > 0 && !clientGone) err = new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', `The request did not finish within its total timeout of ${timedOut} ms`);
+    // Waiters get the leader's failure, unless only the leader's own caller went away.
+    if (err.code !== 'SLUICE_ERR_REQUEST_ABORTED') leader?.resolve({ error: err });
     rec.code = err.code;
     rec.limit = err.headers?.['x-sluice-limit'] ?? null;
     if (clientGone || err.code === 'SLUICE_ERR_REQUEST_ABORTED') {
@@ -586,6 +617,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     }
     rec.durMs = ms(t0);
     endAttempt?.();
+    leader?.done();
     if (deadline !== undefined) clearTimeout(deadline);
     if (span !== undefined) {
       // The attempt's span covers the provider's whole answer (a stream until its end).

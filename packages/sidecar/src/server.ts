@@ -10,6 +10,7 @@ import { LimitEnforcer, type GlobalQuota, type WorkloadIdentity } from './limits
 import type { UsageSink } from './handler.js';
 import type { Tracing } from './tracing.js';
 import { Routing } from './routing/index.js';
+import { Coalescer } from './routing/coalesce.js';
 import { handleFeedback, RecentRequests } from './usage/feedback.js';
 import { sendError } from './http-util.js';
 import { createRuntime, type Runtime } from './runtime.js';
@@ -105,6 +106,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     tracing: options.tracing,
     recent: new RecentRequests(),
     routing,
+    coalescer: new Coalescer(),
     pools,
     runtime: (): Runtime => runtime as Runtime,
   };

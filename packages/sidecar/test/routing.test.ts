@@ -33,6 +33,7 @@ before(async () => {
         { match: { models: ['capped'] }, maxTokens: 100, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['no-fallback'] }, fallback: false, retry: { attempts: 1 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }, { name: 'anthropic' }] },
         { match: { models: ['shadowed'] }, shadow: { backend: 'anthropic', modelOverride: 'claude-haiku-4-5', percent: 100 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }] },
+        { match: { models: ['together'] }, coalesce: true, retry: { attempts: 1 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['slow-first'] }, timeouts: { firstTokenMs: 200 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o' }, { name: 'anthropic', modelOverride: 'claude-haiku-4-5' }] },
         { match: { models: ['deadline'] }, timeouts: { totalMs: 300, maxTotalMs: 2000, idleMs: 150 }, retry: { attempts: 1 }, backends: [{ name: 'anthropic', modelOverride: 'claude-sonnet-4-5' }] },
       ]),
@@ -242,4 +243,36 @@ test('shadow traffic: a copy goes to the candidate, is logged with cost and late
   assert.match(metrics, /sluice_shadow_requests_total\{backend="default\/anthropic",code=""\} 1/);
   assert.match(metrics, /sluice_shadow_requests_total\{backend="default\/anthropic",code="SLUICE_ERR_UPSTREAM_SERVER_ERROR"\} 1/);
   assert.match(metrics, /sluice_shadow_cost_micros_total\{backend="default\/anthropic"\} [1-9]/);
+});
+
+test('coalescing: identical requests in flight share one upstream call, billed once; other users, streams and failures', async () => {
+  h.fake.forModel('gpt-4o-mini', { latencyMs: 300 });
+  const ask = (user: string, extra: Record<string, unknown> = {}): Promise<Response> =>
+    fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'x-sluice-user': user }, body: JSON.stringify({ model: 'together', messages: [{ role: 'user', content: 'same question' }], ...extra }) });
+  // Same body in another key order is the same request.
+  const answers = await Promise.all([ask('ann'), ask('ann'), ask('ann'), fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'x-sluice-user': 'ann' }, body: JSON.stringify({ messages: [{ content: 'same question', role: 'user' }], model: 'together' }) })]);
+  const bodies = await Promise.all(answers.map((r) => r.text()));
+  assert.deepEqual(answers.map((r) => r.status), [200, 200, 200, 200]);
+  assert.equal(new Set(bodies).size, 1, 'everyone gets the same answer');
+  assert.equal(h.fake.requests.length, 1, 'one upstream call');
+  const leaders = answers.filter((r) => r.headers.get('x-sluice-coalesced-with') === null);
+  assert.equal(leaders.length, 1);
+  const leaderId = leaders[0]?.headers.get('x-request-id');
+  assert.deepEqual(new Set(answers.map((r) => r.headers.get('x-sluice-coalesced-with')).filter((x) => x !== null)), new Set([leaderId]));
+  const logs = (await h.waitForRequestLogs(h.requestLogs().length)).slice(-4);
+  assert.equal(logs.filter((l) => Number(l['costMicros']) > 0).length, 1, 'billed once, to the leader');
+  assert.equal(logs.filter((l) => l['coalescedWith'] === leaderId && l['costMicros'] === 0 && l['status'] === 200).length, 3);
+  h.fake.reset();
+  h.fake.forModel('gpt-4o-mini', { latencyMs: 300 });
+  await Promise.all([ask('ann').then((r) => r.text()), ask('bob').then((r) => r.text())]);
+  assert.equal(h.fake.requests.length, 2, 'another user is another tenant');
+  h.fake.reset();
+  h.fake.forModel('gpt-4o-mini', { latencyMs: 300 });
+  await Promise.all([ask('ann', { stream: true }).then((r) => r.text()), ask('ann', { stream: true }).then((r) => r.text())]);
+  assert.equal(h.fake.requests.length, 2, 'streams are not coalesced');
+  h.fake.reset();
+  h.fake.forModel('gpt-4o-mini', { latencyMs: 300, status: 400, errorMessage: 'bad request' });
+  const failed = await Promise.all([ask('ann'), ask('ann')]);
+  assert.deepEqual(failed.map((r) => r.status), [400, 400], 'waiters get the leader failure');
+  assert.equal(h.fake.requests.length, 1);
 });

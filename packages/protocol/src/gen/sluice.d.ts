@@ -2311,6 +2311,9 @@ export namespace sluice {
             /** Rule shadowPercent. */
             shadowPercent: number;
 
+            /** Rule coalesce. */
+            coalesce: boolean;
+
             /**
              * Creates a new Rule instance using the specified properties.
              * @param [properties] Properties to set
@@ -2442,6 +2445,9 @@ export namespace sluice {
 
                 /** Rule shadowPercent */
                 shadowPercent?: (number|null);
+
+                /** Rule coalesce */
+                coalesce?: (boolean|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

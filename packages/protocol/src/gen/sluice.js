@@ -6789,6 +6789,7 @@ export const sluice = $root.sluice = (() => {
              * @property {number|null} [maxTotalTimeoutMs] Rule maxTotalTimeoutMs
              * @property {sluice.v1.Target.$Properties|null} [shadow] Rule shadow
              * @property {number|null} [shadowPercent] Rule shadowPercent
+             * @property {boolean|null} [coalesce] Rule coalesce
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -6952,6 +6953,14 @@ export const sluice = $root.sluice = (() => {
             Rule.prototype.shadowPercent = 0;
 
             /**
+             * Rule coalesce.
+             * @member {boolean} coalesce
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.coalesce = false;
+
+            /**
              * Creates a new Rule instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Rule
@@ -7018,6 +7027,8 @@ export const sluice = $root.sluice = (() => {
                     $root.sluice.v1.Target.encode(message.shadow, writer.uint32(/* id 15, wireType 2 =*/122).fork(), _depth + 1).ldelim();
                 if (message.shadowPercent != null && $Object.hasOwnProperty.call(message, "shadowPercent") && message.shadowPercent !== 0)
                     writer.uint32(/* id 16, wireType 0 =*/128).int32(message.shadowPercent);
+                if (message.coalesce != null && $Object.hasOwnProperty.call(message, "coalesce") && message.coalesce !== false)
+                    writer.uint32(/* id 17, wireType 0 =*/136).bool(message.coalesce);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -7213,6 +7224,15 @@ export const sluice = $root.sluice = (() => {
                                 delete message.shadowPercent;
                             continue;
                         }
+                    case 17: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.coalesce = value;
+                            else
+                                delete message.coalesce;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -7325,6 +7345,9 @@ export const sluice = $root.sluice = (() => {
                 if (message.shadowPercent != null && $Object.hasOwnProperty.call(message, "shadowPercent"))
                     if (!$util.isInteger(message.shadowPercent))
                         return "shadowPercent: integer expected";
+                if (message.coalesce != null && $Object.hasOwnProperty.call(message, "coalesce"))
+                    if (typeof message.coalesce !== "boolean")
+                        return "coalesce: boolean expected";
                 return null;
             };
 
@@ -7411,6 +7434,9 @@ export const sluice = $root.sluice = (() => {
                 if (object.shadowPercent != null)
                     if ($Number(object.shadowPercent) !== 0)
                         message.shadowPercent = object.shadowPercent | 0;
+                if (object.coalesce != null)
+                    if (object.coalesce)
+                        message.coalesce = $Boolean(object.coalesce);
                 return message;
             };
 
@@ -7450,6 +7476,7 @@ export const sluice = $root.sluice = (() => {
                     object.maxTotalTimeoutMs = 0;
                     object.shadow = null;
                     object.shadowPercent = 0;
+                    object.coalesce = false;
                 }
                 if (message.route != null && $Object.hasOwnProperty.call(message, "route"))
                     object.route = message.route;
@@ -7492,6 +7519,8 @@ export const sluice = $root.sluice = (() => {
                     object.shadow = $root.sluice.v1.Target.toObject(message.shadow, options, _depth + 1);
                 if (message.shadowPercent != null && $Object.hasOwnProperty.call(message, "shadowPercent"))
                     object.shadowPercent = message.shadowPercent;
+                if (message.coalesce != null && $Object.hasOwnProperty.call(message, "coalesce"))
+                    object.coalesce = message.coalesce;
                 return object;
             };
 
