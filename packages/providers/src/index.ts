@@ -7,3 +7,4 @@ export * from './translate/index.js';
 export * from './wire/openai.js';
 export * from './wire/anthropic.js';
 export * from './tokens/index.js';
+export * from './capabilities.js';

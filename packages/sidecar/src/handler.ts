@@ -12,6 +12,8 @@ import {
   createOpenAIPassthrough,
   createSseParser,
   estimateRequest,
+  modelCapabilities,
+  requestNeeds,
   messagesRequestToOpenAI,
   lastMemberValue,
   setTopLevelMembers,
@@ -93,6 +95,8 @@ export interface RequestRecord {
   variant: string | null;
   /** Coalesced: the id of the identical request whose upstream answer this one replayed. */
   coalescedWith: string | null;
+  /** Backends skipped for lack of a capability the request needs (`backend:reason`, comma-separated). */
+  capabilitySkipped: string | null;
   /** The limit that denied the request (`namespace/name`). */
   limit: string | null;
   /** Shadow limits that would have denied it, comma-separated. */
@@ -171,6 +175,39 @@ async function shadowRequest(deps: HandlerDeps, rt: Runtime, ep: Endpoint, t: Ro
     'shadow',
   );
   deps.metrics.observeShadow(t.backend.id, code, cost);
+}
+
+/**
+ * Capability routing: drops the candidates whose model (bundled capability table) lacks tools,
+ * images or JSON mode the request uses, or a context window for its prompt + max_tokens — as long as
+ * one candidate is left (never refuses on its own: with no capable candidate the order is kept and the
+ * provider decides). The prompt is counted only when the body's byte length (an upper bound of its
+ * tokens) does not already fit.
+ */
+function capableCandidates<T extends RouteTarget>(order: T[], ingress: Ingress, body: Json, raw: string): { order: T[]; skipped: string[] } {
+  if (ingress === 'openai-embeddings') return { order, skipped: [] };
+  const needs = requestNeeds(body);
+  const maxOut = [body['max_tokens'], body['max_completion_tokens']].find((v): v is number => typeof v === 'number') ?? 0;
+  const bytes = Buffer.byteLength(raw);
+  let prompt: number | undefined;
+  const keep: T[] = [];
+  const skipped: string[] = [];
+  for (const c of order) {
+    const caps = modelCapabilities(c.backend.priceFamily, c.upstreamModel);
+    let why: string | undefined;
+    if (caps !== undefined) {
+      if (needs.tools && !caps.tools) why = 'tools';
+      else if (needs.vision && !caps.vision) why = 'vision';
+      else if (needs.json && !caps.json) why = 'json';
+      else if (bytes + maxOut > caps.contextWindow) {
+        prompt ??= estimateRequest(ingress, body, c.upstreamModel).promptTokens;
+        if (prompt + maxOut > caps.contextWindow) why = 'context';
+      }
+    }
+    if (why === undefined) keep.push(c);
+    else skipped.push(`${c.backend.id}/${c.upstreamModel}:${why}`);
+  }
+  return keep.length === 0 ? { order, skipped: [] } : { order: keep, skipped };
 }
 
 /** The total timeout of a request: the header (an integer of ms, at most `maxMs`) or the rule's (0 = none). */
@@ -336,6 +373,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     failedAttempts: null,
     variant: null,
     coalescedWith: null,
+    capabilitySkipped: null,
     limit: null,
     limitShadowDenied: null,
     limitFallbacks: null,
@@ -407,7 +445,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         rawOut = setTopLevelMembers(raw, { [field]: String(cap) });
       }
     }
-    let plan = planRequest(ep.ingress, backend, body, rawOut, model, target.upstreamModel, stream, req, deps.config);
+    // Planned per attempt (each backend may need a translation); none before the first.
+    let plan: Plan | undefined;
     const matching = rt.limits.limits.length === 0 ? [] : deps.limits.match(rt.limits, { routeId: target.route.slice(0, target.route.lastIndexOf('#')), model }, deps.identity, req);
     if (matching.length > 0) {
       // Reserve the estimated prompt + max_tokens (and its cost) on every matching limit; settled
@@ -428,7 +467,6 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         body[field] = result.clampTo;
         rec.clampedMaxTokens = result.clampTo;
         rawOut = setTopLevelMembers(rawOut, { [field]: String(result.clampTo) });
-        plan = planRequest(ep.ingress, backend, body, rawOut, model, target.upstreamModel, stream, req, deps.config);
         result = await admit(result.clampTo);
         if ('clampTo' in result) throw new SluiceError('SLUICE_ERR_LIMIT_EXCEEDED', 'The credit of a token limit changed while max_tokens was being lowered; retry');
       }
@@ -469,10 +507,15 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     // backend again after a wait; only failures before the answer started, within the rule's attempts
     // and the process's retry budget.
     const routing = deps.routing;
-    const order = routing.order(target, (c) => {
+    let order = routing.order(target, (c) => {
       const p = rt.priceOf(c.backend, c.upstreamModel);
       return p === undefined ? undefined : p.input + p.output;
     });
+    if (order.length > 1) {
+      const fit = capableCandidates(order, ep.ingress, body, rawOut);
+      if (fit.skipped.length > 0) rec.capabilitySkipped = fit.skipped.join(',');
+      order = fit.order;
+    }
     const maxAttempts = Math.max(1, target.rule.retryAttempts);
     if (target.rule.strategy === 'weighted' && order[0] !== undefined) rec.variant = `${order[0].backend.id}/${order[0].upstreamModel}`;
     const failed: string[] = [];
@@ -484,7 +527,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       // An ejected backend is skipped while others remain (a half-open one gets its one probe).
       while (!routing.breakers.allow(t.backend.id, routing.now()) && next + 1 < order.length) t = order[++next] as (typeof order)[number];
       rec.attempts++;
-      if (t.backend !== backend || t.upstreamModel !== rec.upstreamModel) {
+      if (plan === undefined || t.backend !== backend || t.upstreamModel !== rec.upstreamModel) {
         backend = t.backend;
         rec.backend = backend.id;
         rec.provider = backend.provider;

@@ -34,6 +34,9 @@ before(async () => {
         { match: { models: ['no-fallback'] }, fallback: false, retry: { attempts: 1 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }, { name: 'anthropic' }] },
         { match: { models: ['shadowed'] }, shadow: { backend: 'anthropic', modelOverride: 'claude-haiku-4-5', percent: 100 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['together'] }, coalesce: true, retry: { attempts: 1 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }] },
+        { match: { models: ['capable'] }, backends: [{ name: 'anthropic', modelOverride: 'claude-haiku-4-5' }, { name: 'openai', modelOverride: 'gpt-4o-mini' }] },
+        { match: { models: ['see'] }, backends: [{ name: 'openai', modelOverride: 'gpt-3.5-turbo' }, { name: 'anthropic', modelOverride: 'claude-haiku-4-5' }] },
+        { match: { models: ['long'] }, backends: [{ name: 'openai', modelOverride: 'gpt-3.5-turbo' }, { name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['slow-first'] }, timeouts: { firstTokenMs: 200 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o' }, { name: 'anthropic', modelOverride: 'claude-haiku-4-5' }] },
         { match: { models: ['deadline'] }, timeouts: { totalMs: 300, maxTotalMs: 2000, idleMs: 150 }, retry: { attempts: 1 }, backends: [{ name: 'anthropic', modelOverride: 'claude-sonnet-4-5' }] },
       ]),
@@ -275,4 +278,25 @@ test('coalescing: identical requests in flight share one upstream call, billed o
   const failed = await Promise.all([ask('ann'), ask('ann')]);
   assert.deepEqual(failed.map((r) => r.status), [400, 400], 'waiters get the leader failure');
   assert.equal(h.fake.requests.length, 1);
+});
+
+test('capability routing skips backends whose model lacks JSON mode, vision or the context window the request needs', async () => {
+  const json = await chat('capable', { response_format: { type: 'json_object' } });
+  assert.equal(json.status, 200);
+  assert.equal(json.headers.get('x-sluice-backend'), 'default/openai', 'Claude has no JSON mode the gateway can map');
+  assert.equal((await lastLog())['capabilitySkipped'], 'default/anthropic/claude-haiku-4-5:json');
+  h.fake.reset();
+  assert.equal((await chat('capable')).headers.get('x-sluice-backend'), 'default/anthropic', 'without JSON mode the declared order holds');
+  const image = await fetch(`${h.sidecar.url}/v1/chat/completions`, {
+    method: 'POST',
+    body: JSON.stringify({ model: 'see', messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] }] }),
+  });
+  assert.equal(image.status, 200);
+  assert.equal(image.headers.get('x-sluice-model'), 'claude-haiku-4-5', 'gpt-3.5-turbo takes no images');
+  h.fake.reset();
+  const long = await chat('long', { max_tokens: 20_000 });
+  assert.equal(long.headers.get('x-sluice-model'), 'gpt-4o-mini', '20,000 output tokens do not fit 16,385');
+  assert.equal((await lastLog())['capabilitySkipped'], 'default/openai/gpt-3.5-turbo:context');
+  const short = await chat('long', { max_tokens: 200 });
+  assert.equal(short.headers.get('x-sluice-model'), 'gpt-3.5-turbo');
 });
