@@ -339,15 +339,18 @@ kind: LLMLimit
 metadata: { name: bench-tokens }
 spec: { unit: tokens, window: minute, max: ${BENCH_LIMIT_MAX}, scope: global, failureMode: FailClosed, match: { models: [${MODEL}] } }
 `;
-  return `apiVersion: sluice.dev/v1alpha1
+  // Two backends (the same fake) under least-busy with fallback and retries: every request goes
+  // through the routing stages (ordering, capability check, breaker, in-flight accounting).
+  const backend = (name: string): string => `apiVersion: sluice.dev/v1alpha1
 kind: LLMBackend
-metadata: { name: bench }
+metadata: { name: ${name} }
 spec: { provider: openai-compatible, endpoint: "${fakeUrl}", models: [{ id: ${MODEL}, pricing: { input: 150000, output: 600000 } }] }
 ---
-apiVersion: sluice.dev/v1alpha1
+`;
+  return `${backend('bench')}${backend('bench-b')}apiVersion: sluice.dev/v1alpha1
 kind: LLMRoute
 metadata: { name: bench }
-spec: { rules: [{ match: { models: ["gpt-*"] }, backends: [{ name: bench }] }] }
+spec: { rules: [{ match: { models: ["gpt-*"] }, strategy: least-busy, backends: [{ name: bench }, { name: bench-b }] }] }
 ${withLimit ? limit : ''}`;
 }
 

@@ -18,21 +18,26 @@ interface Recent {
   answered: boolean;
 }
 
-/** The last `max` requests' attribution, for feedback about them (oldest forgotten first). */
+/**
+ * The last requests' attribution, for feedback about them: two generations of `max / 2` entries
+ * (the older one dropped whole when the newer fills), so remembering is O(1) with no per-entry
+ * eviction; between `max / 2` and `max` recent requests are remembered.
+ */
 export class RecentRequests {
-  readonly #entries = new Map<string, Recent>();
+  #current = new Map<string, Recent>();
+  #previous = new Map<string, Recent>();
   constructor(readonly max = 10_000) {}
 
   remember(id: string, r: Omit<Recent, 'answered'>): void {
-    this.#entries.set(id, { ...r, answered: false });
-    if (this.#entries.size > this.max) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
+    if (this.#current.size >= this.max / 2) {
+      this.#previous = this.#current;
+      this.#current = new Map();
     }
+    this.#current.set(id, { route: r.route, backend: r.backend, model: r.model, attribution: r.attribution, answered: false });
   }
 
   get(id: string): Recent | undefined {
-    return this.#entries.get(id);
+    return this.#current.get(id) ?? this.#previous.get(id);
   }
 }
 
