@@ -6,6 +6,9 @@ import { UsageAggregator, type Attribution, type UsageRow, type UsageSource } fr
 
 import v1 = sluice.v1;
 
+/** gRPC status INVALID_ARGUMENT. */
+const INVALID_ARGUMENT = 3;
+
 export interface UsageReporterOptions {
   /** The control plane client (shared with the policy stream: one connection). */
   readonly client: ControlClient;
@@ -130,10 +133,24 @@ export class UsageReporter {
       this.#call = undefined;
       if (!this.#closed) this.#o.logger.warn({ why, queued: this.#queue.length }, 'usage stream lost; resending on the next tick');
     };
-    call.on('error', (e: Error) => lost(e.message));
+    call.on('error', (e: Error & { code?: number }) => {
+      // INVALID_ARGUMENT: the control plane refused the oldest unacknowledged batch as malformed.
+      // Resending it would block every later batch, so it is dropped (counted and logged).
+      if (e.code === INVALID_ARGUMENT && this.#call === call) this.#dropHead(e.message);
+      lost(e.message);
+    });
     call.on('end', () => lost('stream ended'));
     this.#call = call;
     return call;
+  }
+
+  #dropHead(why: string): void {
+    const head = this.#queue.shift();
+    if (head === undefined) return;
+    this.#queuedRecords -= head.records.length;
+    this.stats.droppedBatches++;
+    this.stats.droppedRecords += head.records.length;
+    this.#o.logger.error({ seq: head.seq, records: head.records.length, why }, 'usage batch refused by the control plane: dropped');
   }
 
   #onAck(ack: v1.UsageAck): void {
