@@ -84,30 +84,30 @@ export interface RequestRecord {
   reasoningTokens: number;
   costMicros: number | null;
   /** max_tokens lowered to the credit a limit allowed (limit `clampMaxTokens`). */
-  clampedMaxTokens: number | null;
+  clampedMaxTokens: number | undefined;
   /** max_tokens set or lowered to the route rule's `maxTokens`. */
-  cappedMaxTokens: number | null;
+  cappedMaxTokens: number | undefined;
   /** Upstream attempts (1 without retries or fallbacks). */
   attempts: number;
   /** Every failed attempt before the answer: `backend:status-or-code`, comma-separated. */
-  failedAttempts: string | null;
+  failedAttempts: string | undefined;
   /** A/B (`strategy: weighted`): the backend and model the split chose (`backend/model`). */
-  variant: string | null;
+  variant: string | undefined;
   /** Coalesced: the id of the identical request whose upstream answer this one replayed. */
-  coalescedWith: string | null;
+  coalescedWith: string | undefined;
   /** Backends skipped for lack of a capability the request needs (`backend:reason`, comma-separated). */
-  capabilitySkipped: string | null;
+  capabilitySkipped: string | undefined;
   /** The limit that denied the request (`namespace/name`). */
-  limit: string | null;
+  limit: string | undefined;
   /** Shadow limits that would have denied it, comma-separated. */
-  limitShadowDenied: string | null;
+  limitShadowDenied: string | undefined;
   /** Global limits whose credit was unavailable, with the failure mode applied (`id:FailOpen,…`). */
-  limitFallbacks: string | null;
+  limitFallbacks: string | undefined;
   /** Usage attribution from the `x-sluice-feature` and `x-sluice-user` headers ('' when absent). */
   feature: string;
   user: string;
   /** Trace id of the request's span when tracing is on (OTLP). */
-  traceId: string | null;
+  traceId: string | undefined;
   ttfbMs: number | null;
   ttftMs: number | null;
   durMs: number;
@@ -335,14 +335,14 @@ function streamTranslator(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamM
 
 function sluiceHeaders(rec: RequestRecord, admission: Admission | undefined): Record<string, string> {
   return {
-    ...(rec.failedAttempts === null ? {} : { 'x-sluice-attempts': String(rec.attempts), 'x-sluice-fallback': rec.failedAttempts }),
-    ...(rec.cappedMaxTokens === null ? {} : { 'x-sluice-max-tokens-capped': String(rec.cappedMaxTokens) }),
+    ...(rec.failedAttempts === undefined ? {} : { 'x-sluice-attempts': String(rec.attempts), 'x-sluice-fallback': rec.failedAttempts }),
+    ...(rec.cappedMaxTokens === undefined ? {} : { 'x-sluice-max-tokens-capped': String(rec.cappedMaxTokens) }),
     'x-request-id': rec.id,
     'x-sluice-route': rec.route ?? '',
     'x-sluice-backend': rec.backend ?? '',
     'x-sluice-model': rec.upstreamModel ?? '',
     ...admission?.headers,
-    ...(rec.clampedMaxTokens === null ? {} : { 'x-sluice-max-tokens-clamped': String(rec.clampedMaxTokens) }),
+    ...(rec.clampedMaxTokens === undefined ? {} : { 'x-sluice-max-tokens-clamped': String(rec.clampedMaxTokens) }),
   };
 }
 
@@ -367,17 +367,17 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     cacheWriteTokens: 0,
     reasoningTokens: 0,
     costMicros: null,
-    clampedMaxTokens: null,
-    cappedMaxTokens: null,
+    clampedMaxTokens: undefined,
+    cappedMaxTokens: undefined,
     attempts: 0,
-    failedAttempts: null,
-    variant: null,
-    coalescedWith: null,
-    capabilitySkipped: null,
-    limit: null,
-    limitShadowDenied: null,
-    limitFallbacks: null,
-    traceId: null,
+    failedAttempts: undefined,
+    variant: undefined,
+    coalescedWith: undefined,
+    capabilitySkipped: undefined,
+    limit: undefined,
+    limitShadowDenied: undefined,
+    limitFallbacks: undefined,
+    traceId: undefined,
     feature: attributionValue(req.headers['x-sluice-feature']),
     user: attributionValue(req.headers['x-sluice-user']),
     ttfbMs: null,
@@ -628,7 +628,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     // Waiters get the leader's failure, unless only the leader's own caller went away.
     if (err.code !== 'SLUICE_ERR_REQUEST_ABORTED') leader?.resolve({ error: err });
     rec.code = err.code;
-    rec.limit = err.headers?.['x-sluice-limit'] ?? null;
+    rec.limit = err.headers?.['x-sluice-limit'];
     if (clientGone || err.code === 'SLUICE_ERR_REQUEST_ABORTED') {
       rec.status = 499;
       if (!res.destroyed) res.destroy();

@@ -81,10 +81,10 @@ export class SidecarMetrics {
       }
       if (r.code?.startsWith('SLUICE_ERR_UPSTREAM_') === true) this.#upstreamErrors.inc([backend, r.code]);
     }
-    if (r.failedAttempts !== null && r.code === undefined && backend !== '') this.#fallbacks.inc([r.route ?? '', backend]);
-    if (r.limit !== null && r.code !== 'SLUICE_ERR_LIMIT_UNAVAILABLE') this.#limits.inc([r.limit, 'denied']);
-    if (r.limitShadowDenied !== null) for (const id of r.limitShadowDenied.split(',')) this.#limits.inc([id, 'shadow_denied']);
-    if (r.limitFallbacks !== null) {
+    if (r.failedAttempts !== undefined && r.code === undefined && backend !== '') this.#fallbacks.inc([r.route ?? '', backend]);
+    if (r.limit !== undefined && r.code !== 'SLUICE_ERR_LIMIT_UNAVAILABLE') this.#limits.inc([r.limit, 'denied']);
+    if (r.limitShadowDenied !== undefined) for (const id of r.limitShadowDenied.split(',')) this.#limits.inc([id, 'shadow_denied']);
+    if (r.limitFallbacks !== undefined) {
       for (const f of r.limitFallbacks.split(',')) {
         const at = f.lastIndexOf(':');
         this.#limits.inc([f.slice(0, at), f.slice(at + 1)]);
