@@ -207,10 +207,16 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
   const prices: Record<string, ModelPrice> = {};
   const models: string[] = [];
   const aliases: Record<string, string> = {};
+  const capabilities: Record<string, { contextWindow: number; tools: string; vision: string; json: string }> = {};
   for (const m of b.spec.models ?? []) {
     models.push(m.id);
     for (const a of m.aliases ?? []) aliases[a] = m.id;
     if (m.pricing !== undefined) prices[m.id] = fullPrice(spec.priceFamily, m.id, m.pricing);
+    const c = m.capabilities;
+    if (c !== undefined) {
+      const yn = (v: boolean | undefined): string => (v === undefined ? '' : v ? 'yes' : 'no');
+      capabilities[m.id] = { contextWindow: c.contextWindow ?? 0, tools: yn(c.tools), vision: yn(c.vision), json: yn(c.json) };
+    }
   }
   return {
     id: idOf(b),
@@ -226,6 +232,7 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
     prices,
     models,
     aliases,
+    capabilities,
     timeouts: { ...DEFAULT_TIMEOUTS, ...b.spec.timeouts },
   };
 }

@@ -62,6 +62,16 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
             id: str({ pattern: MODEL }),
             aliases: list(str({ pattern: MODEL })),
             pricing: obj({ input: microsPerMillion, cachedInput: microsPerMillion, cacheWrite: microsPerMillion, output: microsPerMillion, reasoning: microsPerMillion }),
+            capabilities: obj(
+              {
+                contextWindow: int(1, 100_000_000, 'tokens, prompt + output'),
+                tools: { type: 'boolean' },
+                vision: { type: 'boolean' },
+                json: { type: 'boolean', description: 'response_format JSON mode' },
+              },
+              [],
+              'capability routing: what the model takes (overrides the bundled table; unset fields keep it)',
+            ),
           },
           ['id'],
         ),

@@ -38,6 +38,8 @@ export interface SnapshotBackend {
   /** Alias → model id, sent upstream in place of the alias. */
   readonly aliases: Readonly<Record<string, string>>;
   readonly timeouts: { readonly connectMs: number; readonly firstByteMs: number; readonly idleMs: number };
+  /** Declared capability overrides per model id (fields left out keep the bundled table). */
+  readonly capabilities: Readonly<Record<string, ModelCapabilityOverride>>;
 }
 
 export interface SnapshotRule {
@@ -169,4 +171,13 @@ export function checkSnapshot(s: Snapshot): SnapshotProblem[] {
     }
   }
   return problems;
+}
+
+export interface ModelCapabilityOverride {
+  /** 0 = not declared. */
+  readonly contextWindow: number;
+  /** `yes` | `no` | '' (not declared) for tools, vision, json. */
+  readonly tools: string;
+  readonly vision: string;
+  readonly json: string;
 }

@@ -47,6 +47,8 @@ export interface BackendModel {
   id: string;
   aliases?: string[];
   pricing?: ModelPricing;
+  /** Capability routing: what the model takes, overriding (or, for unknown models, providing) the bundled table. */
+  capabilities?: { contextWindow?: number; tools?: boolean; vision?: boolean; json?: boolean };
 }
 
 export interface BackendAuth {

@@ -22,6 +22,7 @@ export function sampleSnapshot() {
         models: ['gpt-4o', 'gpt-4o-mini', 'gpt-huge'],
         aliases: { fast: 'gpt-4o-mini' },
         timeouts: { connectMs: 2000, firstByteMs: 30_000, idleMs: 60_000 },
+        capabilities: { 'gpt-4o': { contextWindow: 128000, tools: 'yes', vision: '', json: 'no' } },
       },
       {
         id: 'default/anthropic',
@@ -38,6 +39,7 @@ export function sampleSnapshot() {
         models: [],
         aliases: {},
         timeouts: { connectMs: 0, firstByteMs: 0, idleMs: 0 },
+        capabilities: {},
       },
     ],
     rules: [

@@ -14,6 +14,7 @@ import {
   estimateRequest,
   modelCapabilities,
   requestNeeds,
+  type ModelCapabilities,
   messagesRequestToOpenAI,
   lastMemberValue,
   setTopLevelMembers,
@@ -193,7 +194,7 @@ function capableCandidates<T extends RouteTarget>(order: T[], ingress: Ingress, 
   const keep: T[] = [];
   const skipped: string[] = [];
   for (const c of order) {
-    const caps = modelCapabilities(c.backend.priceFamily, c.upstreamModel);
+    const caps = capabilitiesOf(c.backend, c.upstreamModel);
     let why: string | undefined;
     if (caps !== undefined) {
       if (needs.tools && !caps.tools) why = 'tools';
@@ -208,6 +209,20 @@ function capableCandidates<T extends RouteTarget>(order: T[], ingress: Ingress, 
     else skipped.push(`${c.backend.id}/${c.upstreamModel}:${why}`);
   }
   return keep.length === 0 ? { order, skipped: [] } : { order: keep, skipped };
+}
+
+/** The bundled capabilities of a backend's model, with the backend's declared overrides applied. */
+function capabilitiesOf(backend: SnapshotBackend, model: string): ModelCapabilities | undefined {
+  const base = modelCapabilities(backend.priceFamily, model);
+  const o = backend.capabilities?.[model];
+  if (o === undefined) return base;
+  const flag = (v: string, fallback: boolean | undefined): boolean => (v === 'yes' ? true : v === 'no' ? false : (fallback ?? true));
+  return {
+    contextWindow: o.contextWindow > 0 ? o.contextWindow : (base?.contextWindow ?? Number.MAX_SAFE_INTEGER),
+    tools: flag(o.tools, base?.tools),
+    vision: flag(o.vision, base?.vision),
+    json: flag(o.json, base?.json),
+  };
 }
 
 /** The total timeout of a request: the header (an integer of ms, at most `maxMs`) or the rule's (0 = none). */

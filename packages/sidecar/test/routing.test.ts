@@ -23,6 +23,7 @@ before(async () => {
   h = await startHarness(
     {},
     [
+      { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMBackend', metadata: { name: 'tiny' }, spec: { provider: 'openai-compatible', endpoint: 'http://127.0.0.1:1', models: [{ id: 'tiny-model', capabilities: { contextWindow: 1000 } }] } } as unknown as AnyPolicyObject,
       route('resilient', [
         { match: { models: ['smart'] }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }, { name: 'anthropic', modelOverride: 'claude-haiku-4-5' }] },
         { match: { models: ['dead-first'] }, backends: [{ name: 'dead', modelOverride: 'gpt-4o-mini' }, { name: 'openai', modelOverride: 'gpt-4o-mini' }] },
@@ -37,6 +38,7 @@ before(async () => {
         { match: { models: ['capable'] }, backends: [{ name: 'anthropic', modelOverride: 'claude-haiku-4-5' }, { name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['see'] }, backends: [{ name: 'openai', modelOverride: 'gpt-3.5-turbo' }, { name: 'anthropic', modelOverride: 'claude-haiku-4-5' }] },
         { match: { models: ['long'] }, backends: [{ name: 'openai', modelOverride: 'gpt-3.5-turbo' }, { name: 'openai', modelOverride: 'gpt-4o-mini' }] },
+        { match: { models: ['declared'] }, backends: [{ name: 'tiny', modelOverride: 'tiny-model' }, { name: 'openai', modelOverride: 'gpt-4o-mini' }] },
         { match: { models: ['slow-first'] }, timeouts: { firstTokenMs: 200 }, backends: [{ name: 'openai', modelOverride: 'gpt-4o' }, { name: 'anthropic', modelOverride: 'claude-haiku-4-5' }] },
         { match: { models: ['deadline'] }, timeouts: { totalMs: 300, maxTotalMs: 2000, idleMs: 150 }, retry: { attempts: 1 }, backends: [{ name: 'anthropic', modelOverride: 'claude-sonnet-4-5' }] },
       ]),
@@ -299,4 +301,15 @@ test('capability routing skips backends whose model lacks JSON mode, vision or t
   assert.equal((await lastLog())['capabilitySkipped'], 'default/openai/gpt-3.5-turbo:context');
   const short = await chat('long', { max_tokens: 200 });
   assert.equal(short.headers.get('x-sluice-model'), 'gpt-3.5-turbo');
+});
+
+test('capabilities declared on a backend model override the table (here: a 1,000-token context window)', async () => {
+  const big = await chat('declared', { max_tokens: 2000 });
+  assert.equal(big.status, 200);
+  assert.equal(big.headers.get('x-sluice-backend'), 'default/openai');
+  assert.equal(big.headers.get('x-sluice-fallback'), null, 'skipped, not tried');
+  assert.equal((await lastLog())['capabilitySkipped'], 'default/tiny/tiny-model:context');
+  const small = await chat('declared', { max_tokens: 10 });
+  assert.equal(small.status, 200);
+  assert.match(small.headers.get('x-sluice-fallback') ?? '', /^default\/tiny:SLUICE_ERR_UPSTREAM_CONNECT$/, 'small enough: tried first (and down here)');
 });

@@ -1840,6 +1840,9 @@ export namespace sluice {
             /** Backend timeouts. */
             timeouts?: (sluice.v1.Timeouts.$Properties|null);
 
+            /** Backend capabilities. */
+            capabilities: { [k: string]: sluice.v1.Capabilities.$Properties };
+
             /**
              * Creates a new Backend instance using the specified properties.
              * @param [properties] Properties to set
@@ -1966,12 +1969,150 @@ export namespace sluice {
                 /** Backend timeouts */
                 timeouts?: (sluice.v1.Timeouts.$Properties|null);
 
+                /** Backend capabilities */
+                capabilities?: ({ [k: string]: sluice.v1.Capabilities.$Properties }|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
 
             /** Shape of a Backend. */
             type $Shape = sluice.v1.Backend.$Properties;
+        }
+
+        /**
+         * Properties of a Capabilities.
+         * @deprecated Use sluice.v1.Capabilities.$Properties instead.
+         */
+        interface ICapabilities extends sluice.v1.Capabilities.$Properties {
+        }
+
+        /** Represents a Capabilities. */
+        class Capabilities {
+
+            /**
+             * Constructs a new Capabilities.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: sluice.v1.Capabilities.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Capabilities contextWindow. */
+            contextWindow: number;
+
+            /** Capabilities tools. */
+            tools: string;
+
+            /** Capabilities vision. */
+            vision: string;
+
+            /** Capabilities json. */
+            json: string;
+
+            /**
+             * Creates a new Capabilities instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Capabilities instance
+             */
+            static create(properties: sluice.v1.Capabilities.$Shape): sluice.v1.Capabilities & sluice.v1.Capabilities.$Shape;
+            static create(properties?: sluice.v1.Capabilities.$Properties): sluice.v1.Capabilities;
+
+            /**
+             * Encodes the specified Capabilities message. Does not implicitly {@link sluice.v1.Capabilities.verify|verify} messages.
+             * @param message Capabilities message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: sluice.v1.Capabilities.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Encodes the specified Capabilities message, length delimited. Does not implicitly {@link sluice.v1.Capabilities.verify|verify} messages.
+             * @param message Capabilities message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encodeDelimited(message: sluice.v1.Capabilities.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Capabilities message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {sluice.v1.Capabilities & sluice.v1.Capabilities.$Shape} Capabilities
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): sluice.v1.Capabilities & sluice.v1.Capabilities.$Shape;
+
+            /**
+             * Decodes a Capabilities message from the specified reader or buffer, length delimited.
+             * @param reader Reader or buffer to decode from
+             * @returns {sluice.v1.Capabilities & sluice.v1.Capabilities.$Shape} Capabilities
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): sluice.v1.Capabilities & sluice.v1.Capabilities.$Shape;
+
+            /**
+             * Verifies a Capabilities message.
+             * @param message Plain object to verify
+             * @returns `null` if valid, otherwise the reason why it is not
+             */
+            static verify(message: { [k: string]: any }): (string|null);
+
+            /**
+             * Creates a Capabilities message from a plain object. Also converts values to their respective internal types.
+             * @param object Plain object
+             * @returns Capabilities
+             */
+            static fromObject(object: { [k: string]: any }): sluice.v1.Capabilities;
+
+            /**
+             * Creates a plain object from a Capabilities message. Also converts values to other types if specified.
+             * @param message Capabilities
+             * @param [options] Conversion options
+             * @returns Plain object
+             */
+            static toObject(message: sluice.v1.Capabilities, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+            /**
+             * Converts this Capabilities to JSON.
+             * @returns JSON object
+             */
+            toJSON(): { [k: string]: any };
+
+            /**
+             * Gets the type url for Capabilities
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Capabilities {
+
+            /** Properties of a Capabilities. */
+            interface $Properties {
+
+                /** Capabilities contextWindow */
+                contextWindow?: (number|null);
+
+                /** Capabilities tools */
+                tools?: (string|null);
+
+                /** Capabilities vision */
+                vision?: (string|null);
+
+                /** Capabilities json */
+                json?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Capabilities. */
+            type $Shape = sluice.v1.Capabilities.$Properties;
         }
 
         /**

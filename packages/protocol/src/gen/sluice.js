@@ -5117,6 +5117,7 @@ export const sluice = $root.sluice = (() => {
              * @property {Array.<string>|null} [models] Backend models
              * @property {Object.<string,string>|null} [aliases] Backend aliases
              * @property {sluice.v1.Timeouts.$Properties|null} [timeouts] Backend timeouts
+             * @property {Object.<string,sluice.v1.Capabilities.$Properties>|null} [capabilities] Backend capabilities
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -5147,6 +5148,7 @@ export const sluice = $root.sluice = (() => {
                 this.prices = {};
                 this.models = [];
                 this.aliases = {};
+                this.capabilities = {};
                 if (properties)
                     for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                         if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -5266,6 +5268,14 @@ export const sluice = $root.sluice = (() => {
             Backend.prototype.timeouts = null;
 
             /**
+             * Backend capabilities.
+             * @member {Object.<string,sluice.v1.Capabilities.$Properties>} capabilities
+             * @memberof sluice.v1.Backend
+             * @instance
+             */
+            Backend.prototype.capabilities = $util.emptyObject;
+
+            /**
              * Creates a new Backend instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Backend
@@ -5332,6 +5342,11 @@ export const sluice = $root.sluice = (() => {
                         writer.uint32(/* id 13, wireType 2 =*/106).fork().uint32(/* id 1, wireType 2 =*/10).string(keys[i]).uint32(/* id 2, wireType 2 =*/18).string(message.aliases[keys[i]]).ldelim();
                 if (message.timeouts != null && $Object.hasOwnProperty.call(message, "timeouts"))
                     $root.sluice.v1.Timeouts.encode(message.timeouts, writer.uint32(/* id 14, wireType 2 =*/114).fork(), _depth + 1).ldelim();
+                if (message.capabilities != null && $Object.hasOwnProperty.call(message, "capabilities"))
+                    for (let keys = $Object.keys(message.capabilities), i = 0; i < keys.length; ++i) {
+                        writer.uint32(/* id 15, wireType 2 =*/122).fork().uint32(/* id 1, wireType 2 =*/10).string(keys[i]);
+                        $root.sluice.v1.Capabilities.encode(message.capabilities[keys[i]], writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim().ldelim();
+                    }
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -5619,6 +5634,42 @@ export const sluice = $root.sluice = (() => {
                             message.timeouts = $root.sluice.v1.Timeouts.decode(reader, reader.size(), $undefined, _depth + 1, message.timeouts);
                             continue;
                         }
+                    case 15: {
+                            if (wireType !== 2)
+                                break;
+                            if (message.capabilities === $util.emptyObject)
+                                message.capabilities = {};
+                            let end2 = reader.size() + reader.pos;
+                            if (end2 > reader.len)
+                                throw $RangeError("index out of range");
+                            reader.len = end2;
+                            key = "";
+                            value = null;
+                            while (reader.pos < end2) {
+                                let tag2 = reader.tag();
+                                wireType = tag2 & 7;
+                                switch (tag2 >>>= 3) {
+                                case 1:
+                                    if (wireType !== 2)
+                                        break;
+                                    key = reader.stringVerify();
+                                    continue;
+                                case 2:
+                                    if (wireType !== 2)
+                                        break;
+                                    value = $root.sluice.v1.Capabilities.decode(reader, reader.size(), $undefined, _depth + 1, value);
+                                    continue;
+                                }
+                                reader.skipType(wireType, _depth, tag2);
+                            }
+                            if (reader.pos !== end2)
+                                throw $RangeError("index out of range");
+                            reader.len = end;
+                            if (key === "__proto__")
+                                $util.makeProp(message.capabilities, key);
+                            message.capabilities[key] = value || new $root.sluice.v1.Capabilities();
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -5737,6 +5788,16 @@ export const sluice = $root.sluice = (() => {
                     if (error)
                         return "timeouts." + error;
                 }
+                if (message.capabilities != null && $Object.hasOwnProperty.call(message, "capabilities")) {
+                    if (!$util.isObject(message.capabilities))
+                        return "capabilities: object expected";
+                    let key = $Object.keys(message.capabilities);
+                    for (let i = 0; i < key.length; ++i) {
+                        let error = $root.sluice.v1.Capabilities.verify(message.capabilities[key[i]], _depth + 1);
+                        if (error)
+                            return "capabilities." + error;
+                    }
+                }
                 return null;
             };
 
@@ -5836,6 +5897,18 @@ export const sluice = $root.sluice = (() => {
                         throw $TypeError(".sluice.v1.Backend.timeouts: object expected");
                     message.timeouts = $root.sluice.v1.Timeouts.fromObject(object.timeouts, _depth + 1);
                 }
+                if (object.capabilities) {
+                    if (!$util.isObject(object.capabilities))
+                        throw $TypeError(".sluice.v1.Backend.capabilities: object expected");
+                    message.capabilities = {};
+                    for (let keys = $Object.keys(object.capabilities), i = 0; i < keys.length; ++i) {
+                        if (keys[i] === "__proto__")
+                            $util.makeProp(message.capabilities, keys[i]);
+                        if (!$util.isObject(object.capabilities[keys[i]]))
+                            throw $TypeError(".sluice.v1.Backend.capabilities: object expected");
+                        message.capabilities[keys[i]] = $root.sluice.v1.Capabilities.fromObject(object.capabilities[keys[i]], _depth + 1);
+                    }
+                }
                 return message;
             };
 
@@ -5863,6 +5936,7 @@ export const sluice = $root.sluice = (() => {
                     object.paths = {};
                     object.prices = {};
                     object.aliases = {};
+                    object.capabilities = {};
                 }
                 if (options.defaults) {
                     object.id = "";
@@ -5931,6 +6005,14 @@ export const sluice = $root.sluice = (() => {
                 }
                 if (message.timeouts != null && $Object.hasOwnProperty.call(message, "timeouts"))
                     object.timeouts = $root.sluice.v1.Timeouts.toObject(message.timeouts, options, _depth + 1);
+                if (message.capabilities && (keys2 = $Object.keys(message.capabilities)).length) {
+                    object.capabilities = {};
+                    for (let j = 0; j < keys2.length; ++j) {
+                        if (keys2[j] === "__proto__")
+                            $util.makeProp(object.capabilities, keys2[j]);
+                        object.capabilities[keys2[j]] = $root.sluice.v1.Capabilities.toObject(message.capabilities[keys2[j]], options, _depth + 1);
+                    }
+                }
                 return object;
             };
 
@@ -5960,6 +6042,369 @@ export const sluice = $root.sluice = (() => {
             };
 
             return Backend;
+        })();
+
+        v1.Capabilities = (function() {
+
+            /**
+             * Properties of a Capabilities.
+             * @typedef {Object} sluice.v1.Capabilities.$Properties
+             * @property {number|null} [contextWindow] Capabilities contextWindow
+             * @property {string|null} [tools] Capabilities tools
+             * @property {string|null} [vision] Capabilities vision
+             * @property {string|null} [json] Capabilities json
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Capabilities.
+             * @memberof sluice.v1
+             * @interface ICapabilities
+             * @augments sluice.v1.Capabilities.$Properties
+             * @deprecated Use sluice.v1.Capabilities.$Properties instead.
+             */
+
+            /**
+             * Shape of a Capabilities.
+             * @typedef {sluice.v1.Capabilities.$Properties} sluice.v1.Capabilities.$Shape
+             */
+
+            /**
+             * Constructs a new Capabilities.
+             * @memberof sluice.v1
+             * @classdesc Represents a Capabilities.
+             * @constructor
+             * @param {sluice.v1.Capabilities.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Capabilities = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Capabilities contextWindow.
+             * @member {number} contextWindow
+             * @memberof sluice.v1.Capabilities
+             * @instance
+             */
+            Capabilities.prototype.contextWindow = 0;
+
+            /**
+             * Capabilities tools.
+             * @member {string} tools
+             * @memberof sluice.v1.Capabilities
+             * @instance
+             */
+            Capabilities.prototype.tools = "";
+
+            /**
+             * Capabilities vision.
+             * @member {string} vision
+             * @memberof sluice.v1.Capabilities
+             * @instance
+             */
+            Capabilities.prototype.vision = "";
+
+            /**
+             * Capabilities json.
+             * @member {string} json
+             * @memberof sluice.v1.Capabilities
+             * @instance
+             */
+            Capabilities.prototype.json = "";
+
+            /**
+             * Creates a new Capabilities instance using the specified properties.
+             * @function create
+             * @memberof sluice.v1.Capabilities
+             * @static
+             * @param {sluice.v1.Capabilities.$Properties=} [properties] Properties to set
+             * @returns {sluice.v1.Capabilities} Capabilities instance
+             * @type {{
+             *   (properties: sluice.v1.Capabilities.$Shape): sluice.v1.Capabilities & sluice.v1.Capabilities.$Shape;
+             *   (properties?: sluice.v1.Capabilities.$Properties): sluice.v1.Capabilities;
+             * }}
+             */
+            Capabilities.create = function(properties) {
+                return new Capabilities(properties);
+            };
+
+            /**
+             * Encodes the specified Capabilities message. Does not implicitly {@link sluice.v1.Capabilities.verify|verify} messages.
+             * @function encode
+             * @memberof sluice.v1.Capabilities
+             * @static
+             * @param {sluice.v1.Capabilities.$Properties} message Capabilities message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Capabilities.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.contextWindow != null && $Object.hasOwnProperty.call(message, "contextWindow") && message.contextWindow !== 0)
+                    writer.uint32(/* id 1, wireType 0 =*/8).int32(message.contextWindow);
+                if (message.tools != null && $Object.hasOwnProperty.call(message, "tools") && message.tools !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.tools);
+                if (message.vision != null && $Object.hasOwnProperty.call(message, "vision") && message.vision !== "")
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.vision);
+                if (message.json != null && $Object.hasOwnProperty.call(message, "json") && message.json !== "")
+                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.json);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Encodes the specified Capabilities message, length delimited. Does not implicitly {@link sluice.v1.Capabilities.verify|verify} messages.
+             * @function encodeDelimited
+             * @memberof sluice.v1.Capabilities
+             * @static
+             * @param {sluice.v1.Capabilities.$Properties} message Capabilities message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Capabilities.encodeDelimited = function(message, writer) {
+                return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+            };
+
+            /**
+             * Decodes a Capabilities message from the specified reader or buffer.
+             * @function decode
+             * @memberof sluice.v1.Capabilities
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {sluice.v1.Capabilities & sluice.v1.Capabilities.$Shape} Capabilities
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Capabilities.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.sluice.v1.Capabilities();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.contextWindow = value;
+                            else
+                                delete message.contextWindow;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.tools = value;
+                            else
+                                delete message.tools;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.vision = value;
+                            else
+                                delete message.vision;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.json = value;
+                            else
+                                delete message.json;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Decodes a Capabilities message from the specified reader or buffer, length delimited.
+             * @function decodeDelimited
+             * @memberof sluice.v1.Capabilities
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @returns {sluice.v1.Capabilities & sluice.v1.Capabilities.$Shape} Capabilities
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Capabilities.decodeDelimited = function(reader) {
+                if (!(reader instanceof $Reader))
+                    reader = new $Reader(reader);
+                return this.decode(reader, reader.size());
+            };
+
+            /**
+             * Verifies a Capabilities message.
+             * @function verify
+             * @memberof sluice.v1.Capabilities
+             * @static
+             * @param {Object.<string,*>} message Plain object to verify
+             * @returns {string|null} `null` if valid, otherwise the reason why it is not
+             */
+            Capabilities.verify = function (message, _depth) {
+                if (typeof message !== "object" || message === null)
+                    return "object expected";
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    return "max depth exceeded";
+                if (message.contextWindow != null && $Object.hasOwnProperty.call(message, "contextWindow"))
+                    if (!$util.isInteger(message.contextWindow))
+                        return "contextWindow: integer expected";
+                if (message.tools != null && $Object.hasOwnProperty.call(message, "tools"))
+                    if (!$util.isString(message.tools))
+                        return "tools: string expected";
+                if (message.vision != null && $Object.hasOwnProperty.call(message, "vision"))
+                    if (!$util.isString(message.vision))
+                        return "vision: string expected";
+                if (message.json != null && $Object.hasOwnProperty.call(message, "json"))
+                    if (!$util.isString(message.json))
+                        return "json: string expected";
+                return null;
+            };
+
+            /**
+             * Creates a Capabilities message from a plain object. Also converts values to their respective internal types.
+             * @function fromObject
+             * @memberof sluice.v1.Capabilities
+             * @static
+             * @param {Object.<string,*>} object Plain object
+             * @returns {sluice.v1.Capabilities} Capabilities
+             */
+            Capabilities.fromObject = function (object, _depth) {
+                if (object instanceof $root.sluice.v1.Capabilities)
+                    return object;
+                if (!$util.isObject(object))
+                    throw $TypeError(".sluice.v1.Capabilities: object expected");
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let message = new $root.sluice.v1.Capabilities();
+                if (object.contextWindow != null)
+                    if ($Number(object.contextWindow) !== 0)
+                        message.contextWindow = object.contextWindow | 0;
+                if (object.tools != null)
+                    if (typeof object.tools !== "string" || object.tools.length)
+                        message.tools = $String(object.tools);
+                if (object.vision != null)
+                    if (typeof object.vision !== "string" || object.vision.length)
+                        message.vision = $String(object.vision);
+                if (object.json != null)
+                    if (typeof object.json !== "string" || object.json.length)
+                        message.json = $String(object.json);
+                return message;
+            };
+
+            /**
+             * Creates a plain object from a Capabilities message. Also converts values to other types if specified.
+             * @function toObject
+             * @memberof sluice.v1.Capabilities
+             * @static
+             * @param {sluice.v1.Capabilities} message Capabilities
+             * @param {$protobuf.IConversionOptions} [options] Conversion options
+             * @returns {Object.<string,*>} Plain object
+             */
+            Capabilities.toObject = function (message, options, _depth) {
+                if (!options)
+                    options = {};
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let object = {};
+                if (options.defaults) {
+                    object.contextWindow = 0;
+                    object.tools = "";
+                    object.vision = "";
+                    object.json = "";
+                }
+                if (message.contextWindow != null && $Object.hasOwnProperty.call(message, "contextWindow"))
+                    object.contextWindow = message.contextWindow;
+                if (message.tools != null && $Object.hasOwnProperty.call(message, "tools"))
+                    object.tools = message.tools;
+                if (message.vision != null && $Object.hasOwnProperty.call(message, "vision"))
+                    object.vision = message.vision;
+                if (message.json != null && $Object.hasOwnProperty.call(message, "json"))
+                    object.json = message.json;
+                return object;
+            };
+
+            /**
+             * Converts this Capabilities to JSON.
+             * @function toJSON
+             * @memberof sluice.v1.Capabilities
+             * @instance
+             * @returns {Object.<string,*>} JSON object
+             */
+            Capabilities.prototype.toJSON = function() {
+                return Capabilities.toObject(this, $protobuf.util.toJSONOptions);
+            };
+
+            /**
+             * Gets the type url for Capabilities
+             * @function getTypeUrl
+             * @memberof sluice.v1.Capabilities
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Capabilities.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/sluice.v1.Capabilities";
+            };
+
+            return Capabilities;
         })();
 
         v1.ModelPrice = (function() {
