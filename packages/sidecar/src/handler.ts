@@ -547,7 +547,12 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         rec.backend = backend.id;
         rec.provider = backend.provider;
         rec.upstreamModel = t.upstreamModel;
-        plan = planRequest(ep.ingress, backend, body, rawOut, model, t.upstreamModel, stream, req, deps.config);
+        try {
+          plan = planRequest(ep.ingress, backend, body, rawOut, model, t.upstreamModel, stream, req, deps.config);
+        } catch (e) {
+          routing.breakers.release(backend.id);
+          throw e;
+        }
       }
       attempt = span?.upstream(backend.id, backend.baseUrl);
       const endInFlight = routing.balancer.begin(backend.id);
@@ -570,7 +575,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         err = toSluiceError(e);
       }
       endInFlight();
-      if (err.code === 'SLUICE_ERR_REQUEST_ABORTED') throw err;
+      if (err.code === 'SLUICE_ERR_REQUEST_ABORTED') {
+        routing.breakers.release(backend.id);
+        throw err;
+      }
       routing.breakers.record(backend.id, backendFault(err.code), routing.now());
       attempt?.end(upstreamStatus, err.code);
       attempt = undefined;

@@ -67,6 +67,12 @@ export class Breakers {
     return true;
   }
 
+  /** An allowed request ended without telling anything about the backend (aborted, never sent): a pending probe may go again. */
+  release(backend: string): void {
+    const h = this.#h.get(backend);
+    if (h !== undefined && h.state === 'half-open') h.probing = false;
+  }
+
   /** True while the backend is ejected (for ordering: ejected backends go last). */
   ejected(backend: string, nowMs: number): boolean {
     const h = this.#h.get(backend);

@@ -65,6 +65,13 @@ test('breaker: ejects at the error rate, grows the ejection, half-open probe clo
   assert.equal(br.allow('x', t), true);
   br.record('y', false, t);
   assert.deepEqual(br.ejectedNow(t), []);
+  // A probe that ends without an outcome (caller gone) lets the next request probe.
+  const z = new Breakers({ minRequests: 1, errorRate: 0.5, baseEjectMs: 100 });
+  z.record('z', true, t);
+  assert.equal(z.allow('z', t + 100), true);
+  assert.equal(z.allow('z', t + 100), false);
+  z.release('z');
+  assert.equal(z.allow('z', t + 100), true, 'released: probe again');
 });
 
 test('retry: what is retried, how long to wait, and the budget', () => {
