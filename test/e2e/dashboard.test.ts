@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { seededRandom } from '@sluice/core';
 import { FileSource, staticTokenAuth, startControlPlane, type ControlPlane } from '@sluice/control-plane';
 import { RedisQuotaStore } from '@sluice/control-plane/redis';
 import { RedisUsageStore, zeroTotals, type UsageRecordIn } from '@sluice/control-plane/usage';
@@ -47,21 +48,9 @@ const clients: PolicyClient[] = [];
 /** Seeded request totals per dimension value. */
 const expected = { team: new Map<string, number>(), model: new Map<string, number>(), feature: new Map<string, number>() };
 
-/** A small deterministic PRNG (the seeded data is the same every run, bar the clock). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 /** Two records per team and feature for each of the last 22 hours, busier in the "daytime" hours. */
 function seedRecords(nowSec: number): Map<string, UsageRecordIn[]> {
-  const rnd = random(7);
+  const rnd = seededRandom(7);
   const pick = (n: number): number => Math.floor(rnd() * n);
   const thisMinute = Math.floor(nowSec / 60) * 60;
   const out = new Map<string, UsageRecordIn[]>();

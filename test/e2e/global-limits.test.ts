@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { FileSource, startControlPlane, type ControlPlane } from '@sluice/control-plane';
 import { counterKey, RedisQuotaStore } from '@sluice/control-plane/redis';
-import { loadSidecarConfig, PolicyClient, QuotaClient, startSidecar, type Sidecar } from '@sluice/sidecar';
+import { linkSidecar, loadSidecarConfig, startSidecar, type ControlLink, type QuotaClient, type Sidecar } from '@sluice/sidecar';
 import { freePorts, quietLogger, startFakeProvider, startRedis, waitFor, type FakeProvider, type TestRedis } from '@sluice/testkit';
 
 const logger = quietLogger();
@@ -43,7 +43,7 @@ const figures: Array<Record<string, string | number>> = [];
 
 interface Node {
   readonly sidecar: Sidecar;
-  readonly policy: PolicyClient;
+  readonly link: ControlLink;
   readonly quota: QuotaClient;
 }
 
@@ -97,12 +97,10 @@ async function startNode(i: number): Promise<Node> {
   const node = { pod: `pod-${i}`, namespace: 'shop', serviceAccount: 'default', labels: { team: 'search' }, instanceId: `${i}-${randomBytes(4).toString('hex')}`, sidecarVersion: 'test' };
   const config = loadSidecarConfig({}, { port: 0, adminPort: 0, host: '127.0.0.1', adminHost: '127.0.0.1', podName: node.pod, podNamespace: 'shop' });
   const sidecar = await startSidecar({ config, logger, identity: { namespace: 'shop', serviceAccount: 'default', labels: node.labels } });
-  const policy = new PolicyClient({ address: cpAddress, node, apply: (s) => sidecar.applySnapshot(s), currentVersion: () => sidecar.snapshotVersion ?? '', logger, backoffInitialMs: 50, backoffMaxMs: 300 });
-  await policy.start();
-  const quota = new QuotaClient({ client: policy.controlClient, node, logger, timeoutMs: 1000, backoffMs: 200 });
-  sidecar.setQuota(quota);
+  const link = linkSidecar(sidecar, { address: cpAddress, node, logger, backoffInitialMs: 50, backoffMaxMs: 300, quota: { timeoutMs: 1000, backoffMs: 200 } });
+  await link.start();
   await waitFor(`sidecar ${i} has policy`, () => sidecar.snapshotVersion !== undefined, 10_000);
-  return { sidecar, policy, quota };
+  return { sidecar, link, quota: link.quota };
 }
 
 before(async () => {
@@ -127,8 +125,7 @@ after(async () => {
     for (const f of figures) console.log(`| ${f['case']} | ${f['limit']} | ${f['admitted']} | ${f['overshoot']} | ${f['denied']} | ${f['acquires']} |`);
   }
   for (const n of nodes) {
-    n.quota.close();
-    n.policy.close();
+    await n.link.close({ flushMs: 0, usageMs: 0 });
     await n.sidecar.close();
   }
   admin?.disconnect();

@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '@sluice/core';
 import type { LLMBackend, LoadedObject } from '@sluice/policy';
 import { providerSpec } from '@sluice/providers';
 import { FileSource, startControlPlane, staticTokenAuth, type ControlPlane, type PolicySource, type SecretRequest } from '@sluice/control-plane';
-import { loadSidecarConfig, PolicyClient, QuotaClient, readLabels, UsageReporter, startSidecar, type Sidecar, type SidecarConfig } from '@sluice/sidecar';
+import { linkSidecar, loadSidecarConfig, readLabels, startSidecar, type PolicyClient, type Sidecar, type SidecarConfig } from '@sluice/sidecar';
 import { startFakeProvider, type FakeProvider } from '@sluice/testkit';
 
 export type FakeMode = 'auto' | 'always' | 'never';
@@ -114,33 +114,20 @@ export async function startDevGateway(o: DevOptions): Promise<DevGateway> {
   }
   cleanup.push(() => sidecar.close());
   const node = { pod: config.podName, namespace: config.podNamespace, serviceAccount: config.serviceAccount, labels, instanceId: randomBytes(8).toString('hex'), sidecarVersion: '0.1.0' };
-  const client = new PolicyClient({
-    address: controlPlane.grpcAddress,
-    node,
-    apply: (s) => sidecar.applySnapshot(s),
-    currentVersion: () => sidecar.snapshotVersion ?? '',
-    logger,
-    backoffInitialMs: 50,
-    backoffMaxMs: 1000,
-  });
+  // The same three streams as in a pod (policy, global-limit credit, usage), over loopback.
+  const link = linkSidecar(sidecar, { address: controlPlane.grpcAddress, node, logger, backoffInitialMs: 50, backoffMaxMs: 1000 });
+  const client = link.policy;
   const firstSnapshot = new Promise<void>((resolveFirst) => {
     const off = client.onSnapshot(() => {
       off();
       resolveFirst();
     });
   });
-  await client.start();
-  // Global limits draw on the control plane's in-memory quota store over StreamQuota.
-  const quota = new QuotaClient({ client: client.controlClient, node, logger });
-  sidecar.setQuota(quota);
-  const usage = new UsageReporter({ client: client.controlClient, node, logger });
-  sidecar.setUsage(usage);
+  await link.start();
   const issues = controlPlane.engine.issues();
   const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000).unref());
   if ((await Promise.race([firstSnapshot, timeout])) === 'timeout') {
-    quota.close();
-    await usage.close(0);
-    client.close();
+    await link.close({ flushMs: 0, usageMs: 0 });
     const detail = issues.length > 0 ? `; policy problems:\n${issues.map((i) => `  ${i.object}: ${i.path}: ${i.message}`).join('\n')}` : '';
     return fail(new Error(`the sidecar received no policy within 5 s${detail}`));
   }
@@ -157,10 +144,7 @@ export async function startDevGateway(o: DevOptions): Promise<DevGateway> {
     fake,
     backends,
     async close() {
-      await Promise.race([quota.flush(), new Promise((r) => setTimeout(r, 1000).unref())]);
-      await usage.close(2000);
-      quota.close();
-      client.close();
+      await link.close({ flushMs: 1000, usageMs: 2000 });
       await sidecar.close();
       await controlPlane.close();
       await fake?.close();

@@ -8,8 +8,13 @@ export interface SidecarRow {
   lastNack: { version: string; message: string; at: string } | null;
 }
 
+/** The admin API's bearer token header, when there is a token. */
+export function adminHeaders(token: string | undefined): Record<string, string> {
+  return token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` };
+}
+
 export async function fetchSidecars(adminUrl: string, token?: string): Promise<SidecarRow[]> {
-  const res = await fetch(`${adminUrl.replace(/\/+$/, '')}/v1/sidecars`, { headers: token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` } });
+  const res = await fetch(`${adminUrl.replace(/\/+$/, '')}/v1/sidecars`, { headers: adminHeaders(token) });
   if (!res.ok) throw new Error(`${adminUrl}/v1/sidecars answered ${res.status}`);
   return ((await res.json()) as { sidecars: SidecarRow[] }).sidecars;
 }

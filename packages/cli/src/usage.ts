@@ -1,5 +1,6 @@
 /** `sluice usage`: spend by any attribution dimension, from the control plane's spend API. */
-import { table } from './status.js';
+import type { GroupDimension, UsageRow as SpendRow, UsageSummary } from '@sluice/control-plane/usage';
+import { adminHeaders, table } from './status.js';
 
 export interface UsageArgs {
   readonly url: string;
@@ -14,34 +15,13 @@ export interface UsageArgs {
   readonly sort: string;
 }
 
-export interface UsageRow {
-  key: Record<string, string>;
-  requests: number;
-  errors: number;
-  inputTokens: number;
-  cachedInputTokens: number;
-  cacheWriteTokens: number;
-  outputTokens: number;
-  reasoningTokens: number;
-  costMicros: number;
-}
+/** The spend API's answer (`GET /v1/usage`), as the control plane defines it. */
+export type UsageAnswer = UsageSummary;
+export type UsageRow = SpendRow;
 
-export interface UsageAnswer {
-  from: string;
-  to: string;
-  granularity: string;
-  by: string[];
-  total: Omit<UsageRow, 'key'>;
-  rows: UsageRow[];
-  totalRows: number;
-  nextOffset?: number;
-}
+/** The dimensions a query can filter by (the control plane's, checked at compile time). */
+export const FILTER_DIMENSIONS = ['namespace', 'serviceAccount', 'team', 'feature', 'user', 'route', 'backend', 'model'] as const satisfies readonly GroupDimension[];
 
-export const FILTER_DIMENSIONS = ['namespace', 'serviceAccount', 'team', 'feature', 'user', 'route', 'backend', 'model'] as const;
-
-export function adminHeaders(token: string | undefined): Record<string, string> {
-  return token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` };
-}
 
 export async function fetchUsage(a: UsageArgs): Promise<UsageAnswer> {
   const q = new URLSearchParams({ by: a.by, since: a.since, limit: String(a.limit), sort: a.sort });

@@ -3,3 +3,4 @@ export * from './ids.js';
 export * from './logger.js';
 export * from './money.js';
 export * from './metrics.js';
+export * from './random.js';

@@ -10,4 +10,4 @@ export * from './usage/aggregate.js';
 export * from './labels.js';
 export * from './tracing.js';
 export * from './routing/index.js';
-export { seededRandom } from './routing/balancer.js';
+export * from './control-link.js';

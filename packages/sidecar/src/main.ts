@@ -7,10 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { createLogger } from '@sluice/core';
 import { loadSidecarConfig } from './config.js';
 import { readLabels } from './labels.js';
-import { PolicyClient } from './control-client.js';
 import { startSidecar } from './server.js';
-import { QuotaClient } from './limits/quota-client.js';
-import { UsageReporter } from './usage/reporter.js';
+import { linkSidecar } from './control-link.js';
 import { createTracing } from './tracing.js';
 
 async function main(): Promise<void> {
@@ -32,24 +30,17 @@ async function main(): Promise<void> {
     identity: { namespace: node.namespace, serviceAccount: node.serviceAccount, labels: node.labels },
     ...(tracing === undefined ? {} : { tracing }),
   });
-  const client = new PolicyClient({
+  // Policy, global-limit credit and usage, over one connection to the control plane.
+  const link = linkSidecar(sidecar, {
     address: config.controlAddress,
     node,
-    apply: (s) => sidecar.applySnapshot(s),
-    currentVersion: () => sidecar.snapshotVersion ?? '',
     logger,
     stateDir: config.stateDir === '' ? undefined : config.stateDir,
     caFile: config.caFile === '' ? undefined : config.caFile,
     caPem: config.caPem === '' ? undefined : config.caPem,
     tokenFile: config.tokenFile === '' ? undefined : config.tokenFile,
   });
-  await client.start();
-  // Global limits draw credit over StreamQuota on the same connection.
-  const quota = new QuotaClient({ client: client.controlClient, node, logger });
-  sidecar.setQuota(quota);
-  // Usage is aggregated per minute and sent every second over StreamUsage, exactly once.
-  const usage = new UsageReporter({ client: client.controlClient, node, logger });
-  sidecar.setUsage(usage);
+  await link.start();
   logger.info({ url: sidecar.url, admin: sidecar.adminUrl, control: config.controlAddress }, 'sidecar started');
   let stopping = false;
   const stop = (): void => {
@@ -58,17 +49,12 @@ async function main(): Promise<void> {
     // Kubernetes sends SIGTERM: stop accepting, let streams in flight finish, then exit.
     sidecar
       .drain(config.drainTimeoutMs)
-      // Unused global-limit credit goes back so other sidecars can use it (bounded wait).
-      .then(() => Promise.race([quota.flush(), new Promise((r) => setTimeout(r, 2000).unref())]))
-      // Every request's usage reaches the control plane before the process goes (bounded wait).
-      .then(() => usage.close(5000))
+      // Unused global-limit credit goes back to other sidecars, and every request's usage reaches
+      // the control plane, before the process goes (bounded waits).
+      .then(() => link.close())
       .then(() => tracing?.shutdown())
       .then(
-        () => {
-          quota.close();
-          client.close();
-          process.exit(0);
-        },
+        () => process.exit(0),
         () => process.exit(1),
       );
   };

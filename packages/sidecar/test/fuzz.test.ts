@@ -7,6 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { seededRandom } from '@sluice/core';
 import { startHarness, type Harness } from './harness.js';
 
 let h: Harness;
@@ -17,19 +18,9 @@ before(async () => {
 });
 after(() => h.close());
 
-/** mulberry32: a seeded generator, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const SEED = Number(process.env['SLUICE_FUZZ_SEED'] ?? 20261123);
-const rand = rng(SEED);
+// Seeded, so a failure can be replayed.
+const rand = seededRandom(SEED);
 const int = (n: number): number => Math.floor(rand() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
 

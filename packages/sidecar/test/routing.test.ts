@@ -8,7 +8,8 @@ import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AnyPolicyObject } from '@sluice/policy';
 import { captureLogger } from '@sluice/testkit';
-import { Balancer, seededRandom } from '../src/routing/balancer.js';
+import { seededRandom } from '@sluice/core';
+import { Balancer } from '../src/routing/balancer.js';
 import { Routing } from '../src/routing/index.js';
 import { startHarness, type Harness } from './harness.js';
 

@@ -3,3 +3,4 @@ export * from './model.js';
 export * from './store.js';
 export * from './redis-store.js';
 export * from './usage-streams.js';
+export type { UsageRow, UsageSeries, UsageSummary } from './query.js';

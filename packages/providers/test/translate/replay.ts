@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { SluiceError } from '@sluice/core';
+import { seededRandom, SluiceError } from '@sluice/core';
 import { createSseParser } from '../../src/sse.js';
 import type { StreamTranslator } from '../../src/translate/stream.js';
 
@@ -64,17 +64,8 @@ export function replayEverySplit(bytes: Uint8Array, make: () => StreamTranslator
   return { out, tr };
 }
 
-/** A small deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG (the core's mulberry32). */
+export const rng = seededRandom;
 
 const SCALARS: unknown[] = [
   null, undefined, 0, -1, 1, 2, 1.5, 1e308, -0, NaN, '', 'x', 'text', 'image_url', 'tool_use', 'function', 'user', 'assistant',

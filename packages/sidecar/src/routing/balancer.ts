@@ -2,7 +2,8 @@
  * Orders a rule's backends for one request: the strategy picks the first, the others follow in
  * declared order as fallbacks (when the rule allows fallback), and ejected backends go last. Keeps
  * what the strategies need: in-flight requests and an EWMA of time to first byte per backend. The
- * random source is injected (seeded in tests: weighted choice is deterministic then).
+ * random source is injected (`seededRandom` from @sluice/core in tests: weighted choice is
+ * deterministic then).
  */
 export interface Candidate {
   readonly backendId: string;
@@ -107,16 +108,4 @@ export class Balancer {
   latencyMs(backendId: string): number | undefined {
     return this.#ewmaMs.get(backendId);
   }
-}
-
-/** A small seeded PRNG (mulberry32) for deterministic weighted routing in tests. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

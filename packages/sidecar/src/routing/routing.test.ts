@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Balancer, seededRandom, type Candidate } from './balancer.js';
+import { seededRandom } from '@sluice/core';
+import { Balancer, type Candidate } from './balancer.js';
 import { Breakers } from './breaker.js';
 import { backoffMs, durationMs, retryable, RetryBudget } from './retry.js';
 
