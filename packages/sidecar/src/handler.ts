@@ -27,7 +27,7 @@ import type { SnapshotBackend } from '@sluice/policy';
 import type { SidecarConfig } from './config.js';
 import type { SidecarMetrics } from './metrics.js';
 import type { Admission, AdmitResult, LimitEnforcer, WorkloadIdentity } from './limits/enforce.js';
-import { attributionValue, type Attribution, type UsageSource } from './usage/aggregate.js';
+import { attributionValue, type Attribution, type FeedbackTarget, type UsageSource } from './usage/aggregate.js';
 import type { UsageStats } from './metrics.js';
 import type { Tracing, UpstreamSpan } from './tracing.js';
 import type { RecentRequests } from './usage/feedback.js';
@@ -36,6 +36,7 @@ import { backendFault, backoffMs, retryable, type Routing } from './routing/inde
 /** Counts finished requests (the usage reporter). */
 export interface UsageSink {
   record(r: UsageSource, a: Attribution): void;
+  recordFeedback(r: FeedbackTarget, a: Attribution, scoreMilli: number): void;
   /** For /metrics (queue length, drops). */
   readonly usageStats?: UsageStats;
 }

@@ -44,8 +44,6 @@ interface Pool {
   expiresAtMs: number;
   /** Size of the last lease: the next one asks for twice as much while demand lasts. */
   lastLease: number;
-  /** Sidecars drawing on this (limit, key), as counted by the control plane (LocalShare divisor). */
-  peers: number;
   /** Window credit not leased to anyone at the last answer, and when the window resets. */
   remaining: number;
   resetAtMs: number;
@@ -250,12 +248,12 @@ export class QuotaClient {
     }
     // A debt-only pool (charged while it had no lease) becomes this window's pool, debt included.
     pool.windowId = g.windowId;
-    pool.peers = Math.max(1, g.peers);
+    const peers = Math.max(1, g.peers);
     const known = this.#keys.get(id);
     const resetAtMs = Number(grant.windowResetUnixMs ?? 0);
-    if (known === undefined || known.windowId !== g.windowId) this.#keys.set(id, { peers: pool.peers, atMs: now, windowId: g.windowId, resetAtMs, drawn: 0 });
+    if (known === undefined || known.windowId !== g.windowId) this.#keys.set(id, { peers, atMs: now, windowId: g.windowId, resetAtMs, drawn: 0 });
     else {
-      known.peers = pool.peers;
+      known.peers = peers;
       known.atMs = now;
     }
     pool.remaining = Number(grant.remaining ?? 0);
@@ -364,7 +362,7 @@ export class QuotaClient {
   }
 
   #newPool(limitId: string, key: string, windowId: string, expiresAtMs: number): Pool {
-    return { limitId, key, windowId, available: 0, leases: [], expiresAtMs, lastLease: 0, peers: 1, remaining: 0, resetAtMs: 0, deniedUntilMs: 0, pending: undefined, inUse: 0, lastUsedMs: Date.now() };
+    return { limitId, key, windowId, available: 0, leases: [], expiresAtMs, lastLease: 0, remaining: 0, resetAtMs: 0, deniedUntilMs: 0, pending: undefined, inUse: 0, lastUsedMs: Date.now() };
   }
 
   /**

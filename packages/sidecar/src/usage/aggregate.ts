@@ -58,13 +58,8 @@ export function attributionValue(v: string | string[] | undefined): string {
   return s.length > MAX_ATTRIBUTION_LENGTH ? s.slice(0, MAX_ATTRIBUTION_LENGTH) : s;
 }
 
-/** Status of a `UsageSource` that is feedback about a request (its score in thousandths as `inputTokens`). */
-const FEEDBACK = -1;
-
-/** Feedback about a request, counted under the request's attribution when it is given. */
-export function feedbackSource(r: Pick<UsageSource, 'route' | 'backend' | 'model'>, scoreMilli: number): UsageSource {
-  return { route: r.route, backend: r.backend, model: r.model, status: FEEDBACK, inputTokens: scoreMilli, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costMicros: null };
-}
+/** What feedback is counted under: the request it is about. */
+export type FeedbackTarget = Pick<UsageSource, 'route' | 'backend' | 'model'>;
 
 export class UsageAggregator {
   #rows = new Map<string, UsageRow>();
@@ -76,6 +71,25 @@ export class UsageAggregator {
 
   /** Counts one request that ended at `endMs`. An error is any answer that is not a 2xx. */
   add(r: UsageSource, a: Attribution, endMs: number): void {
+    const row = this.#row(r, a, endMs);
+    row.requests++;
+    if (r.status < 200 || r.status >= 300) row.errors++;
+    row.inputTokens += r.inputTokens;
+    row.cachedInputTokens += r.cachedInputTokens;
+    row.cacheWriteTokens += r.cacheWriteTokens;
+    row.outputTokens += r.outputTokens;
+    row.reasoningTokens += r.reasoningTokens;
+    row.costMicros += r.costMicros ?? 0;
+  }
+
+  /** Counts a scored feedback (score in thousandths) about a request, when it is given. */
+  addFeedback(r: FeedbackTarget, a: Attribution, scoreMilli: number, endMs: number): void {
+    const row = this.#row(r, a, endMs);
+    row.feedback++;
+    row.feedbackScoreMilli += scoreMilli;
+  }
+
+  #row(r: FeedbackTarget, a: Attribution, endMs: number): UsageRow {
     const minuteUnix = Math.floor(endMs / 60_000) * 60;
     const route = r.route ?? '';
     const backend = r.backend ?? '';
@@ -106,19 +120,7 @@ export class UsageAggregator {
       };
       this.#rows.set(id, row);
     }
-    if (r.status === FEEDBACK) {
-      row.feedback++;
-      row.feedbackScoreMilli += r.inputTokens;
-      return;
-    }
-    row.requests++;
-    if (r.status < 200 || r.status >= 300) row.errors++;
-    row.inputTokens += r.inputTokens;
-    row.cachedInputTokens += r.cachedInputTokens;
-    row.cacheWriteTokens += r.cacheWriteTokens;
-    row.outputTokens += r.outputTokens;
-    row.reasoningTokens += r.reasoningTokens;
-    row.costMicros += r.costMicros ?? 0;
+    return row;
   }
 
   /** Every row since the last drain; the aggregate starts empty again. */

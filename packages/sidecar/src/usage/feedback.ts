@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '@sluice/core';
 import { SluiceError } from '@sluice/core';
 import { readBody, sendError } from '../http-util.js';
-import { attributionValue, feedbackSource, type Attribution } from './aggregate.js';
+import { attributionValue, type Attribution } from './aggregate.js';
 import type { UsageSink } from '../handler.js';
 
 interface Recent {
@@ -83,7 +83,7 @@ export async function handleFeedback(d: { recent: RecentRequests; usage: () => U
       'feedback',
     );
     // Counted only with a score: the count is the denominator of the average score.
-    if (scoreMilli !== undefined) d.usage()?.record(feedbackSource(r, scoreMilli), r.attribution);
+    if (scoreMilli !== undefined) d.usage()?.recordFeedback(r, r.attribution, scoreMilli);
     const out = JSON.stringify({ status: 'recorded', request_id: requestId });
     res.writeHead(202, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), 'x-request-id': id });
     res.end(out);

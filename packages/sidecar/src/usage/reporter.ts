@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '@sluice/core';
 import { sluice, type ControlCall, type ControlClient } from '@sluice/protocol';
 import type { NodeIdentity } from '../control-client.js';
-import { UsageAggregator, type Attribution, type UsageRow, type UsageSource } from './aggregate.js';
+import { UsageAggregator, type Attribution, type FeedbackTarget, type UsageRow, type UsageSource } from './aggregate.js';
 
 import v1 = sluice.v1;
 
@@ -77,6 +77,12 @@ export class UsageReporter {
   record(r: UsageSource, a: Attribution, endMs = Date.now()): void {
     if (this.#closed) return;
     this.#agg.add(r, a, endMs);
+  }
+
+  /** Counts a scored feedback about a request. */
+  recordFeedback(r: FeedbackTarget, a: Attribution, scoreMilli: number, endMs = Date.now()): void {
+    if (this.#closed) return;
+    this.#agg.addFeedback(r, a, scoreMilli, endMs);
   }
 
   /** Seals the aggregate into a batch and sends whatever is due. Runs every `flushIntervalMs`. */
