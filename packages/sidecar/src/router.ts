@@ -26,14 +26,18 @@ export interface Router {
   readonly modelNames: readonly { id: string; provider: string }[];
 }
 
+/** Distinct model names whose routing decision is kept (callers choose the names; bounded). */
+const DECISION_CACHE_MAX = 4096;
+
 function globToRegExp(glob: string): RegExp {
   const body = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
   return new RegExp(`^${body}$`);
 }
 
 /**
- * Built once per snapshot: an exact-name map and an ordered list of compiled patterns; a lookup is a
- * map get, then at most one regex test per pattern. Nothing is compiled per request.
+ * Built once per snapshot: an exact-name map and an ordered list of compiled patterns; a first lookup
+ * of a name is a map get, then at most one regex test per pattern, later ones a cache hit. Nothing is
+ * compiled per request.
  */
 export function createRouter(snapshot: Snapshot): Router {
   const backends = new Map(snapshot.backends.map((b) => [b.id, b]));
@@ -55,6 +59,7 @@ export function createRouter(snapshot: Snapshot): Router {
     const shadow = sb === undefined ? undefined : { route: rule.route, backend: sb, upstreamModel: rule.shadow.modelOverride ?? sb.aliases[model] ?? model };
     return { route: rule.route, backend: first.backend, upstreamModel: first.upstreamModel, rule, candidates, shadow };
   }
+  const decisions = new Map<string, RouteDecision | null>();
   const names = new Map<string, string>();
   for (const b of snapshot.backends) {
     for (const m of b.models) names.set(m, b.provider);
@@ -71,10 +76,13 @@ export function createRouter(snapshot: Snapshot): Router {
     .map(([id, provider]) => ({ id, provider }));
   return {
     resolve(model) {
-      const rule = exact.get(model);
-      if (rule !== undefined) return target(rule, model);
-      for (const p of patterns) if (p.re.test(model)) return target(p.rule, model);
-      return undefined;
+      // Decisions are immutable per snapshot: built once per model name (bounded), then reused.
+      const hit = decisions.get(model);
+      if (hit !== undefined) return hit ?? undefined;
+      const rule = exact.get(model) ?? patterns.find((p) => p.re.test(model))?.rule;
+      const d = rule === undefined ? undefined : target(rule, model);
+      if (decisions.size < DECISION_CACHE_MAX) decisions.set(model, d ?? null);
+      return d;
     },
     modelNames,
   };
