@@ -291,6 +291,11 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
                   : { backend: useBackend(o, rule.shadow.backend), modelOverride: rule.shadow.modelOverride, weight: 0 },
             shadowPercent: rule.shadow?.percent ?? 0,
             coalesce: rule.coalesce ?? false,
+            batchMode: rule.batch?.mode ?? 'off',
+            batchWindowMs: rule.batch?.windowMs ?? 60_000,
+            batchMaxRequests: rule.batch?.maxRequests ?? 1000,
+            batchPollMs: rule.batch?.pollMs ?? 30_000,
+            batchHoldMs: rule.batch?.holdMs ?? 600_000,
           });
         });
         break;

@@ -123,6 +123,17 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
               ['backend', 'percent'],
               'send a share of requests to a candidate backend too; its answer is logged with cost and latency, never returned',
             ),
+            batch: obj(
+              {
+                mode: oneOf(['off', 'header', 'always'], 'off (default); header: requests with x-sluice-batch: true; always: every non-streamed request unless x-sluice-batch: false'),
+                windowMs: int(10, 86_400_000, 'how long requests are collected before a batch is submitted (default 60000)'),
+                maxRequests: int(1, 50_000, 'a batch is submitted at once when it holds this many requests (default 1000)'),
+                pollMs: int(10, 3_600_000, 'how often a submitted batch is polled (default 30000)'),
+                holdMs: int(0, 86_400_000, "how long the caller's connection is held for the answer; then 202 with a poll URL (default 600000)"),
+              },
+              [],
+              "latency-tolerant requests go through the provider's batch API (OpenAI Batch, Anthropic Message Batches) at its batch price",
+            ),
           },
           ['match', 'backends'],
         ),

@@ -68,6 +68,12 @@ export interface SnapshotRule {
   readonly shadow: SnapshotTarget;
   readonly shadowPercent: number;
   readonly coalesce: boolean;
+  /** Batch routing: `off` | `header` | `always`, and the batcher's timings. */
+  readonly batchMode: string;
+  readonly batchWindowMs: number;
+  readonly batchMaxRequests: number;
+  readonly batchPollMs: number;
+  readonly batchHoldMs: number;
 }
 
 export interface SnapshotTarget {

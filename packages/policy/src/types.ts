@@ -111,6 +111,21 @@ export interface RouteRule {
   coalesce?: boolean;
   /** Also send a share of the requests to a candidate backend; its answer is logged, never returned. */
   shadow?: { backend: string; modelOverride?: string; percent: number };
+  /** Latency-tolerant requests go through the provider's batch API. */
+  batch?: RouteBatch;
+}
+
+export interface RouteBatch {
+  /** `off` (default); `header`: requests with `x-sluice-batch: true`; `always`: every request unless `x-sluice-batch: false`. */
+  mode?: 'off' | 'header' | 'always';
+  /** How long requests are collected before a batch is submitted (default 60 000). */
+  windowMs?: number;
+  /** A batch is submitted at once when it holds this many requests (default 1000). */
+  maxRequests?: number;
+  /** How often a submitted batch is polled (default 30 000). */
+  pollMs?: number;
+  /** How long the caller's connection is held for the answer before a 202 with a poll URL (default 600 000). */
+  holdMs?: number;
 }
 
 export interface RouteTimeouts {

@@ -65,6 +65,11 @@ export function sampleSnapshot() {
         shadow: { backend: 'default/anthropic', modelOverride: 'claude-sonnet-4-5', weight: 0 },
         shadowPercent: 10,
         coalesce: true,
+        batchMode: 'header',
+        batchWindowMs: 5000,
+        batchMaxRequests: 100,
+        batchPollMs: 2000,
+        batchHoldMs: 60000,
       },
       {
         route: 'platform/fallback#0',
@@ -84,6 +89,11 @@ export function sampleSnapshot() {
         shadow: { backend: '', weight: 0 },
         shadowPercent: 0,
         coalesce: false,
+        batchMode: 'off',
+        batchWindowMs: 60000,
+        batchMaxRequests: 1000,
+        batchPollMs: 30000,
+        batchHoldMs: 600000,
       },
     ],
     limits: [

@@ -4,7 +4,8 @@
  */
 export type WireSchema = 'openai' | 'anthropic';
 
-export type Endpoint = 'chat' | 'embeddings' | 'messages';
+/** `batches` / `files`: the provider's batch API (OpenAI Batch with its file uploads; Anthropic Message Batches). */
+export type Endpoint = 'chat' | 'embeddings' | 'messages' | 'batches' | 'files';
 
 export interface ProviderSpec {
   readonly id: string;
@@ -22,9 +23,12 @@ export interface ProviderSpec {
   readonly maxTokensField: 'max_tokens' | 'max_completion_tokens';
   /** Price family in the bundled pricing table. */
   readonly priceFamily: string;
+  /** Share of the real-time price a request costs through the batch API (percent; 0 = no batch API). */
+  readonly batchPricePercent: number;
 }
 
-const openaiPaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings' });
+const openaiPaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings', batches: '/v1/batches', files: '/v1/files' });
+const compatiblePaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings' });
 
 export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
   openai: Object.freeze({
@@ -37,6 +41,7 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     paths: openaiPaths,
     maxTokensField: 'max_completion_tokens',
     priceFamily: 'openai',
+    batchPricePercent: 50,
   }),
   anthropic: Object.freeze({
     id: 'anthropic',
@@ -45,9 +50,10 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     authHeader: 'x-api-key',
     authPrefix: '',
     headers: Object.freeze({ 'anthropic-version': '2023-06-01' }),
-    paths: Object.freeze({ messages: '/v1/messages' }),
+    paths: Object.freeze({ messages: '/v1/messages', batches: '/v1/messages/batches' }),
     maxTokensField: 'max_tokens',
     priceFamily: 'anthropic',
+    batchPricePercent: 50,
   }),
   'openai-compatible': Object.freeze({
     id: 'openai-compatible',
@@ -56,9 +62,11 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     authHeader: 'authorization',
     authPrefix: 'Bearer ',
     headers: Object.freeze({}),
-    paths: openaiPaths,
+    // Servers of the OpenAI API family rarely implement its batch API.
+    paths: compatiblePaths,
     maxTokensField: 'max_tokens',
     priceFamily: 'openai',
+    batchPricePercent: 0,
   }),
 } satisfies Record<string, ProviderSpec>);
 

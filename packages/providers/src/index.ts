@@ -6,5 +6,6 @@ export * from './json-splice.js';
 export * from './translate/index.js';
 export * from './wire/openai.js';
 export * from './wire/anthropic.js';
+export * from './wire/batch.js';
 export * from './tokens/index.js';
 export * from './capabilities.js';

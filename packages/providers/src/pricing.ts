@@ -91,3 +91,8 @@ export function costMicros(usage: Usage, price: ModelPrice): number {
     reasoning * price.reasoning;
   return ceilDiv(total, TOKENS_PER_PRICE_UNIT);
 }
+
+/** The cost of a request served through a batch API: `percent` of its real-time cost, rounded up. */
+export function batchCostMicros(realtimeMicros: number, percent: number): number {
+  return ceilDiv(realtimeMicros * percent, 100);
+}

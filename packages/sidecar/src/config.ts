@@ -39,6 +39,9 @@ export interface SidecarConfig {
   readonly teamLabel: string;
   /** OTLP/HTTP endpoint for traces ('' = tracing off). */
   readonly otlpEndpoint: string;
+  /** Batch routing: bytes of answers kept for callers that poll (202), and how long after they arrive. */
+  readonly batchResultsMaxBytes: number;
+  readonly batchResultsTtlMs: number;
 }
 
 interface Var {
@@ -69,6 +72,8 @@ export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
   tokenFile: { env: 'SLUICE_SIDECAR_TOKEN_FILE', def: '', doc: 'projected service account token sent to the control plane' },
   teamLabel: { env: 'SLUICE_SIDECAR_TEAM_LABEL', def: 'team', doc: 'pod label whose value is the team in usage attribution' },
   otlpEndpoint: { env: 'SLUICE_OTEL_EXPORTER_OTLP_ENDPOINT', def: '', doc: 'OTLP/HTTP endpoint for traces (spans go to <endpoint>/v1/traces); empty = tracing off' },
+  batchResultsMaxBytes: { env: 'SLUICE_SIDECAR_BATCH_RESULTS_MAX_BYTES', def: String(256 * 1024 * 1024), doc: 'batch routing: bytes of answers kept for callers that got a 202 and poll' },
+  batchResultsTtlMs: { env: 'SLUICE_SIDECAR_BATCH_RESULTS_TTL_MS', def: String(24 * 3_600_000), doc: 'batch routing: how long such an answer is kept after it arrived' },
 };
 
 function intVar(v: Var, env: NodeJS.ProcessEnv, min: number, max: number): number {
@@ -103,6 +108,8 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, override
     tokenFile: env[e.tokenFile.env] ?? e.tokenFile.def,
     teamLabel: env[e.teamLabel.env] ?? e.teamLabel.def,
     otlpEndpoint: env[e.otlpEndpoint.env] ?? e.otlpEndpoint.def,
+    batchResultsMaxBytes: intVar(e.batchResultsMaxBytes, env, 1024, 16 * 1024 * 1024 * 1024),
+    batchResultsTtlMs: intVar(e.batchResultsTtlMs, env, 1000, 30 * 86_400_000),
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@ import {
   anthropicResponseToChat,
   chatRequestToAnthropic,
   chatResponseToAnthropic,
+  batchCostMicros,
   costMicros,
   createAnthropicPassthrough,
   createAnthropicStreamToChat,
@@ -17,6 +18,7 @@ import {
   type ModelCapabilities,
   messagesRequestToOpenAI,
   lastMemberValue,
+  providerSpec,
   setTopLevelMembers,
   usageFromAnthropic,
   usageFromOpenAI,
@@ -45,6 +47,8 @@ import type { Runtime } from './runtime.js';
 import type { RouteTarget } from './router.js';
 import { canonicalJson, Coalescer, type Leader } from './routing/coalesce.js';
 import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
+import { batchApiOf, type Batcher } from './batch/batcher.js';
+import type { BatchResults, ResponseSink } from './batch/results.js';
 
 export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages';
 
@@ -99,6 +103,10 @@ export interface RequestRecord {
   coalescedWith: string | undefined;
   /** Backends skipped for lack of a capability the request needs (`backend:reason`, comma-separated). */
   capabilitySkipped: string | undefined;
+  /** Batch routing: the provider's batch id (`fallback` when the batch failed and the request was served in real time). */
+  batch: string | undefined;
+  /** The id to poll (`GET /v1/sluice/batch/<id>`) when the caller was answered 202 before the batch finished. */
+  batchPoll: string | undefined;
   /** The limit that denied the request (`namespace/name`). */
   limit: string | undefined;
   /** Shadow limits that would have denied it, comma-separated. */
@@ -126,6 +134,9 @@ export interface HandlerDeps {
   /** Strategies, circuit breakers and the retry budget of this process. */
   readonly routing: Routing;
   readonly coalescer: Coalescer;
+  /** Batch routing: the batches being collected and polled, and the answers waiting for a poll. */
+  readonly batcher: Batcher;
+  readonly batchResults: BatchResults;
   /** OpenTelemetry traces (OTLP) when configured. */
   readonly tracing: Tracing | undefined;
   /** Where finished requests are counted for usage accounting (StreamUsage), once connected. */
@@ -233,6 +244,30 @@ function totalTimeoutOf(header: string | string[] | undefined, ruleMs: number, m
   const n = Number(v);
   if (v === undefined || !/^\d{1,9}$/u.test(v) || n < 1) throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', 'x-sluice-timeout-ms must be a positive integer of milliseconds', { param: 'x-sluice-timeout-ms' });
   return Math.min(n, maxMs > 0 ? maxMs : n);
+}
+
+/**
+ * Whether a request goes through the batch API: rule mode `header` needs `x-sluice-batch: true`
+ * (or `1`); `always` takes every request unless `x-sluice-batch: false` (or `0`).
+ */
+function wantsBatch(mode: string, header: string | string[] | undefined): boolean {
+  const v = (Array.isArray(header) ? header[0] : header)?.trim().toLowerCase();
+  if (mode === 'always') return v !== 'false' && v !== '0';
+  return mode === 'header' && (v === 'true' || v === '1');
+}
+
+/** RFC 7240 `Prefer: respond-async`: answer 202 with a poll URL at once. */
+function prefersAsync(header: string | string[] | undefined): boolean {
+  const v = Array.isArray(header) ? header.join(',') : header;
+  return v !== undefined && /(?:^|[,;\s])respond-async(?:$|[,;\s])/iu.test(v);
+}
+
+/** Where a batched request's answer is polled. */
+export const batchPollPath = (id: string): string => `/v1/sluice/batch/${encodeURIComponent(id)}`;
+
+/** The body of a 202 (and of a poll while the batch runs). */
+export function batchStatusBody(id: string, batchId: string | undefined): Record<string, unknown> {
+  return { id, object: 'sluice.batch_request', status: batchId === undefined ? 'queued' : 'submitted', batch_id: batchId ?? null, poll_url: batchPollPath(id) };
 }
 
 /** Waits `ms`, or rejects as aborted when the caller goes away meanwhile. */
@@ -390,6 +425,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     variant: undefined,
     coalescedWith: undefined,
     capabilitySkipped: undefined,
+    batch: undefined,
+    batchPoll: undefined,
     limit: undefined,
     limitShadowDenied: undefined,
     limitFallbacks: undefined,
@@ -416,6 +453,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
   /** The provider answered 2xx (it may have produced tokens). */
   let answered = false;
   const ac = new AbortController();
+  /** Where a non-streamed answer goes: the caller, or the poll store once the caller got a 202 (batch). */
+  let answerTo: ResponseSink = res;
+  /** Answered through a batch API: its price share (percent). */
+  let batchPricePercent: number | undefined;
   let clientGone = false;
   res.on('close', () => {
     if (!res.writableFinished) {
@@ -538,7 +579,62 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     routing.budget.onRequest(routing.now());
     let next = 0;
     let up: Awaited<ReturnType<typeof sendUpstream>> | undefined;
-    for (;;) {
+    // Batch routing: a latency-tolerant non-streamed request goes through the first candidate with a
+    // batch API and waits for the batch; a batch that cannot be submitted (or that the provider fails
+    // as a whole) leaves the request to the real-time attempts below.
+    let batchAnswer: Buffer | undefined;
+    const batchTarget = !stream && target.rule.batchMode !== 'off' && wantsBatch(target.rule.batchMode, req.headers['x-sluice-batch']) ? order.find((c) => batchApiOf(c.backend) !== undefined) : undefined;
+    if (batchTarget !== undefined) {
+      backend = batchTarget.backend;
+      rec.backend = backend.id;
+      rec.provider = backend.provider;
+      rec.upstreamModel = batchTarget.upstreamModel;
+      plan = planRequest(ep.ingress, backend, body, rawOut, model, batchTarget.upstreamModel, stream, req, deps.config);
+      // Waiting for a batch is the point: the rule's total timeout does not apply.
+      clearTimeout(deadline);
+      deadline = undefined;
+      const rule = target.rule;
+      const ticket = deps.batcher.enqueue(backend, batchApiOf(backend) as 'openai', plan.path, batchTarget.upstreamModel, plan.body, { windowMs: rule.batchWindowMs, maxRequests: rule.batchMaxRequests, pollMs: rule.batchPollMs });
+      rec.attempts++;
+      rec.batch = 'queued';
+      // A caller that leaves before the batch is submitted takes its request back (nothing is billed);
+      // after that the answer is still awaited, to count what it cost.
+      const withdraw = (): void => void ticket.withdraw();
+      ac.signal.addEventListener('abort', withdraw, { once: true });
+      const goAsync = (): void => {
+        if (answerTo !== res || res.headersSent || clientGone) return;
+        const pollId = deps.batchResults.open(rec.id, newRequestId, () => ticket.batchId, rule.batchPollMs);
+        rec.batchPoll = pollId;
+        const accepted = JSON.stringify(batchStatusBody(pollId, ticket.batchId));
+        res.writeHead(202, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(accepted), location: batchPollPath(pollId), 'retry-after': String(Math.max(1, Math.ceil(rule.batchPollMs / 1000))), ...sluiceHeaders(rec, admission) });
+        res.end(accepted);
+        answerTo = deps.batchResults.sink(pollId);
+      };
+      const hold = rule.batchHoldMs === 0 || prefersAsync(req.headers['prefer']) ? (goAsync(), undefined) : setTimeout(goAsync, rule.batchHoldMs);
+      let outcome: Awaited<typeof ticket.outcome>;
+      try {
+        outcome = await ticket.outcome;
+      } finally {
+        clearTimeout(hold);
+        ac.signal.removeEventListener('abort', withdraw);
+      }
+      if (outcome.kind === 'abandoned') throw clientGone ? new SluiceError('SLUICE_ERR_REQUEST_ABORTED') : new SluiceError('SLUICE_ERR_BATCH_ABANDONED');
+      if (outcome.kind === 'fallback') {
+        rec.batch = 'fallback';
+        failed.push(`${backend.id}:batch:${outcome.error.code}`);
+        rec.failedAttempts = failed.join(',');
+        plan = undefined;
+      } else {
+        rec.batch = outcome.batchId;
+        const r = outcome.result;
+        if ('reason' in r) throw new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', `The provider's batch ${outcome.batchId} ended before this request ran (${r.reason})`);
+        upstreamStatus = r.status;
+        if (r.status >= 300) throw upstreamStatusError(r.status, {}, r.body);
+        batchAnswer = Buffer.from(r.body);
+        batchPricePercent = providerSpec(backend.provider)?.batchPricePercent ?? 100;
+      }
+    }
+    while (batchAnswer === undefined) {
       let t = order[next] as (typeof order)[number];
       // An ejected backend is skipped while others remain (a half-open one gets its one probe).
       while (!routing.breakers.allow(t.backend.id, routing.now()) && next + 1 < order.length) t = order[++next] as (typeof order)[number];
@@ -600,24 +696,27 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       await sleep(wait, ac.signal);
     }
     answered = true;
-    const contentType = String(up.headers['content-type'] ?? '');
-    if (!stream) {
-      const buf = await readUpstreamBody(up.body, deps.config.maxResponseBytes);
+    if (plan === undefined || backend === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'no plan after the attempts');
+    if (!stream || up === undefined) {
+      const buf = batchAnswer ?? (up === undefined ? Buffer.alloc(0) : await readUpstreamBody(up.body, deps.config.maxResponseBytes));
       const { out, usage: u } = readJsonResponse(plan, buf, rec);
       usage = u;
       const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), ...sluiceHeaders(rec, admission) };
       const price = usage === undefined ? undefined : rt.priceOf(backend, rec.upstreamModel ?? target.upstreamModel);
       if (usage !== undefined && price !== undefined) {
-        rec.costMicros = costMicros(usage, price);
+        rec.costMicros = batchPricePercent === undefined ? costMicros(usage, price) : batchCostMicros(costMicros(usage, price), batchPricePercent);
         headers['x-sluice-cost-micros'] = rec.costMicros;
       }
+      if (rec.batch !== undefined) headers['x-sluice-batch'] = rec.batch;
+      if (clientGone && answerTo === res) throw new SluiceError('SLUICE_ERR_REQUEST_ABORTED');
       rec.ttfbMs = ms(t0);
-      res.writeHead(200, headers);
-      res.end(out);
+      answerTo.writeHead(200, headers);
+      answerTo.end(out);
       rec.status = 200;
       leader?.resolve({ out, backend: backend.id, upstreamModel: rec.upstreamModel ?? target.upstreamModel, leaderId: rec.id });
       return;
     }
+    const contentType = String(up.headers['content-type'] ?? '');
     if (!contentType.includes('text/event-stream')) {
       await readUpstreamBody(up.body, 1024 * 1024).catch(() => undefined);
       throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `The provider answered a stream request with ${contentType || 'no content type'}`);
@@ -655,10 +754,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.limit = err.headers?.['x-sluice-limit'];
     if (clientGone || err.code === 'SLUICE_ERR_REQUEST_ABORTED') {
       rec.status = 499;
-      if (!res.destroyed) res.destroy();
-    } else if (!res.headersSent) {
+      if (!answerTo.destroyed) answerTo.destroy();
+    } else if (!answerTo.headersSent) {
       rec.status = err.status;
-      sendError(res, ep.shape, err, rec.id, err.code === 'SLUICE_ERR_REQUEST_TOO_LARGE' || err.code === 'SLUICE_ERR_REQUEST_BODY_TIMEOUT');
+      sendError(answerTo, ep.shape, err, rec.id, err.code === 'SLUICE_ERR_REQUEST_TOO_LARGE' || err.code === 'SLUICE_ERR_REQUEST_BODY_TIMEOUT');
     } else {
       // The stream had started: one terminal error event in the caller's shape, then close.
       res.end(errorEvent(ep.shape, err, rec.id));

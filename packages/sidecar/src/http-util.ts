@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody, SluiceError, type ApiShape } from '@sluice/core';
+import type { ResponseSink } from './batch/results.js';
 
 /**
  * Reads a request body up to `maxBytes` within `timeoutMs`. Fails with 413 as soon as the declared or
@@ -49,7 +50,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: numb
 }
 
 /** Answers an error in the caller's API shape with `x-sluice-error-code`. */
-export function sendError(res: ServerResponse, shape: ApiShape, err: SluiceError, requestId: string, closeConnection = false): void {
+export function sendError(res: ResponseSink, shape: ApiShape, err: SluiceError, requestId: string, closeConnection = false): void {
   if (res.headersSent || res.destroyed) return;
   const body = errorBody(shape, err, requestId);
   const headers: Record<string, string | number> = {

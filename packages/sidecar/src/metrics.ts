@@ -27,6 +27,8 @@ export class SidecarMetrics {
   readonly #fallbacks = this.registry.counter('sluice_fallbacks_total', 'Requests answered by another backend than the first one tried.', ['route', 'backend']);
   readonly #shadow = this.registry.counter('sluice_shadow_requests_total', 'Shadow requests (a copy to a candidate backend, never returned), by backend and outcome code (empty = answered).', ['backend', 'code']);
   readonly #shadowCost = this.registry.counter('sluice_shadow_cost_micros_total', 'Cost of shadow requests in micro-USD.', ['backend']);
+  readonly #batches = this.registry.counter('sluice_batches_total', 'Batch routing: batches submitted, completed, failed by the provider (their requests served in real time) and submissions that failed, by backend.', ['backend', 'outcome']);
+  readonly #batchRequests = this.registry.counter('sluice_batch_requests_total', 'Batch routing: requests in those batches, by backend and batch outcome.', ['backend', 'outcome']);
   readonly #limits = this.registry.counter('sluice_limit_decisions_total', 'LLMLimit decisions other than a plain admit: denied, shadow_denied, and the failure mode applied while global credit was unavailable (FailClosed, FailOpen, LocalShare, shadow).', ['limit', 'decision']);
   readonly #tokenUsage = this.registry.histogram(
     'gen_ai_client_token_usage',
@@ -100,6 +102,18 @@ export class SidecarMetrics {
   observeShadow(backend: string, code: string | undefined, costMicros: number | null): void {
     this.#shadow.inc([backend, code ?? '']);
     if (costMicros !== null && costMicros > 0) this.#shadowCost.inc([backend], costMicros);
+  }
+
+  observeBatch(backend: string, outcome: string, requests: number): void {
+    this.#batches.inc([backend, outcome]);
+    this.#batchRequests.inc([backend, outcome], requests);
+  }
+
+  /** Batch routing queues, read at scrape time. */
+  batching(stats: () => { readonly queued: number; readonly waiting: number; readonly openBatches: number }): void {
+    this.registry.gauge('sluice_batch_queued_requests', 'Batch routing: requests collected for a batch not submitted yet.', () => [{ value: stats().queued }]);
+    this.registry.gauge('sluice_batch_waiting_requests', 'Batch routing: requests in submitted batches, waiting for results.', () => [{ value: stats().waiting }]);
+    this.registry.gauge('sluice_batch_open_batches', 'Batch routing: submitted batches not finished.', () => [{ value: stats().openBatches }]);
   }
 
   observeRetry(backend: string, code: string): void {

@@ -15,12 +15,17 @@ import { handleFeedback, RecentRequests } from './usage/feedback.js';
 import { sendError } from './http-util.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { UpstreamPools } from './upstream.js';
+import { Batcher } from './batch/batcher.js';
+import { BatchResults } from './batch/results.js';
+import { batchStatusBody } from './handler.js';
 
 const ENDPOINTS: Readonly<Record<string, Endpoint>> = Object.freeze({
   '/v1/chat/completions': { ingress: 'openai-chat', shape: 'openai' },
   '/v1/embeddings': { ingress: 'openai-embeddings', shape: 'openai' },
   '/v1/messages': { ingress: 'anthropic-messages', shape: 'anthropic' },
 });
+
+const BATCH_POLL_PREFIX = '/v1/sluice/batch/';
 
 const shapeOfPath = (path: string): ApiShape => (path.startsWith('/v1/messages') ? 'anthropic' : 'openai');
 
@@ -96,7 +101,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     () => routing.breakers.ejectedNow(routing.now()),
     () => routing.counters.ejections,
   );
+  const batcher = new Batcher({ pools, logger, onBatch: (backend, outcome, n) => metrics.observeBatch(backend, outcome, n) });
+  metrics.batching(() => batcher.stats);
   const deps = {
+    batcher,
+    batchResults: new BatchResults(config.batchResultsMaxBytes, config.batchResultsTtlMs),
     config,
     logger,
     metrics,
@@ -165,6 +174,12 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       );
       return;
     }
+    if (path.startsWith(BATCH_POLL_PREFIX)) {
+      const status = pollBatch(req, res, path.slice(BATCH_POLL_PREFIX.length), id);
+      req.resume();
+      logSimple(req, id, status, status === 404 ? 'SLUICE_ERR_BATCH_UNKNOWN_REQUEST' : status === 405 ? 'SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED' : undefined, t0);
+      return;
+    }
     if (path === '/v1/models') {
       if (runtime === undefined) {
         sendError(res, 'openai', new SluiceError('SLUICE_ERR_NOT_READY'), id);
@@ -184,6 +199,35 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     sendError(res, shapeOfPath(path), new SluiceError('SLUICE_ERR_HTTP_NOT_FOUND', `No endpoint ${req.method ?? ''} ${path.slice(0, 200)}`), id);
     req.resume();
     logSimple(req, id, 404, 'SLUICE_ERR_HTTP_NOT_FOUND', t0);
+  }
+
+  /** `GET /v1/sluice/batch/<id>`: a batched request's answer once its batch finished, 202 before. */
+  function pollBatch(req: IncomingMessage, res: ServerResponse, rawId: string, id: string): number {
+    const shape: ApiShape = req.headers['anthropic-version'] !== undefined ? 'anthropic' : 'openai';
+    if (req.method !== 'GET') {
+      sendError(res, shape, new SluiceError('SLUICE_ERR_HTTP_METHOD_NOT_ALLOWED', `${req.method ?? '?'} is not allowed here; use GET`), id);
+      return 405;
+    }
+    let pollId: string;
+    try {
+      pollId = decodeURIComponent(rawId);
+    } catch {
+      pollId = '';
+    }
+    const state = deps.batchResults.get(pollId);
+    if (state === undefined) {
+      sendError(res, shape, new SluiceError('SLUICE_ERR_BATCH_UNKNOWN_REQUEST', `No batched request ${JSON.stringify(pollId.slice(0, 100))} (unknown, expired, or the sidecar restarted)`), id);
+      return 404;
+    }
+    if (state.state === 'pending') {
+      const body = JSON.stringify(batchStatusBody(pollId, state.batchId));
+      res.writeHead(202, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'retry-after': String(Math.max(1, Math.ceil(state.pollMs / 1000))), 'x-request-id': id });
+      res.end(body);
+      return 202;
+    }
+    res.writeHead(state.answer.status, state.answer.headers);
+    res.end(state.answer.body);
+    return state.answer.status;
   }
 
   const server = createServer({ headersTimeout: 30_000, requestTimeout: 0, keepAliveTimeout: 65_000 }, onRequest);
@@ -276,6 +320,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     },
     async drain(deadlineMs) {
       draining = true;
+      // Batches still being collected are submitted now; their callers wait within the deadline.
+      batcher.flushAll();
       const closed = new Promise((r) => server.close(r));
       server.closeIdleConnections();
       const before = inFlight;
@@ -291,6 +337,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       }
       const cut = inFlight;
       logger.info({ finished: before - cut, cut }, 'drained');
+      batcher.close();
       for (const s of sockets) s.destroy();
       await closed;
       await new Promise((r) => admin.close(r));
@@ -298,6 +345,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       return { finished: before - cut, cut };
     },
     async close() {
+      batcher.close();
       const closed = Promise.all([new Promise((r) => server.close(r)), new Promise((r) => admin.close(r))]);
       server.closeIdleConnections();
       for (const s of sockets) s.destroy();

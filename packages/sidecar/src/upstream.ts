@@ -146,3 +146,34 @@ export function upstreamStatusError(status: number, headers: Dispatcher.Response
   if (status >= 400 && status < 500) return new SluiceError('SLUICE_ERR_UPSTREAM_CLIENT_ERROR', say('The provider rejected the request'), { status });
   return new SluiceError('SLUICE_ERR_UPSTREAM_SERVER_ERROR', say('The provider failed'));
 }
+
+export interface UpstreamCall {
+  readonly method: 'GET' | 'POST';
+  /** Path under the backend's base URL. */
+  readonly path: string;
+  readonly body?: string;
+  /** Content type of the body (default application/json). */
+  readonly contentType?: string;
+  readonly timeoutMs: number;
+  /** Largest answer read. */
+  readonly maxBytes: number;
+}
+
+/**
+ * A whole request/answer exchange with a backend, for control calls (the batch API): the backend's
+ * credential and headers, the answer read to the end. Throws SluiceError on transport failures.
+ */
+export async function callUpstream(pools: UpstreamPools, backend: SnapshotBackend, c: UpstreamCall): Promise<{ status: number; text: string }> {
+  const { pool, pathPrefix } = pools.pool(backend);
+  const headers: Record<string, string> = { ...backend.headers, accept: 'application/json' };
+  if (c.body !== undefined) headers['content-type'] = c.contentType ?? 'application/json';
+  if (backend.authHeader !== '') headers[backend.authHeader] = backend.authValue;
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await pool.request({ method: c.method, path: pathPrefix + c.path, headers, body: c.body, signal: AbortSignal.timeout(c.timeoutMs), headersTimeout: c.timeoutMs, bodyTimeout: c.timeoutMs });
+  } catch (e) {
+    throw transportError(e, false);
+  }
+  const buf = await readUpstreamBody(res.body, c.maxBytes);
+  return { status: res.statusCode, text: buf.toString('utf8') };
+}

@@ -370,9 +370,18 @@ test('unknown paths answer 404 and malformed JSON 400, in the matching shape', a
   assert.equal(oe['type'], 'invalid_request_error');
   assert.equal(oe['message'], 'Invalid URL (POST /v1/nope)');
 
-  res = await post('/v1/messages/batches', {});
+  res = await post('/v1/messages/nope', {});
   assert.equal(res.status, 404);
   assert.deepEqual(((await res.json()) as Json)['type'], 'error');
+
+  // The batch APIs validate like the real ones.
+  res = await post('/v1/messages/batches', {});
+  assert.equal(res.status, 400);
+  assert.equal((((await res.json()) as Json)['error'] as Json)['type'], 'invalid_request_error');
+  res = await post('/v1/batches', { input_file_id: 'file-nope', endpoint: '/v1/chat/completions', completion_window: '24h' });
+  assert.equal(res.status, 400);
+  res = await fetch(fake.url + '/v1/batches/batch_nope');
+  assert.equal(res.status, 404);
 
   res = await fetch(fake.url + '/v1/other', { headers: { 'anthropic-version': '2023-06-01' } });
   assert.equal(res.status, 404);

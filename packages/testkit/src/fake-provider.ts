@@ -10,6 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { sseData, sseNamed } from '@sluice/providers';
+import { FakeBatches, type FakeBatchBehaviour, type FakeBatchRecord } from './fake-batches.js';
 
 export interface FakeScript {
   /** Delay before the response headers, in milliseconds. */
@@ -67,7 +68,11 @@ export interface FakeProvider {
   forModel(model: string, script: FakeScript): void;
   /** One-shot scripts consumed in order by the next generation requests (take precedence). */
   enqueue(...scripts: FakeScript[]): void;
-  /** Clear scripts, queue, recorded requests and counters. */
+  /** How the batch APIs (OpenAI Batch, Anthropic Message Batches) behave: delay, failures. */
+  setBatchBehaviour(b: FakeBatchBehaviour): void;
+  /** Every batch received (both APIs), in order. */
+  readonly batches: readonly FakeBatchRecord[];
+  /** Clear scripts, queue, recorded requests, batches and counters. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -610,6 +615,27 @@ function embed(input: string | number[]): number[] {
   return v.map((f) => Math.fround(f / norm));
 }
 
+/** An embeddings answer body; undefined when `input` is not a string or an array of strings / token arrays. */
+function embeddingsJson(script: FakeScript, body: Record<string, unknown>, model: string): string | undefined {
+  const inputs = embeddingInputs(body['input']);
+  if (inputs === undefined) return undefined;
+  const base64 = body['encoding_format'] === 'base64';
+  let tokens = 0;
+  const data = inputs.map((input, index) => {
+    tokens += typeof input === 'string' ? Math.ceil(input.length / 4) : input.length;
+    const v = embed(input);
+    return {
+      object: 'embedding',
+      index,
+      embedding: base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v,
+    };
+  });
+  const promptTokens = nonNegInt(script.usage?.input, Math.max(1, tokens));
+  const out: Record<string, unknown> = { object: 'list', data, model };
+  if (script.omitUsage !== true) out['usage'] = { prompt_tokens: promptTokens, total_tokens: promptTokens };
+  return JSON.stringify(out);
+}
+
 const JSON_CONTENT_TYPE = 'application/json';
 const SSE_HEADERS = Object.freeze({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
 
@@ -660,6 +686,7 @@ class FakeProviderServer implements FakeProvider {
   private readonly byModel = new Map<string, FakeScript>();
   private readonly queue: FakeScript[] = [];
   private closing: Promise<void> | undefined;
+  private readonly batchApis = new FakeBatches((endpoint, body) => this.answerOffline(endpoint, body));
   url = '';
   port = 0;
 
@@ -684,7 +711,30 @@ class FakeProviderServer implements FakeProvider {
     for (const s of scripts) this.queue.push({ ...s });
   }
 
+  get batches(): readonly FakeBatchRecord[] {
+    return this.batchApis.records;
+  }
+
+  setBatchBehaviour(b: FakeBatchBehaviour): void {
+    this.batchApis.behaviour = { ...b };
+  }
+
+  /** One request of a batch, answered as the real-time endpoint would (non-streamed). */
+  private answerOffline(endpoint: 'chat' | 'embeddings' | 'messages', body: Record<string, unknown>): { status: number; body: string } {
+    const model = typeof body['model'] === 'string' ? body['model'] : '';
+    const script = this.pick(model);
+    const shape: Shape = endpoint === 'messages' ? 'anthropic' : 'openai';
+    if (script.status !== undefined && script.status >= 400) return { status: script.status, body: errorBody(shape, script.status, script.errorType, script.errorMessage) };
+    if (endpoint === 'embeddings') {
+      const out = embeddingsJson(script, body, model);
+      return out === undefined ? { status: 400, body: errorBody('openai', 400, 'invalid_request_error', "'input' must be a string or an array of strings or token arrays.") } : { status: 200, body: out };
+    }
+    const r = resolveReply(script, promptTokens(body));
+    return { status: 200, body: render(compile(endpoint === 'chat' ? openaiChatJson(r, model) : anthropicJson(r, model)), nextId(), String(Math.floor(Date.now() / 1000))) };
+  }
+
   reset(): void {
+    this.batchApis.reset();
     this.defaultScript = undefined;
     this.byModel.clear();
     this.queue.length = 0;
@@ -736,6 +786,11 @@ class FakeProviderServer implements FakeProvider {
       if (this.requests.length > MAX_RECORDED) this.requests.shift();
     }
     const anthropicClient = req.headers['anthropic-version'] !== undefined;
+    if (FakeBatches.owns(path)) {
+      const a = this.batchApis.handle(method, path, String(req.headers['content-type'] ?? ''), body, this.url);
+      sendBody(res, a.status, a.contentType ?? JSON_CONTENT_TYPE, a.body);
+      return;
+    }
     let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
     if (method === 'POST' && path === '/v1/chat/completions') endpoint = 'chat';
     else if (method === 'POST' && path === '/v1/embeddings') endpoint = 'embeddings';
@@ -849,27 +904,13 @@ class FakeProviderServer implements FakeProvider {
     body: Record<string, unknown>,
     model: string,
   ): void {
-    const inputs = embeddingInputs(body['input']);
-    if (inputs === undefined) {
+    const out = embeddingsJson(script, body, model);
+    if (out === undefined) {
       if (this.preface(res, script, 'openai')) return;
       this.sendError(res, 'openai', 400, 'invalid_request_error', "'input' must be a string or an array of strings or token arrays.");
       return;
     }
-    const base64 = body['encoding_format'] === 'base64';
-    let tokens = 0;
-    const data = inputs.map((input, index) => {
-      tokens += typeof input === 'string' ? Math.ceil(input.length / 4) : input.length;
-      const v = embed(input);
-      return {
-        object: 'embedding',
-        index,
-        embedding: base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v,
-      };
-    });
-    const promptTokens = nonNegInt(script.usage?.input, Math.max(1, tokens));
-    const out: Record<string, unknown> = { object: 'list', data, model };
-    if (script.omitUsage !== true) out['usage'] = { prompt_tokens: promptTokens, total_tokens: promptTokens };
-    this.respondJson(res, ex, script, 'openai', JSON.stringify(out));
+    this.respondJson(res, ex, script, 'openai', out);
   }
 
   private generate(

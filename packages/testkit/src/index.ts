@@ -3,3 +3,4 @@ export * from './fake-kube.js';
 export * from './wait.js';
 export * from './redis.js';
 export * from './logs.js';
+export * from './fake-batches.js';

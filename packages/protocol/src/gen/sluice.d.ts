@@ -2455,6 +2455,21 @@ export namespace sluice {
             /** Rule coalesce. */
             coalesce: boolean;
 
+            /** Rule batchMode. */
+            batchMode: string;
+
+            /** Rule batchWindowMs. */
+            batchWindowMs: number;
+
+            /** Rule batchMaxRequests. */
+            batchMaxRequests: number;
+
+            /** Rule batchPollMs. */
+            batchPollMs: number;
+
+            /** Rule batchHoldMs. */
+            batchHoldMs: number;
+
             /**
              * Creates a new Rule instance using the specified properties.
              * @param [properties] Properties to set
@@ -2589,6 +2604,21 @@ export namespace sluice {
 
                 /** Rule coalesce */
                 coalesce?: (boolean|null);
+
+                /** Rule batchMode */
+                batchMode?: (string|null);
+
+                /** Rule batchWindowMs */
+                batchWindowMs?: (number|null);
+
+                /** Rule batchMaxRequests */
+                batchMaxRequests?: (number|null);
+
+                /** Rule batchPollMs */
+                batchPollMs?: (number|null);
+
+                /** Rule batchHoldMs */
+                batchHoldMs?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

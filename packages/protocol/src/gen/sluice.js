@@ -7235,6 +7235,11 @@ export const sluice = $root.sluice = (() => {
              * @property {sluice.v1.Target.$Properties|null} [shadow] Rule shadow
              * @property {number|null} [shadowPercent] Rule shadowPercent
              * @property {boolean|null} [coalesce] Rule coalesce
+             * @property {string|null} [batchMode] Rule batchMode
+             * @property {number|null} [batchWindowMs] Rule batchWindowMs
+             * @property {number|null} [batchMaxRequests] Rule batchMaxRequests
+             * @property {number|null} [batchPollMs] Rule batchPollMs
+             * @property {number|null} [batchHoldMs] Rule batchHoldMs
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -7406,6 +7411,46 @@ export const sluice = $root.sluice = (() => {
             Rule.prototype.coalesce = false;
 
             /**
+             * Rule batchMode.
+             * @member {string} batchMode
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.batchMode = "";
+
+            /**
+             * Rule batchWindowMs.
+             * @member {number} batchWindowMs
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.batchWindowMs = 0;
+
+            /**
+             * Rule batchMaxRequests.
+             * @member {number} batchMaxRequests
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.batchMaxRequests = 0;
+
+            /**
+             * Rule batchPollMs.
+             * @member {number} batchPollMs
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.batchPollMs = 0;
+
+            /**
+             * Rule batchHoldMs.
+             * @member {number} batchHoldMs
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.batchHoldMs = 0;
+
+            /**
              * Creates a new Rule instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Rule
@@ -7474,6 +7519,16 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 16, wireType 0 =*/128).int32(message.shadowPercent);
                 if (message.coalesce != null && $Object.hasOwnProperty.call(message, "coalesce") && message.coalesce !== false)
                     writer.uint32(/* id 17, wireType 0 =*/136).bool(message.coalesce);
+                if (message.batchMode != null && $Object.hasOwnProperty.call(message, "batchMode") && message.batchMode !== "")
+                    writer.uint32(/* id 18, wireType 2 =*/146).string(message.batchMode);
+                if (message.batchWindowMs != null && $Object.hasOwnProperty.call(message, "batchWindowMs") && message.batchWindowMs !== 0)
+                    writer.uint32(/* id 19, wireType 0 =*/152).int32(message.batchWindowMs);
+                if (message.batchMaxRequests != null && $Object.hasOwnProperty.call(message, "batchMaxRequests") && message.batchMaxRequests !== 0)
+                    writer.uint32(/* id 20, wireType 0 =*/160).int32(message.batchMaxRequests);
+                if (message.batchPollMs != null && $Object.hasOwnProperty.call(message, "batchPollMs") && message.batchPollMs !== 0)
+                    writer.uint32(/* id 21, wireType 0 =*/168).int32(message.batchPollMs);
+                if (message.batchHoldMs != null && $Object.hasOwnProperty.call(message, "batchHoldMs") && message.batchHoldMs !== 0)
+                    writer.uint32(/* id 22, wireType 0 =*/176).int32(message.batchHoldMs);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -7678,6 +7733,51 @@ export const sluice = $root.sluice = (() => {
                                 delete message.coalesce;
                             continue;
                         }
+                    case 18: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.batchMode = value;
+                            else
+                                delete message.batchMode;
+                            continue;
+                        }
+                    case 19: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.batchWindowMs = value;
+                            else
+                                delete message.batchWindowMs;
+                            continue;
+                        }
+                    case 20: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.batchMaxRequests = value;
+                            else
+                                delete message.batchMaxRequests;
+                            continue;
+                        }
+                    case 21: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.batchPollMs = value;
+                            else
+                                delete message.batchPollMs;
+                            continue;
+                        }
+                    case 22: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.batchHoldMs = value;
+                            else
+                                delete message.batchHoldMs;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -7793,6 +7893,21 @@ export const sluice = $root.sluice = (() => {
                 if (message.coalesce != null && $Object.hasOwnProperty.call(message, "coalesce"))
                     if (typeof message.coalesce !== "boolean")
                         return "coalesce: boolean expected";
+                if (message.batchMode != null && $Object.hasOwnProperty.call(message, "batchMode"))
+                    if (!$util.isString(message.batchMode))
+                        return "batchMode: string expected";
+                if (message.batchWindowMs != null && $Object.hasOwnProperty.call(message, "batchWindowMs"))
+                    if (!$util.isInteger(message.batchWindowMs))
+                        return "batchWindowMs: integer expected";
+                if (message.batchMaxRequests != null && $Object.hasOwnProperty.call(message, "batchMaxRequests"))
+                    if (!$util.isInteger(message.batchMaxRequests))
+                        return "batchMaxRequests: integer expected";
+                if (message.batchPollMs != null && $Object.hasOwnProperty.call(message, "batchPollMs"))
+                    if (!$util.isInteger(message.batchPollMs))
+                        return "batchPollMs: integer expected";
+                if (message.batchHoldMs != null && $Object.hasOwnProperty.call(message, "batchHoldMs"))
+                    if (!$util.isInteger(message.batchHoldMs))
+                        return "batchHoldMs: integer expected";
                 return null;
             };
 
@@ -7882,6 +7997,21 @@ export const sluice = $root.sluice = (() => {
                 if (object.coalesce != null)
                     if (object.coalesce)
                         message.coalesce = $Boolean(object.coalesce);
+                if (object.batchMode != null)
+                    if (typeof object.batchMode !== "string" || object.batchMode.length)
+                        message.batchMode = $String(object.batchMode);
+                if (object.batchWindowMs != null)
+                    if ($Number(object.batchWindowMs) !== 0)
+                        message.batchWindowMs = object.batchWindowMs | 0;
+                if (object.batchMaxRequests != null)
+                    if ($Number(object.batchMaxRequests) !== 0)
+                        message.batchMaxRequests = object.batchMaxRequests | 0;
+                if (object.batchPollMs != null)
+                    if ($Number(object.batchPollMs) !== 0)
+                        message.batchPollMs = object.batchPollMs | 0;
+                if (object.batchHoldMs != null)
+                    if ($Number(object.batchHoldMs) !== 0)
+                        message.batchHoldMs = object.batchHoldMs | 0;
                 return message;
             };
 
@@ -7922,6 +8052,11 @@ export const sluice = $root.sluice = (() => {
                     object.shadow = null;
                     object.shadowPercent = 0;
                     object.coalesce = false;
+                    object.batchMode = "";
+                    object.batchWindowMs = 0;
+                    object.batchMaxRequests = 0;
+                    object.batchPollMs = 0;
+                    object.batchHoldMs = 0;
                 }
                 if (message.route != null && $Object.hasOwnProperty.call(message, "route"))
                     object.route = message.route;
@@ -7966,6 +8101,16 @@ export const sluice = $root.sluice = (() => {
                     object.shadowPercent = message.shadowPercent;
                 if (message.coalesce != null && $Object.hasOwnProperty.call(message, "coalesce"))
                     object.coalesce = message.coalesce;
+                if (message.batchMode != null && $Object.hasOwnProperty.call(message, "batchMode"))
+                    object.batchMode = message.batchMode;
+                if (message.batchWindowMs != null && $Object.hasOwnProperty.call(message, "batchWindowMs"))
+                    object.batchWindowMs = message.batchWindowMs;
+                if (message.batchMaxRequests != null && $Object.hasOwnProperty.call(message, "batchMaxRequests"))
+                    object.batchMaxRequests = message.batchMaxRequests;
+                if (message.batchPollMs != null && $Object.hasOwnProperty.call(message, "batchPollMs"))
+                    object.batchPollMs = message.batchPollMs;
+                if (message.batchHoldMs != null && $Object.hasOwnProperty.call(message, "batchHoldMs"))
+                    object.batchHoldMs = message.batchHoldMs;
                 return object;
             };
 
