@@ -126,6 +126,8 @@ export interface RequestRecord {
 export interface HandlerDeps {
   readonly config: SidecarConfig;
   readonly logger: Logger;
+  /** The fast writer of the one line per request (`infoLineWriter` of the logger). */
+  readonly logLine: (record: object, msg: string) => void;
   readonly metrics: SidecarMetrics;
   readonly limits: LimitEnforcer;
   readonly identity: WorkloadIdentity;
@@ -790,7 +792,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       attempt?.end(upstreamStatus, rec.code?.startsWith('SLUICE_ERR_UPSTREAM_') === true ? rec.code : undefined);
       span.end(rec);
     }
-    deps.logger.info(rec, 'request');
+    deps.logLine(rec, 'request');
     deps.metrics.observe(rec);
     const who = deps.identity;
     const attribution = { namespace: who.namespace, serviceAccount: who.serviceAccount, team: who.labels[deps.config.teamLabel] ?? '', feature: rec.feature, user: rec.user };

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { acceptRequestId, errorBody, newRequestId, PROMETHEUS_CONTENT_TYPE, SluiceError, type ApiShape, type Logger } from '@sluice/core';
+import { acceptRequestId, errorBody, infoLineWriter, newRequestId, PROMETHEUS_CONTENT_TYPE, SluiceError, type ApiShape, type Logger } from '@sluice/core';
 // The snapshot entry only: the sidecar never loads the policy validator (ajv) or YAML parser.
 import { checkSnapshot, type Snapshot, type SnapshotProblem } from '@sluice/policy/snapshot';
 import type { SidecarConfig } from './config.js';
@@ -103,7 +103,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   );
   const batcher = new Batcher({ pools, logger, onBatch: (backend, outcome, n) => metrics.observeBatch(backend, outcome, n) });
   metrics.batching(() => batcher.stats);
+  const logLine = infoLineWriter(logger);
   const deps = {
+    logLine,
     batcher,
     batchResults: new BatchResults(config.batchResultsMaxBytes, config.batchResultsTtlMs),
     config,
@@ -121,7 +123,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   };
 
   function logSimple(req: IncomingMessage, id: string, status: number, code: string | undefined, t0: number): void {
-    logger.info({ id, api: 'http', method: req.method, path: req.url?.slice(0, 200), status, code, durMs: Math.round((performance.now() - t0) * 100) / 100 }, 'request');
+    logLine({ id, api: 'http', method: req.method, path: req.url?.slice(0, 200), status, code, durMs: Math.round((performance.now() - t0) * 100) / 100 }, 'request');
     metrics.observeHttp(status, code);
   }
 

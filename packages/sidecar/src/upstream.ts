@@ -8,8 +8,12 @@ import type { SnapshotBackend } from '@sluice/policy';
  */
 export class UpstreamPools {
   readonly #pools = new Map<string, Pool>();
+  /** Per backend object (a snapshot's backends live until the next snapshot): no URL parsing per request. */
+  readonly #byBackend = new WeakMap<SnapshotBackend, { pool: Pool; pathPrefix: string }>();
 
   pool(backend: SnapshotBackend): { pool: Pool; pathPrefix: string } {
+    const known = this.#byBackend.get(backend);
+    if (known !== undefined && !known.pool.destroyed && !known.pool.closed) return known;
     const url = new URL(backend.baseUrl);
     const key = `${url.origin}|${backend.timeouts.connectMs}`;
     let pool = this.#pools.get(key);
@@ -23,7 +27,9 @@ export class UpstreamPools {
       });
       this.#pools.set(key, pool);
     }
-    return { pool, pathPrefix: url.pathname.replace(/\/+$/, '') };
+    const entry = { pool, pathPrefix: url.pathname.replace(/\/+$/, '') };
+    this.#byBackend.set(backend, entry);
+    return entry;
   }
 
   /** Closes pools no longer used by the given backends. */
