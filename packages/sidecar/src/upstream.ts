@@ -99,23 +99,45 @@ export function transportError(e: unknown, midBody: boolean): SluiceError {
 }
 
 /** Reads a body up to `maxBytes`; beyond it the provider's answer is treated as garbage. */
-export async function readUpstreamBody(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      const b = chunk as Buffer;
+export function readUpstreamBody(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer> {
+  // Plain listeners, not an async iterator: this runs once per non-streamed request.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (b: Buffer): void => {
       size += b.length;
       if (size > maxBytes) {
+        cleanup();
         body.destroy();
-        throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `Provider response exceeds ${maxBytes} bytes`);
+        reject(new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `Provider response exceeds ${maxBytes} bytes`));
+        return;
       }
       chunks.push(b);
-    }
-  } catch (e) {
-    throw transportError(e, true);
-  }
-  return Buffer.concat(chunks, size);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    };
+    const onError = (e: unknown): void => {
+      cleanup();
+      reject(transportError(e, true));
+    };
+    const onClose = (): void => {
+      // Closed without 'end' (destroyed without an error): the answer is incomplete.
+      cleanup();
+      reject(transportError(new Error('the response body was closed before its end'), true));
+    };
+    const cleanup = (): void => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+    };
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
+  });
 }
 
 function providerMessage(text: string): string | undefined {
