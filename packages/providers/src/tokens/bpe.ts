@@ -29,10 +29,34 @@ function load(name: EncodingName): EncodingApi {
   return api;
 }
 
+/**
+ * Counts of recent texts (system prompts, tool definitions and few-shot turns repeat from request to
+ * request): two generations of at most MEMO_CHARS characters each, strings up to MEMO_MAX_TEXT
+ * characters. A lookup hashes the string once, far cheaper than encoding it.
+ */
+const MEMO_CHARS = 4 * 1024 * 1024;
+const MEMO_MAX_TEXT = 64 * 1024;
+const memo: Record<EncodingName, { current: Map<string, number>; previous: Map<string, number>; chars: number }> = {
+  o200k_base: { current: new Map(), previous: new Map(), chars: 0 },
+  cl100k_base: { current: new Map(), previous: new Map(), chars: 0 },
+};
+
 /** Exact token count of `text` in `encoding`. May throw if the package cannot be loaded. */
 export function bpeCount(text: string, encoding: EncodingName): number {
   if (text.length === 0) return 0;
-  return load(encoding).countTokens(text, TEXT_ONLY);
+  if (text.length > MEMO_MAX_TEXT) return load(encoding).countTokens(text, TEXT_ONLY);
+  const m = memo[encoding];
+  let n = m.current.get(text);
+  if (n !== undefined) return n;
+  n = m.previous.get(text) ?? load(encoding).countTokens(text, TEXT_ONLY);
+  if (m.chars + text.length > MEMO_CHARS) {
+    m.previous = m.current;
+    m.current = new Map();
+    m.chars = 0;
+  }
+  m.current.set(text, n);
+  m.chars += text.length;
+  return n;
 }
 
 /** Which encodings have been loaded so far (for tests and diagnostics). */

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { bpeCount } from './bpe.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { countTextTokens, estimateRequest, heuristicTokens } from './index.js';
@@ -196,4 +197,16 @@ test('a 100 KB prompt: the heuristic stays above the exact count (timing printed
   console.log(`100 KB: heuristic ${heuristic.ms.toFixed(2)} ms (${heuristic.tokens} tokens), o200k ${exact.ms.toFixed(2)} ms (${exact.tokens} tokens)`);
   assert.ok(exact.tokens > 10_000, `o200k counted ${exact.tokens}`);
   assert.ok(heuristic.tokens >= exact.tokens * 0.95, `heuristic ${heuristic.tokens} vs exact ${exact.tokens}`);
+});
+
+test('memoised BPE counts equal fresh counts, across generation turnover', () => {
+  const text = 'You are a careful assistant. Answer in French, briefly. '.repeat(20);
+  const first = bpeCount(text, 'o200k_base');
+  assert.equal(bpeCount(text, 'o200k_base'), first);
+  // Push two generations' worth of other texts through the memo (4 MiB each).
+  const filler = 'x'.repeat(60 * 1024);
+  for (let i = 0; i < 150; i++) bpeCount(`${i} ${filler}`, 'o200k_base');
+  assert.equal(bpeCount(text, 'o200k_base'), first);
+  assert.equal(bpeCount(text, 'cl100k_base') > 0, true);
+  assert.notEqual(bpeCount('hello world', 'o200k_base'), 0);
 });
