@@ -103,6 +103,14 @@ export interface RequestRecord {
   coalescedWith: string | undefined;
   /** Backends skipped for lack of a capability the request needs (`backend:reason`, comma-separated). */
   capabilitySkipped: string | undefined;
+  /** Response cache (LLMCache): `hit` | `miss` | `bypass` (undefined when no cache policy applies). */
+  cache: string | undefined;
+  /** A hit's tier: `local` | `redis` | `semantic`. */
+  cacheTier: string | undefined;
+  /** A semantic hit's cosine similarity (3 decimals). */
+  cacheSimilarity: number | undefined;
+  /** A hit's cost avoided: what the cached answer cost when it was produced (micro-USD). */
+  cacheSavedMicros: number | undefined;
   /** Batch routing: the provider's batch id (`fallback` when the batch failed and the request was served in real time). */
   batch: string | undefined;
   /** The id to poll (`GET /v1/sluice/batch/<id>`) when the caller was answered 202 before the batch finished. */
@@ -427,6 +435,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     variant: undefined,
     coalescedWith: undefined,
     capabilitySkipped: undefined,
+    cache: undefined,
+    cacheTier: undefined,
+    cacheSimilarity: undefined,
+    cacheSavedMicros: undefined,
     batch: undefined,
     batchPoll: undefined,
     limit: undefined,
