@@ -47,6 +47,8 @@ let dir: string;
 const clients: PolicyClient[] = [];
 /** Seeded request totals per dimension value. */
 const expected = { team: new Map<string, number>(), model: new Map<string, number>(), feature: new Map<string, number>() };
+/** Seeded response-cache hits and the micro-dollars they saved. */
+const expectedCache = { hits: 0, savedMicros: 0 };
 
 /** Two records per team and feature for each of the last 22 hours, busier in the "daytime" hours. */
 function seedRecords(nowSec: number): Map<string, UsageRecordIn[]> {
@@ -63,6 +65,8 @@ function seedRecords(nowSec: number): Map<string, UsageRecordIn[]> {
           const requests = 1 + Math.round((4 + pick(30)) * load * t.weight);
           const inputTokens = requests * (250 + pick(1800));
           const outputTokens = requests * (60 + pick(450));
+          // Chat answers come from the response cache more often (no draw from rnd: the seeded data stays as it was).
+          const cacheHits = Math.floor(requests * (feature === 'chat' ? 0.3 : 0.1));
           const record: UsageRecordIn = {
             ...zeroTotals(),
             minuteUnix: thisMinute - 60 * (h * 60 + 1 + pick(58)),
@@ -78,7 +82,11 @@ function seedRecords(nowSec: number): Map<string, UsageRecordIn[]> {
             inputTokens,
             outputTokens,
             costMicros: Math.round(inputTokens * model.input + outputTokens * model.output),
+            cacheHits,
+            cacheSavedMicros: cacheHits * Math.round(((inputTokens + outputTokens) / requests) * model.input),
           };
+          expectedCache.hits += record.cacheHits;
+          expectedCache.savedMicros += record.cacheSavedMicros;
           let list = out.get(t.namespace);
           if (list === undefined) out.set(t.namespace, (list = []));
           list.push(record);
@@ -288,8 +296,17 @@ test('the dashboard signs in with a token and shows spend, breakdowns, limits an
   assert.match((await limits.textContent()) ?? '', /\$46\.50 of \$50\.00/u);
   assert.match((await limits.locator('[data-limit="shop/requests-per-minute"]').textContent()) ?? '', /counted per sidecar/u);
 
-  // Cache panel: no numbers yet.
-  assert.match((await page.getByTestId('cache').textContent()) ?? '', /not enabled yet/u);
+  // Cache panel: hits, their share of requests and the dollars saved over the range.
+  const cache = page.getByTestId('cache');
+  assert.ok(expectedCache.hits > 0 && expectedCache.savedMicros > 10_000);
+  await waitFor('the cache panel', async () => (await cache.locator('[data-testid="cache-hits"]').count()) === 1, WAIT_MS);
+  assert.equal(Number(await cache.getByTestId('cache-hits').getAttribute('data-value')), expectedCache.hits);
+  assert.equal(await cache.getByTestId('cache-hits').locator('.v').textContent(), expectedCache.hits.toLocaleString('en-US'));
+  assert.equal(Number(await cache.getByTestId('cache-saved').getAttribute('data-value')), expectedCache.savedMicros);
+  assert.equal(await cache.getByTestId('cache-saved').locator('.v').textContent(), `$${(expectedCache.savedMicros / 1e6).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`);
+  const share = expectedCache.hits / total;
+  assert.equal(Number(await cache.getByTestId('cache-share').getAttribute('data-value')), share);
+  assert.equal(await cache.getByTestId('cache-share').locator('.v').textContent(), `${(share * 100).toLocaleString('en-US', { maximumFractionDigits: share < 0.1 ? 1 : 0 })}%`);
 
   // Sidecars: none at first, then four streams (three ACKs, one NACK) after a refresh.
   await page.getByTestId('sidecars-empty').waitFor({ timeout: WAIT_MS });

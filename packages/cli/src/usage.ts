@@ -46,7 +46,7 @@ const int = (n: number): string => n.toLocaleString('en-US');
 
 export function formatUsage(u: UsageAnswer): string {
   const dims = u.by.length === 0 ? [] : u.by;
-  const header = [...dims.map((d) => d.toUpperCase()), 'REQUESTS', 'ERRORS', 'INPUT', 'CACHED', 'OUTPUT', 'COST'];
+  const header = [...dims.map((d) => d.toUpperCase()), 'REQUESTS', 'ERRORS', 'INPUT', 'CACHED', 'OUTPUT', 'COST', 'CACHE HITS', 'SAVED $'];
   const row = (key: Record<string, string>, t: Omit<UsageRow, 'key'>, total = false): string[] => [
     ...dims.map((d) => (total ? (key[d] ?? '') : key[d] === '' || key[d] === undefined ? '(none)' : key[d])),
     int(t.requests),
@@ -55,6 +55,8 @@ export function formatUsage(u: UsageAnswer): string {
     int(t.cachedInputTokens),
     int(t.outputTokens),
     dollars(t.costMicros),
+    int(t.cacheHits),
+    dollars(t.cacheSavedMicros),
   ];
   const rows = u.rows.map((r) => row(r.key, r));
   const totalKey = Object.fromEntries(dims.map((d, i) => [d, i === 0 ? 'TOTAL' : '']));

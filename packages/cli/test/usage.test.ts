@@ -127,7 +127,7 @@ test('`sluice usage` prints an aligned table, or JSON', async () => {
   const env = { ...process.env, SLUICE_CP_ADMIN_URL: gw.controlPlane.adminUrl, SLUICE_CP_ADMIN_TOKEN: TOKEN };
   const { stdout } = await run(process.execPath, [CLI, 'usage', '--by', 'model', '--since', '1h'], { env });
   const lines = stdout.trimEnd().split('\n');
-  assert.match(lines[0] ?? '', /^MODEL\s+REQUESTS\s+ERRORS\s+INPUT\s+CACHED\s+OUTPUT\s+COST$/);
+  assert.match(lines[0] ?? '', /^MODEL\s+REQUESTS\s+ERRORS\s+INPUT\s+CACHED\s+OUTPUT\s+COST\s+CACHE HITS\s+SAVED \$$/);
   assert.ok(lines.some((l) => /^gpt-4o-mini\s+3\s+0\s/.test(l)));
   assert.match(lines.find((l) => l.startsWith('TOTAL')) ?? '', /^TOTAL\s+6\s+1\s.*\$\d/);
   const cols = lines[0]!.indexOf('REQUESTS');
@@ -169,4 +169,41 @@ test('feedback about a request is recorded with its attribution and joins spend 
   const total = (await fetchUsage(args())).total;
   assert.equal(total.feedback, 1, 'only scored feedback is counted (label-only feedback is in the log)');
   assert.equal(total.requests, 6, 'feedback is not a request');
+});
+
+// Last: it adds usage in another namespace (the tests above count every namespace).
+test('`sluice usage` shows response-cache hits and the dollars they saved, in the table and the JSON', async () => {
+  const minuteUnix = Math.floor(Date.now() / 60_000) * 60;
+  const rec = { serviceAccount: 'sa', team: 'search', feature: 'chat', user: '', route: 'r', backend: 'b', minuteUnix, requests: 0, errors: 0, inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costMicros: 0, feedback: 0, feedbackScoreMilli: 0, cacheHits: 0, cacheSavedMicros: 0 };
+  assert.equal(
+    await gw.controlPlane.usageStore.apply('cache-demo', 'cli-cache', 1, [
+      // gpt-4o-mini: 4 requests, 3 from the cache ($1.23 avoided); claude: 1 paid request, no hit.
+      { ...rec, model: 'gpt-4o-mini', requests: 4, inputTokens: 10, outputTokens: 5, costMicros: 7_500, cacheHits: 3, cacheSavedMicros: 1_234_567 },
+      { ...rec, model: 'claude-haiku-4-5', requests: 1, inputTokens: 10, outputTokens: 5, costMicros: 12_345_678 },
+    ]),
+    'applied',
+  );
+  const run = promisify(execFile);
+  const env = { ...process.env, SLUICE_CP_ADMIN_URL: gw.controlPlane.adminUrl, SLUICE_CP_ADMIN_TOKEN: TOKEN };
+  const { stdout } = await run(process.execPath, [CLI, 'usage', '--by', 'model', '--since', '1h', '--namespace', 'cache-demo'], { env });
+  const lines = stdout.trimEnd().split('\n');
+  const cells = (prefix: string): string[] => (lines.find((l) => l.startsWith(prefix)) ?? '').trim().split(/\s{2,}/u);
+  // MODEL REQUESTS ERRORS INPUT CACHED OUTPUT COST | CACHE HITS | SAVED $
+  assert.deepEqual(cells('claude-haiku-4-5').slice(-3), ['$12.35', '0', '$0.00'], stdout);
+  assert.deepEqual(cells('gpt-4o-mini').slice(-3), ['$0.007500', '3', '$1.23'], stdout);
+  assert.deepEqual(cells('TOTAL'), ['TOTAL', '5', '0', '20', '0', '10', '$12.35', '3', '$1.23'], stdout);
+  const hitsAt = lines[0]!.indexOf('CACHE HITS');
+  assert.equal(lines.find((l) => l.startsWith('gpt-4o-mini'))?.charAt(hitsAt), '3', `the hit count sits under its header:\n${stdout}`);
+  const json = JSON.parse((await run(process.execPath, [CLI, 'usage', '--by', 'model', '--namespace', 'cache-demo', '--json'], { env })).stdout) as {
+    total: { cacheHits: number; cacheSavedMicros: number };
+    rows: Array<{ key: { model: string }; cacheHits: number; cacheSavedMicros: number }>;
+  };
+  assert.deepEqual(
+    json.rows.map((r) => [r.key.model, r.cacheHits, r.cacheSavedMicros]),
+    [
+      ['claude-haiku-4-5', 0, 0],
+      ['gpt-4o-mini', 3, 1_234_567],
+    ],
+  );
+  assert.deepEqual(json.total, { ...json.total, cacheHits: 3, cacheSavedMicros: 1_234_567 });
 });

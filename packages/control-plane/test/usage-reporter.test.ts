@@ -1,7 +1,8 @@
 /**
  * The sidecar's usage reporter against a real control plane (gRPC on loopback, memory store): batches
  * arrive and are acknowledged; a batch the control plane refuses as malformed is dropped (counted)
- * instead of blocking every later one.
+ * instead of blocking every later one; response-cache hits and the cost they avoided reach the
+ * spend API.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ControlClient } from '@sluice/protocol';
 import { captureLogger, quietLogger, waitFor } from '@sluice/testkit';
-import { UsageReporter } from '@sluice/sidecar';
+import { UsageReporter, type UsageSource } from '@sluice/sidecar';
 import { FileSource, startControlPlane, type ControlPlane } from '../src/index.js';
 import { bucketOf } from '../src/usage/model.js';
 
@@ -27,7 +28,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const source = (inputTokens: number) => ({ route: 'r', backend: 'b', model: 'm', status: 200, inputTokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 1, reasoningTokens: 0, costMicros: 3 });
+const source = (inputTokens: number): UsageSource => ({ route: 'r', backend: 'b', model: 'm', status: 200, inputTokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 1, reasoningTokens: 0, costMicros: 3, cache: undefined, cacheSavedMicros: undefined });
 const who = { namespace: 'shop', serviceAccount: 'sa', team: 't', feature: 'f', user: 'u' };
 
 test('batches are acknowledged; a refused batch is dropped and counted, later ones still land', async () => {
@@ -49,4 +50,47 @@ test('batches are acknowledged; a refused batch is dropped and counted, later on
   } finally {
     client.close();
   }
+});
+
+test('cache hits and their avoided cost go from the sidecar aggregate through StreamUsage to the spend API', async () => {
+  const client = new ControlClient(cp.grpcAddress, grpc.credentials.createInsecure());
+  const r = new UsageReporter({ client, node: { pod: 'p', namespace: 'cached', serviceAccount: 'sa', labels: {}, instanceId: 'i2', sidecarVersion: 't' }, logger: quietLogger(), flushIntervalMs: 50 });
+  const req = (model: string, over: Partial<UsageSource>): UsageSource => ({ ...source(0), outputTokens: 0, costMicros: 0, model, ...over });
+  try {
+    // gpt: one miss (paid), two hits (free, each avoiding what the miss cost); claude: one hit, one bypass.
+    r.record(req('gpt', { inputTokens: 30, outputTokens: 12, costMicros: 2_500, cache: 'miss' }), who);
+    r.record(req('gpt', { cache: 'hit', cacheSavedMicros: 2_500 }), who);
+    r.record(req('gpt', { cache: 'hit', cacheSavedMicros: 2_500 }), who);
+    r.record(req('claude', { cache: 'hit', cacheSavedMicros: 9_000 }), who);
+    r.record(req('claude', { inputTokens: 5, outputTokens: 5, costMicros: 400, cache: 'bypass' }), who);
+    assert.equal(await r.close(5000), true, 'acknowledged');
+  } finally {
+    client.close();
+  }
+  const get = async <T>(path: string): Promise<T> => {
+    const res = await fetch(`${cp.adminUrl}${path}`);
+    assert.equal(res.status, 200, path);
+    return (await res.json()) as T;
+  };
+  type Row = { key: Record<string, string>; requests: number; costMicros: number; cacheHits: number; cacheSavedMicros: number };
+  const u = await get<{ total: Row; rows: Row[] }>('/v1/usage?by=model&since=1h&namespace=cached&sort=cacheSavedMicros');
+  assert.deepEqual(
+    u.rows.map((x) => [x.key['model'], x.requests, x.costMicros, x.cacheHits, x.cacheSavedMicros]),
+    [
+      ['claude', 2, 400, 1, 9_000],
+      ['gpt', 3, 2_500, 2, 5_000],
+    ],
+  );
+  assert.deepEqual([u.total.requests, u.total.costMicros, u.total.cacheHits, u.total.cacheSavedMicros], [5, 2_900, 3, 14_000]);
+  const s = await get<{ metric: string; series: Array<{ key: unknown; values: number[]; total: number }> }>('/v1/usage/series?by=model&since=1h&namespace=cached&metric=cacheHits&top=5');
+  assert.equal(s.metric, 'cacheHits');
+  assert.deepEqual(
+    s.series.map((x) => [x.key, x.total, x.values.reduce((a, v) => a + v, 0)]),
+    [
+      [{ model: 'gpt' }, 2, 2],
+      [{ model: 'claude' }, 1, 1],
+    ],
+  );
+  const saved = await get<{ series: Array<{ total: number }> }>('/v1/usage/series?since=1h&namespace=cached&metric=cacheSavedMicros');
+  assert.equal(saved.series[0]?.total, 14_000);
 });

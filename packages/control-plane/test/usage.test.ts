@@ -1,7 +1,8 @@
 /**
  * StreamUsage over real gRPC into the Redis usage store on a real redis-server (and the memory store):
  * batches are applied once whatever is resent (duplicate batch, acknowledgement lost, Redis down
- * then back), records are charged to the authenticated node's namespace, the buckets hold the sums.
+ * then back), records are charged to the authenticated node's namespace, the buckets hold the sums
+ * (response-cache hits and the cost they avoided included, read back through the spend API).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,6 +41,8 @@ function record(over: Partial<UsageRecordIn> = {}): UsageRecordIn {
     costMicros: 45,
     feedback: 0,
     feedbackScoreMilli: 0,
+    cacheHits: 0,
+    cacheSavedMicros: 0,
     ...over,
   };
 }
@@ -137,8 +140,50 @@ for (const kind of ['memory', 'redis'] as const) {
           [3, false],
         ],
       );
-      assert.deepEqual(await totals('shop'), { requests: 8, errors: 2, inputTokens: 200, cachedInputTokens: 20, cacheWriteTokens: 0, outputTokens: 100, reasoningTokens: 10, costMicros: 90, feedback: 0, feedbackScoreMilli: 0 });
+      assert.deepEqual(await totals('shop'), { requests: 8, errors: 2, inputTokens: 200, cachedInputTokens: 20, cacheWriteTokens: 0, outputTokens: 100, reasoningTokens: 10, costMicros: 90, feedback: 0, feedbackScoreMilli: 0, cacheHits: 0, cacheSavedMicros: 0 });
       again.close();
+    });
+
+    test('cache hits and the cost they avoided are stored exactly once and summed by the spend API', async () => {
+      const epoch = `cache-${kind}`;
+      const s = stream('cache');
+      // gpt: three requests all answered from the cache (free); claude: two paid requests, one hit.
+      const hits = record({ model: 'gpt-4o-mini', requests: 3, errors: 0, inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, reasoningTokens: 0, costMicros: 0, cacheHits: 3, cacheSavedMicros: 1_500 });
+      const mixed = record({ model: 'claude-haiku-4-5', cacheHits: 1, cacheSavedMicros: 7_000 });
+      s.send({ reporterEpoch: epoch, seq: 1, records: [hits, mixed] });
+      s.send({ reporterEpoch: epoch, seq: 1, records: [hits, mixed] }); // a resend: nothing changes
+      s.send({ reporterEpoch: epoch, seq: 2, records: [record({ model: 'gpt-4o-mini', cacheHits: 2, cacheSavedMicros: 1_000 })] });
+      await waitFor('three acks', () => s.acks.length === 3);
+      assert.deepEqual(
+        s.acks.map((a) => [Number(a.seq), a.duplicate]),
+        [
+          [1, false],
+          [1, true],
+          [2, false],
+        ],
+      );
+      s.close();
+      const t = await totals('cache');
+      assert.deepEqual([t['requests'], t['costMicros'], t['cacheHits'], t['cacheSavedMicros']], [7, 90, 6, 9_500]);
+      // The spend API: totals, rows (sortable by the new counters) and series.
+      const range = `namespace=cache&granularity=month&since=${1_763_900_040 - 3600}&until=${1_763_900_040 + 3600}`;
+      const u = (await (await fetch(`${cp.adminUrl}/v1/usage?by=model&sort=cacheSavedMicros&${range}`)).json()) as {
+        total: Record<string, number>;
+        rows: Array<Record<string, number> & { key: Record<string, string> }>;
+      };
+      assert.deepEqual(
+        u.rows.map((r) => [r.key['model'], r.requests, r.costMicros, r.cacheHits, r.cacheSavedMicros]),
+        [
+          ['claude-haiku-4-5', 2, 45, 1, 7_000],
+          ['gpt-4o-mini', 5, 45, 5, 2_500],
+        ],
+      );
+      assert.deepEqual([u.total['cacheHits'], u.total['cacheSavedMicros']], [6, 9_500]);
+      const series = (await (await fetch(`${cp.adminUrl}/v1/usage/series?metric=cacheSavedMicros&${range}`)).json()) as { series: Array<{ values: number[]; total: number }> };
+      assert.deepEqual(
+        series.series.map((x) => [x.values, x.total]),
+        [[[9_500], 9_500]],
+      );
     });
 
     test('records are charged to the authenticated node (namespace and service account)', async () => {

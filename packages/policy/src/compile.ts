@@ -331,6 +331,10 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
           keyVersion: s.keyVersion ?? '1',
           isolation: s.isolation ?? 'namespace',
           cacheNonDeterministic: s.cacheNonDeterministic ?? false,
+          shared: s.shared ?? true,
+          semanticEmbed: s.semantic?.embed ?? 'lastUserTurn',
+          promptCaching: s.promptCaching?.enabled ?? false,
+          promptCachingMinTokens: s.promptCaching?.minPrefixTokens ?? 1024,
           routes: routeIds(o, s.match?.routes),
           models: [...(s.match?.models ?? [])],
         });

@@ -163,11 +163,25 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
     workloadSelector,
     match: requestMatch,
     exact: { type: 'boolean' },
-    semantic: obj({ backend: str({ pattern: NAME }), model: str({ pattern: MODEL }), threshold: { type: 'number', minimum: 0, maximum: 1 } }, ['backend', 'model', 'threshold']),
+    semantic: obj(
+      {
+        backend: str({ pattern: NAME, description: 'LLMBackend serving embeddings (OpenAI embeddings API)' }),
+        model: str({ pattern: MODEL }),
+        threshold: { type: 'number', minimum: 0, maximum: 1, description: 'cosine similarity at or above which a cached answer is served (e.g. 0.92)' },
+        embed: oneOf(['lastUserTurn', 'allUserTurns'], 'what is embedded (default lastUserTurn)'),
+      },
+      ['backend', 'model', 'threshold'],
+    ),
     ttlSeconds: int(1, 31_536_000),
     keyVersion: str({ maxLength: 63 }),
     isolation: oneOf(['namespace', 'team', 'global']),
     cacheNonDeterministic: { type: 'boolean' },
+    shared: { type: 'boolean', description: "use the shared Redis tier when the sidecar has one (default true)" },
+    promptCaching: obj(
+      { enabled: { type: 'boolean' }, minPrefixTokens: int(1, 1_000_000, 'only prefixes (system, tools) of at least this many tokens get a breakpoint (default 1024)') },
+      ['enabled'],
+      'Anthropic prompt caching: cache_control breakpoints on long stable prefixes',
+    ),
   }),
   LLMGuardrail: obj(
     {

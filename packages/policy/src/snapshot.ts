@@ -110,6 +110,13 @@ export interface SnapshotCache {
   readonly keyVersion: string;
   readonly isolation: string;
   readonly cacheNonDeterministic: boolean;
+  /** Use the sidecar's shared Redis tier. */
+  readonly shared: boolean;
+  /** `lastUserTurn` | `allUserTurns`. */
+  readonly semanticEmbed: string;
+  /** Anthropic `cache_control` breakpoints on prefixes of at least `promptCachingMinTokens`. */
+  readonly promptCaching: boolean;
+  readonly promptCachingMinTokens: number;
   readonly routes: readonly string[];
   readonly models: readonly string[];
 }

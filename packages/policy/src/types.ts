@@ -185,11 +185,17 @@ export interface LLMCacheSpec {
     model: string;
     /** Cosine similarity threshold, 0..1. */
     threshold: number;
+    /** What is embedded: the last user turn (default) or every user turn. */
+    embed?: 'lastUserTurn' | 'allUserTurns';
   };
   ttlSeconds?: number;
   keyVersion?: string;
   isolation?: 'namespace' | 'team' | 'global';
   cacheNonDeterministic?: boolean;
+  /** Use the shared Redis tier when the sidecar has one (default true). */
+  shared?: boolean;
+  /** Anthropic prompt caching: `cache_control` breakpoints on long stable prefixes (system, tools). */
+  promptCaching?: { enabled: boolean; minPrefixTokens?: number };
 }
 
 export type DetectorKind = 'email' | 'phone' | 'ssn' | 'creditCard' | 'iban' | 'ip' | 'secret' | 'injection' | 'denyList' | 'regex';

@@ -9,3 +9,4 @@ export * from './wire/anthropic.js';
 export * from './wire/batch.js';
 export * from './tokens/index.js';
 export * from './capabilities.js';
+export * from './prompt-cache.js';

@@ -42,6 +42,15 @@ export interface SidecarConfig {
   /** Batch routing: bytes of answers kept for callers that poll (202), and how long after they arrive. */
   readonly batchResultsMaxBytes: number;
   readonly batchResultsTtlMs: number;
+  /** Response cache (LLMCache): the shared Redis tier ('' = local tier only). */
+  readonly cacheRedisUrl: string;
+  /** Bytes of the in-sidecar tier, and the largest answer cached. */
+  readonly cacheMaxBytes: number;
+  readonly cacheMaxEntryBytes: number;
+  /** A Redis lookup slower than this counts as a miss. */
+  readonly cacheRedisTimeoutMs: number;
+  /** Bytes of semantic-cache vectors held in memory. */
+  readonly semanticMaxBytes: number;
 }
 
 interface Var {
@@ -74,6 +83,11 @@ export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
   otlpEndpoint: { env: 'SLUICE_OTEL_EXPORTER_OTLP_ENDPOINT', def: '', doc: 'OTLP/HTTP endpoint for traces (spans go to <endpoint>/v1/traces); empty = tracing off' },
   batchResultsMaxBytes: { env: 'SLUICE_SIDECAR_BATCH_RESULTS_MAX_BYTES', def: String(256 * 1024 * 1024), doc: 'batch routing: bytes of answers kept for callers that got a 202 and poll' },
   batchResultsTtlMs: { env: 'SLUICE_SIDECAR_BATCH_RESULTS_TTL_MS', def: String(24 * 3_600_000), doc: 'batch routing: how long such an answer is kept after it arrived' },
+  cacheRedisUrl: { env: 'SLUICE_SIDECAR_CACHE_REDIS_URL', def: '', doc: 'response cache: Redis URL of the shared tier (redis://[:password@]host:port/db); empty = in-sidecar tier only' },
+  cacheMaxBytes: { env: 'SLUICE_SIDECAR_CACHE_MAX_BYTES', def: String(64 * 1024 * 1024), doc: 'response cache: bytes of answers held in the sidecar (LRU)' },
+  cacheMaxEntryBytes: { env: 'SLUICE_SIDECAR_CACHE_MAX_ENTRY_BYTES', def: String(1024 * 1024), doc: 'response cache: larger answers are not cached' },
+  cacheRedisTimeoutMs: { env: 'SLUICE_SIDECAR_CACHE_REDIS_TIMEOUT_MS', def: '100', doc: 'response cache: a Redis lookup slower than this counts as a miss' },
+  semanticMaxBytes: { env: 'SLUICE_SIDECAR_SEMANTIC_MAX_BYTES', def: String(64 * 1024 * 1024), doc: 'semantic cache: bytes of embedding vectors held in memory (LRU)' },
 };
 
 function intVar(v: Var, env: NodeJS.ProcessEnv, min: number, max: number): number {
@@ -110,6 +124,11 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, override
     otlpEndpoint: env[e.otlpEndpoint.env] ?? e.otlpEndpoint.def,
     batchResultsMaxBytes: intVar(e.batchResultsMaxBytes, env, 1024, 16 * 1024 * 1024 * 1024),
     batchResultsTtlMs: intVar(e.batchResultsTtlMs, env, 1000, 30 * 86_400_000),
+    cacheRedisUrl: env[e.cacheRedisUrl.env] ?? e.cacheRedisUrl.def,
+    cacheMaxBytes: intVar(e.cacheMaxBytes, env, 0, 64 * 1024 * 1024 * 1024),
+    cacheMaxEntryBytes: intVar(e.cacheMaxEntryBytes, env, 1024, 1024 * 1024 * 1024),
+    cacheRedisTimeoutMs: intVar(e.cacheRedisTimeoutMs, env, 1, 60_000),
+    semanticMaxBytes: intVar(e.semanticMaxBytes, env, 0, 64 * 1024 * 1024 * 1024),
     ...overrides,
   };
 }

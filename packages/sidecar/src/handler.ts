@@ -18,6 +18,7 @@ import {
   type ModelCapabilities,
   messagesRequestToOpenAI,
   lastMemberValue,
+  promptCacheBreakpoints,
   providerSpec,
   setTopLevelMembers,
   usageFromAnthropic,
@@ -48,6 +49,8 @@ import type { RouteTarget } from './router.js';
 import { canonicalJson, Coalescer, type Leader } from './routing/coalesce.js';
 import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
 import { batchApiOf, type Batcher } from './batch/batcher.js';
+import { cacheScope, cacheUse, exactKey, type CachedAnswer, type CacheHit, type ResponseCache } from './cache/index.js';
+import { semanticQuery, semanticScope, type SemanticCache } from './cache/semantic.js';
 import type { BatchResults, ResponseSink } from './batch/results.js';
 
 export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages';
@@ -105,6 +108,8 @@ export interface RequestRecord {
   capabilitySkipped: string | undefined;
   /** Response cache (LLMCache): `hit` | `miss` | `bypass` (undefined when no cache policy applies). */
   cache: string | undefined;
+  /** Why the cache was bypassed: `header` | `nondeterministic`. */
+  cacheBypass: string | undefined;
   /** A hit's tier: `local` | `redis` | `semantic`. */
   cacheTier: string | undefined;
   /** A semantic hit's cosine similarity (3 decimals). */
@@ -147,6 +152,9 @@ export interface HandlerDeps {
   /** Batch routing: the batches being collected and polled, and the answers waiting for a poll. */
   readonly batcher: Batcher;
   readonly batchResults: BatchResults;
+  /** The response cache (LLMCache): local and Redis tiers. */
+  readonly cache: ResponseCache;
+  readonly semantic: SemanticCache;
   /** OpenTelemetry traces (OTLP) when configured. */
   readonly tracing: Tracing | undefined;
   /** Where finished requests are counted for usage accounting (StreamUsage), once connected. */
@@ -313,7 +321,11 @@ function parseJsonBody(raw: string): Json {
   return body;
 }
 
-function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw: string, model: string, upstreamModel: string, stream: boolean, req: IncomingMessage, config: SidecarConfig): Plan {
+/**
+ * How a request goes to one backend. `promptCacheMin` > 0: Anthropic prompt caching (LLMCache
+ * `promptCaching`), breakpoints on tool and system prefixes of at least that many tokens.
+ */
+function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw: string, model: string, upstreamModel: string, stream: boolean, req: IncomingMessage, config: SidecarConfig, promptCacheMin = 0): Plan {
   const path = (name: string): string => {
     const p = backend.paths[name];
     if (p === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} (${backend.provider}) does not serve the ${name} API`);
@@ -333,7 +345,9 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
       return { mode: 'openai-pass', path: path('chat'), body: setTopLevelMembers(raw, edits), stripUsageChunk: stream && !includeUsage, includeUsage, extraHeaders: undefined };
     }
     const translated = chatRequestToAnthropic(body, upstreamModel, { defaultMaxTokens: config.defaultMaxTokens });
-    return { mode: 'openai-to-anthropic', path: path('messages'), body: JSON.stringify(translated), stripUsageChunk: false, includeUsage, extraHeaders: undefined };
+    const marks = promptCacheMin > 0 ? promptCacheBreakpoints(translated as unknown as Json, promptCacheMin) : undefined;
+    const out = marks === undefined ? translated : { ...translated, ...marks };
+    return { mode: 'openai-to-anthropic', path: path('messages'), body: JSON.stringify(out), stripUsageChunk: false, includeUsage, extraHeaders: undefined };
   }
   // anthropic-messages
   if (backend.schema === 'anthropic') {
@@ -342,7 +356,9 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
       const v = req.headers[h];
       if (typeof v === 'string' && v.length <= 512) extra[h] = v;
     }
-    return { mode: 'anthropic-pass', path: path('messages'), body: setTopLevelMembers(raw, modelEdit), stripUsageChunk: false, includeUsage: true, extraHeaders: extra };
+    const marks = promptCacheMin > 0 ? promptCacheBreakpoints(body, promptCacheMin) : undefined;
+    const edits = marks === undefined ? modelEdit : { ...modelEdit, ...(marks.tools === undefined ? {} : { tools: JSON.stringify(marks.tools) }), ...(marks.system === undefined ? {} : { system: JSON.stringify(marks.system) }) };
+    return { mode: 'anthropic-pass', path: path('messages'), body: setTopLevelMembers(raw, edits), stripUsageChunk: false, includeUsage: true, extraHeaders: extra };
   }
   const translated = messagesRequestToOpenAI(body, upstreamModel, { maxTokensField: backend.maxTokensField });
   return { mode: 'anthropic-to-openai', path: path('chat'), body: JSON.stringify(translated), stripUsageChunk: false, includeUsage: true, extraHeaders: undefined };
@@ -404,7 +420,38 @@ function sluiceHeaders(rec: RequestRecord, admission: Admission | undefined): Re
     'x-sluice-model': rec.upstreamModel ?? '',
     ...admission?.headers,
     ...(rec.clampedMaxTokens === undefined ? {} : { 'x-sluice-max-tokens-clamped': String(rec.clampedMaxTokens) }),
+    ...(rec.cache === undefined ? {} : { 'x-sluice-cache': rec.cache }),
+    ...(rec.cacheTier === undefined ? {} : { 'x-sluice-cache-tier': rec.cacheTier }),
+    ...(rec.cacheSimilarity === undefined ? {} : { 'x-sluice-cache-similarity': rec.cacheSimilarity.toFixed(3) }),
   };
+}
+
+/** What the cache keeps of an answer: its bytes as the caller got them, and what it cost. */
+function cachedAnswer(form: 'json' | 'sse', body: string, rec: Pick<RequestRecord, 'backend' | 'upstreamModel' | 'costMicros'>): CachedAnswer {
+  return { form, body, backend: rec.backend ?? '', upstreamModel: rec.upstreamModel ?? '', costMicros: rec.costMicros ?? 0, createdAtMs: Date.now() };
+}
+
+/** Answers from the cache: the stored bytes (a JSON body, or a whole stream replayed), at no cost. */
+function serveCached(rec: RequestRecord, hit: CacheHit, res: ServerResponse, admission: Admission | undefined, t0: number): void {
+  rec.cache = 'hit';
+  rec.cacheTier = hit.tier;
+  rec.cacheSimilarity = hit.similarity;
+  rec.cacheSavedMicros = hit.answer.costMicros;
+  rec.backend = hit.answer.backend;
+  rec.upstreamModel = hit.answer.upstreamModel;
+  rec.costMicros = 0;
+  rec.ttfbMs = ms(t0);
+  const sse = hit.answer.form === 'sse';
+  res.writeHead(200, {
+    'content-type': sse ? 'text/event-stream; charset=utf-8' : 'application/json',
+    'content-length': Buffer.byteLength(hit.answer.body),
+    ...(sse ? { 'cache-control': 'no-cache' } : {}),
+    ...sluiceHeaders(rec, admission),
+    'x-sluice-cost-micros': '0',
+  });
+  res.end(hit.answer.body);
+  if (sse) rec.ttftMs = rec.ttfbMs;
+  rec.status = 200;
 }
 
 /** Handles one LLM API call end to end and writes exactly one log line. */
@@ -436,6 +483,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     coalescedWith: undefined,
     capabilitySkipped: undefined,
     cache: undefined,
+    cacheBypass: undefined,
     cacheTier: undefined,
     cacheSimilarity: undefined,
     cacheSavedMicros: undefined,
@@ -546,6 +594,73 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (result.notes.fallbacks.length > 0) rec.limitFallbacks = result.notes.fallbacks.join(',');
     }
 
+    // Response cache (LLMCache): a hit answers here, before any upstream call; a miss is stored
+    // once it has been answered in full (a stream as it passed through).
+    let cacheKey: string | undefined;
+    let semantic: { readonly scope: string; readonly vector: Float32Array } | undefined;
+    const cachePolicy = rt.snapshot.caches.length === 0 ? undefined : rt.cacheFor(target.route.slice(0, target.route.lastIndexOf('#')), model);
+    if (cachePolicy !== undefined && (cachePolicy.exact || cachePolicy.semantic)) {
+      const decision = cacheUse(cachePolicy, req.headers, body, ep.ingress === 'openai-embeddings');
+      if (decision.use === 'bypass') {
+        rec.cache = 'bypass';
+        rec.cacheBypass = decision.reason;
+      } else {
+        const so = body['stream_options'];
+        const who = deps.identity;
+        const parts = {
+          policy: cachePolicy,
+          scope: cacheScope(cachePolicy, who.namespace, who.labels[deps.config.teamLabel] ?? ''),
+          route: target.route,
+          ingress: ep.ingress,
+          stream,
+          includeUsage: isObj(so) && so['include_usage'] === true,
+          promptVersion: attributionValue(req.headers['x-sluice-prompt-version']),
+        };
+        rec.cache = 'miss';
+        let hit: CacheHit | undefined;
+        if (cachePolicy.exact) {
+          cacheKey = exactKey(parts, body);
+          if (decision.use === 'use') hit = await deps.cache.lookup(cacheKey, cachePolicy.shared);
+        }
+        if (hit === undefined && cachePolicy.semantic && ep.ingress !== 'openai-embeddings') {
+          // Semantic: the question embedded by the policy's embedding backend, compared with the
+          // questions answered before in the same context.
+          const q = semanticQuery(body, cachePolicy.semanticEmbed);
+          const embedder = q === undefined ? undefined : rt.snapshot.backends.find((b) => b.id === cachePolicy.embeddingBackend);
+          if (q !== undefined && embedder !== undefined) {
+            try {
+              const vector = await deps.semantic.embed(embedder, cachePolicy.embeddingModel, q.text);
+              const scope = semanticScope([parts.scope, target.route, ep.ingress, stream ? (parts.includeUsage ? 'sse+usage' : 'sse') : 'json', cachePolicy.keyVersion, parts.promptVersion, cachePolicy.embeddingModel, q.context]);
+              semantic = { scope, vector };
+              if (decision.use === 'use') {
+                const s = await deps.semantic.lookup(scope, vector, cachePolicy.similarityThresholdMilli / 1000, cachePolicy.shared);
+                if (s !== undefined) {
+                  hit = { answer: s.answer, tier: 'semantic', similarity: s.similarity };
+                  deps.cache.stats.hits.semantic++;
+                }
+              }
+            } catch (e) {
+              // No embedding, no semantic lookup: the request goes on (exact cache and upstream).
+              rec.cacheBypass = `embedding:${toSluiceError(e).code}`;
+            }
+          }
+        }
+        if (hit !== undefined) {
+          answered = true;
+          usage = { inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0 };
+          serveCached(rec, hit, res, admission, t0);
+          return;
+        }
+      }
+    }
+    /** Keeps a complete answer in the exact and semantic caches the request looked up. */
+    const remember = (answer: CachedAnswer): void => {
+      if (cachePolicy === undefined) return;
+      const ttlMs = cachePolicy.ttlSeconds * 1000;
+      if (cacheKey !== undefined) deps.cache.store(cacheKey, answer, ttlMs, cachePolicy.shared);
+      if (semantic !== undefined && answer.body.length <= deps.cache.maxEntryBytes) deps.semantic.store(semantic.scope, semantic.vector, answer, ttlMs, cachePolicy.shared);
+    };
+    const promptCacheMin = cachePolicy?.promptCaching === true ? cachePolicy.promptCachingMinTokens : 0;
     // Coalescing: an identical non-streamed request already in flight answers this one too.
     if (target.rule.coalesce && !stream) {
       const key = Coalescer.key(target.route, ep.ingress, rec.user, canonicalJson(body));
@@ -603,7 +718,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       rec.backend = backend.id;
       rec.provider = backend.provider;
       rec.upstreamModel = batchTarget.upstreamModel;
-      plan = planRequest(ep.ingress, backend, body, rawOut, model, batchTarget.upstreamModel, stream, req, deps.config);
+      plan = planRequest(ep.ingress, backend, body, rawOut, model, batchTarget.upstreamModel, stream, req, deps.config, promptCacheMin);
       // Waiting for a batch is the point: the rule's total timeout does not apply.
       clearTimeout(deadline);
       deadline = undefined;
@@ -659,7 +774,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         rec.provider = backend.provider;
         rec.upstreamModel = t.upstreamModel;
         try {
-          plan = planRequest(ep.ingress, backend, body, rawOut, model, t.upstreamModel, stream, req, deps.config);
+          plan = planRequest(ep.ingress, backend, body, rawOut, model, t.upstreamModel, stream, req, deps.config, promptCacheMin);
         } catch (e) {
           routing.breakers.release(backend.id);
           throw e;
@@ -727,6 +842,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       answerTo.writeHead(200, headers);
       answerTo.end(out);
       rec.status = 200;
+      if (cacheKey !== undefined || semantic !== undefined) remember(cachedAnswer('json', typeof out === 'string' ? out : out.toString('utf8'), rec));
       leader?.resolve({ out, backend: backend.id, upstreamModel: rec.upstreamModel ?? target.upstreamModel, leaderId: rec.id });
       return;
     }
@@ -742,9 +858,17 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     const parser = createSseParser();
     const tr = streamTranslator(plan, rec);
     try {
+      // A cacheable stream is recorded as it passes (never delaying it), up to the entry size bound.
+      let recorded: string[] | undefined = cacheKey === undefined && semantic === undefined ? undefined : [];
+      let recordedChars = 0;
       const forward = async (text: string): Promise<void> => {
         if (text.length === 0 || clientGone) return;
         if (rec.ttftMs === null) rec.ttftMs = ms(t0);
+        if (recorded !== undefined) {
+          recordedChars += text.length;
+          if (recordedChars > deps.cache.maxEntryBytes) recorded = undefined;
+          else recorded.push(text);
+        }
         if (!res.write(text)) await drained(res);
       };
       for await (const chunk of up.body) {
@@ -754,6 +878,12 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       for (const ev of parser.end()) await forward(tr.push(ev));
       await forward(tr.end());
       res.end();
+      if (recorded !== undefined && !clientGone) {
+        // Stored only once complete: usage read (the cost a hit avoids) and no error on the way.
+        const price = tr.usage === undefined ? undefined : rt.priceOf(backend, rec.upstreamModel ?? target.upstreamModel);
+        const cost = tr.usage !== undefined && price !== undefined ? costMicros(tr.usage, price) : 0;
+        remember(cachedAnswer('sse', recorded.join(''), { ...rec, costMicros: cost }));
+      }
     } catch (e) {
       throw clientGone ? new SluiceError('SLUICE_ERR_REQUEST_ABORTED') : transportError(e, true);
     } finally {

@@ -116,6 +116,34 @@ export class SidecarMetrics {
     this.registry.gauge('sluice_batch_open_batches', 'Batch routing: submitted batches not finished.', () => [{ value: stats().openBatches }]);
   }
 
+  /** Response cache counters and the local tier's size, read at scrape time. */
+  caching(stats: () => { readonly hits: { readonly local: number; readonly redis: number; readonly semantic: number }; readonly misses: number; readonly stores: number; readonly redisErrors: number }, local: () => { readonly bytes: number; readonly size: number }): void {
+    this.registry.gauge('sluice_cache_lookups_total', 'Response cache lookups by result (hit by tier: local, redis, semantic; miss).', () => {
+      const s = stats();
+      return [
+        { labels: { result: 'hit', tier: 'local' }, value: s.hits.local },
+        { labels: { result: 'hit', tier: 'redis' }, value: s.hits.redis },
+        { labels: { result: 'hit', tier: 'semantic' }, value: s.hits.semantic },
+        { labels: { result: 'miss', tier: '' }, value: s.misses },
+      ];
+    }, 'counter');
+    this.registry.gauge('sluice_cache_stores_total', 'Answers stored in the response cache.', () => [{ value: stats().stores }], 'counter');
+    this.registry.gauge('sluice_cache_redis_errors_total', 'Response cache Redis commands that failed or timed out (served without the shared tier).', () => [{ value: stats().redisErrors }], 'counter');
+    this.registry.gauge('sluice_cache_local_bytes', 'Bytes held by the in-sidecar cache tier.', () => [{ value: local().bytes }]);
+    this.registry.gauge('sluice_cache_local_entries', 'Entries in the in-sidecar cache tier.', () => [{ value: local().size }]);
+  }
+
+  /** Semantic cache: embedding calls, Redis syncs, and the in-memory index. */
+  semanticCache(stats: () => { readonly embeddings: number; readonly embedErrors: number; readonly syncs: number; readonly loaded: number }, index: () => { readonly size: number; readonly bytes: number }): void {
+    this.registry.gauge('sluice_semantic_embeddings_total', 'Semantic cache: questions embedded (and failures, which skip the semantic lookup).', () => [
+      { labels: { result: 'ok' }, value: stats().embeddings - stats().embedErrors },
+      { labels: { result: 'error' }, value: stats().embedErrors },
+    ], 'counter');
+    this.registry.gauge('sluice_semantic_index_entries', 'Semantic cache: vectors in the in-memory index.', () => [{ value: index().size }]);
+    this.registry.gauge('sluice_semantic_index_bytes', 'Semantic cache: bytes of the in-memory index (bounded by SLUICE_SIDECAR_SEMANTIC_MAX_BYTES).', () => [{ value: index().bytes }]);
+    this.registry.gauge('sluice_semantic_loaded_total', 'Semantic cache: entries of other sidecars loaded from Redis.', () => [{ value: stats().loaded }], 'counter');
+  }
+
   observeRetry(backend: string, code: string): void {
     this.#retries.inc([backend, code]);
   }

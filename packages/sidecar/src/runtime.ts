@@ -1,6 +1,6 @@
 import { bundledPrice, type ModelPrice } from '@sluice/providers';
-import type { Snapshot, SnapshotBackend } from '@sluice/policy';
-import type { CompiledLimits } from '@sluice/policy/limits';
+import type { Snapshot, SnapshotBackend, SnapshotCache } from '@sluice/policy';
+import { requestMatcher, type CompiledLimits } from '@sluice/policy/limits';
 import { compileSnapshotLimits } from './limits/enforce.js';
 import { createRouter, type Router } from './router.js';
 
@@ -18,6 +18,8 @@ export interface Runtime {
   /** The snapshot's limits (local and global), compiled. */
   readonly limits: CompiledLimits;
   priceOf(backend: SnapshotBackend, model: string): ModelPrice | undefined;
+  /** The response cache policy of a request (the first LLMCache in precedence order that matches), if any. */
+  cacheFor(routeId: string, model: string): SnapshotCache | undefined;
 }
 
 export function createRuntime(snapshot: Snapshot): Runtime {
@@ -34,6 +36,8 @@ export function createRuntime(snapshot: Snapshot): Runtime {
     last_id: anthropicData[anthropicData.length - 1]?.id ?? null,
   });
   const prices = new Map<string, ModelPrice | null>();
+  const caches = snapshot.caches.map((c) => ({ cache: c, matches: requestMatcher(c) }));
+  const cacheDecisions = new Map<string, SnapshotCache | null>();
   return {
     snapshot,
     router,
@@ -47,6 +51,15 @@ export function createRuntime(snapshot: Snapshot): Runtime {
       const price = backend.prices[model] ?? bundledPrice(backend.priceFamily, model);
       if (prices.size < PRICE_CACHE_MAX) prices.set(key, price ?? null);
       return price;
+    },
+    cacheFor(routeId, model) {
+      if (caches.length === 0) return undefined;
+      const key = `${routeId}\u0000${model}`;
+      const known = cacheDecisions.get(key);
+      if (known !== undefined) return known ?? undefined;
+      const found = caches.find((c) => c.matches({ routeId, model }))?.cache;
+      if (cacheDecisions.size < PRICE_CACHE_MAX) cacheDecisions.set(key, found ?? null);
+      return found;
     },
   };
 }

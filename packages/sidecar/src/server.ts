@@ -17,6 +17,8 @@ import { createRuntime, type Runtime } from './runtime.js';
 import { UpstreamPools } from './upstream.js';
 import { Batcher } from './batch/batcher.js';
 import { BatchResults } from './batch/results.js';
+import { ResponseCache } from './cache/index.js';
+import { SemanticCache } from './cache/semantic.js';
 import { batchStatusBody } from './handler.js';
 
 const ENDPOINTS: Readonly<Record<string, Endpoint>> = Object.freeze({
@@ -104,7 +106,13 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const batcher = new Batcher({ pools, logger, onBatch: (backend, outcome, n) => metrics.observeBatch(backend, outcome, n) });
   metrics.batching(() => batcher.stats);
   const logLine = infoLineWriter(logger);
+  const cache = new ResponseCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, redisUrl: config.cacheRedisUrl, redisTimeoutMs: config.cacheRedisTimeoutMs, logger });
+  metrics.caching(() => cache.stats, () => cache.local);
+  const semantic = new SemanticCache({ pools, logger, local: cache.local, redis: cache.redis, maxBytes: config.semanticMaxBytes });
+  metrics.semanticCache(() => semantic.stats, () => semantic.index);
   const deps = {
+    cache,
+    semantic,
     logLine,
     batcher,
     batchResults: new BatchResults(config.batchResultsMaxBytes, config.batchResultsTtlMs),
@@ -340,6 +348,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       const cut = inFlight;
       logger.info({ finished: before - cut, cut }, 'drained');
       batcher.close();
+      cache.close();
       for (const s of sockets) s.destroy();
       await closed;
       await new Promise((r) => admin.close(r));
@@ -348,6 +357,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     },
     async close() {
       batcher.close();
+      cache.close();
       const closed = Promise.all([new Promise((r) => server.close(r)), new Promise((r) => admin.close(r))]);
       server.closeIdleConnections();
       for (const s of sockets) s.destroy();

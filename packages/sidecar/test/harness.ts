@@ -65,7 +65,7 @@ export function snapshotFor(objects: AnyPolicyObject[]): Snapshot {
   return snapshot;
 }
 
-export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = [], extra: Pick<SidecarOptions, 'tracing' | 'routing'> = {}): Promise<Harness> {
+export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = [], extra: Pick<SidecarOptions, 'tracing' | 'routing' | 'identity'> = {}): Promise<Harness> {
   const fake = await startFakeProvider();
   const { logger, logs } = captureLogger({ name: 'sluice-sidecar' });
   const sidecar = await startSidecar({

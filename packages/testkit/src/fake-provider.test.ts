@@ -2,7 +2,7 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSseParser } from '@sluice/providers';
 import type { SseEvent } from '@sluice/providers';
-import { startFakeProvider, DEFAULT_REPLY_TEXT, FAKE_OPENAI_MODELS } from './fake-provider.js';
+import { startFakeProvider, DEFAULT_REPLY_TEXT, FAKE_OPENAI_MODELS, FAKE_EMBEDDING_DIMS, fakeEmbedding } from './fake-provider.js';
 import type { FakeProvider } from './fake-provider.js';
 
 type Json = Record<string, unknown>;
@@ -476,7 +476,7 @@ test('scripting precedence: queue, then model, then default; reset clears', asyn
   assert.equal(fake.requests.length, 1);
 });
 
-test('embeddings: one deterministic 8-float vector per input, float or base64', async () => {
+test('embeddings: one deterministic unit vector per input, float or base64', async () => {
   const one = (await (await post('/v1/embeddings', { model: 'text-embedding-3-small', input: 'hello world' })).json()) as Json;
   assert.equal(one['object'], 'list');
   assert.equal(one['model'], 'text-embedding-3-small');
@@ -485,9 +485,11 @@ test('embeddings: one deterministic 8-float vector per input, float or base64', 
   assert.equal((d[0] as Json)['object'], 'embedding');
   assert.equal((d[0] as Json)['index'], 0);
   const v = (d[0] as Json)['embedding'] as number[];
-  assert.equal(v.length, 8);
-  assert.ok(v.every((x) => typeof x === 'number' && Number.isFinite(x)));
+  assert.equal(FAKE_EMBEDDING_DIMS, 256);
+  assert.equal(v.length, FAKE_EMBEDDING_DIMS);
+  assert.ok(v.every((x) => typeof x === 'number' && Number.isFinite(x) && Math.fround(x) === x));
   assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-5);
+  assert.deepEqual(v, fakeEmbedding('hello world'));
   assert.deepEqual(one['usage'], { prompt_tokens: 3, total_tokens: 3 });
 
   const many = (await (await post('/v1/embeddings', { model: 'e', input: ['a', 'hello world', 'b'] })).json()) as Json;
@@ -498,15 +500,76 @@ test('embeddings: one deterministic 8-float vector per input, float or base64', 
   );
   assert.deepEqual((md[1] as Json)['embedding'], v);
   assert.notDeepEqual((md[0] as Json)['embedding'], v);
+  assert.notDeepEqual((md[2] as Json)['embedding'], v);
+  assert.deepEqual((md[0] as Json)['embedding'], fakeEmbedding('a'));
+  assert.deepEqual((md[2] as Json)['embedding'], fakeEmbedding('b'));
 
   const b64 = (await (await post('/v1/embeddings', { model: 'e', input: 'hello world', encoding_format: 'base64' })).json()) as Json;
   const s = ((b64['data'] as Json[])[0] as Json)['embedding'] as string;
   const buf = Buffer.from(s, 'base64');
+  assert.equal(buf.byteLength, FAKE_EMBEDDING_DIMS * 4);
   const floats = Array.from(new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4));
   assert.deepEqual(floats, v);
 
+  const tokens = (await (await post('/v1/embeddings', { model: 'e', input: [[1, 2, 3], [3, 2, 1], [4, 5]] })).json()) as Json;
+  const td = (tokens['data'] as Json[]).map((x) => x['embedding'] as number[]);
+  assert.equal(td.length, 3);
+  assert.deepEqual(td[0], fakeEmbedding([1, 2, 3]));
+  assert.ok(cosine(td[0] ?? [], td[1] ?? []) > 0.999, 'a bag of tokens: order does not matter');
+  assert.ok(cosine(td[0] ?? [], td[2] ?? []) < 0.3);
+  const flat = (await (await post('/v1/embeddings', { model: 'e', input: [1, 2, 3] })).json()) as Json;
+  assert.deepEqual(((flat['data'] as Json[])[0] as Json)['embedding'], td[0]);
+
   const bad = await post('/v1/embeddings', { model: 'e' });
   assert.equal(bad.status, 400);
+});
+
+function cosine(a: readonly number[], b: readonly number[]): number {
+  assert.equal(a.length, b.length);
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+const sim = (a: string, b: string): number => cosine(fakeEmbedding(a), fakeEmbedding(b));
+
+test('fakeEmbedding: paraphrases are close, different questions are far', () => {
+  // Same content words, different phrasing, case, punctuation, inflection and stop words.
+  assert.ok(sim('What is the capital of France?', 'capital of France please') >= 0.9);
+  assert.ok(sim('What is the capital of France?', "Tell me: what's France's capital?") >= 0.9);
+  assert.ok(sim('How do I reset my password?', 'Please tell me how to reset the password') >= 0.9);
+  assert.ok(sim('Explain how vaccines work', 'how does a vaccine work') >= 0.9, 'plural and singular stem alike');
+  assert.ok(sim('running shoes reviews', 'Review of shoes for run') >= 0.9, "'ing' and plural 's' stripped");
+  assert.ok(sim('I walked to the stores', 'walking store') >= 0.9, "'ed' stripped");
+  assert.ok(sim('boxes', 'box') >= 0.9 && sim('cities', 'city') >= 0.9);
+  // One extra content word out of three: still similar, but not a paraphrase.
+  const partial = sim('capital of France', 'capital of France population');
+  assert.ok(partial > 0.6 && partial < 0.9, `partial overlap: ${partial}`);
+  // Different questions.
+  const far: [string, string][] = [
+    ['What is the capital of France?', 'How do I reset my password?'],
+    ['Explain how vaccines work', 'Write a haiku about autumn leaves'],
+    ['How do I sort a list in Python?', 'What is the boiling point of water?'],
+    ['Summarise this contract', 'Translate this sentence to Spanish'],
+  ];
+  for (const [a, b] of far) assert.ok(sim(a, b) <= 0.3, `${a} / ${b}: ${sim(a, b)}`);
+  // France vs Germany share 'capital' only: half similar, well below a semantic-cache threshold.
+  const sameShape = sim('What is the capital of France?', 'What is the capital of Germany?');
+  assert.ok(sameShape > 0.3 && sameShape < 0.8, `France / Germany: ${sameShape}`);
+  // Every vector is a unit vector; no content words → the same fixed vector.
+  for (const t of ['What is the capital of France?', 'x', '', 'what is it?']) assert.ok(Math.abs(Math.hypot(...fakeEmbedding(t)) - 1) < 1e-5, t);
+  assert.deepEqual(fakeEmbedding(''), fakeEmbedding('What is it, please?'));
+  assert.ok(sim('', 'capital of France') < 0.3);
+  // Deterministic.
+  assert.deepEqual(fakeEmbedding('capital of France'), fakeEmbedding('capital of France'));
 });
 
 test('GET /v1/models lists models (OpenAI shape; Anthropic shape for Anthropic clients)', async () => {

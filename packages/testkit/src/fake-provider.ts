@@ -104,7 +104,6 @@ export const FAKE_ANTHROPIC_MODELS: readonly string[] = Object.freeze([
 const MAX_RECORDED = 1000;
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 const MAX_PLANS_PER_SCRIPT = 512;
-const EMBEDDING_DIMS = 8;
 const SYSTEM_FINGERPRINT = 'fp_sluicefake';
 const NO_SCRIPT: FakeScript = Object.freeze({});
 
@@ -582,6 +581,9 @@ function promptTokens(body: Record<string, unknown>): number {
   return Math.max(1, Math.ceil(chars / 4));
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Embeddings: a hashed bag of words, so that paraphrases are close and different questions are far
+
 function embeddingInputs(input: unknown): (string | number[])[] | undefined {
   if (typeof input === 'string') return [input];
   if (!Array.isArray(input) || input.length === 0) return undefined;
@@ -595,24 +597,99 @@ function embeddingInputs(input: unknown): (string | number[])[] | undefined {
   return out;
 }
 
-/** A deterministic unit vector of float32 values derived from the input. */
-function embed(input: string | number[]): number[] {
-  const s = typeof input === 'string' ? input : input.join(',');
+/** Dimensions of the fake provider's embeddings. */
+export const FAKE_EMBEDDING_DIMS = 256;
+const EMBEDDING_DIMS = FAKE_EMBEDDING_DIMS;
+
+/** Words that carry no meaning for the fake embedding (question phrasing, articles, pronouns, ...). */
+const STOP_WORDS: ReadonlySet<string> = new Set(
+  (
+    'a an the and or but if then so of to in on at by for from with about as into than ' +
+    'is are was were be been being am do does did done has have had can could would should will shall may might must ' +
+    'i me my we us our you your it its he him his she her they them their this that these those there here ' +
+    'what which who whom whose when where why how ' +
+    'please tell show give explain know let just some any very really also kindly ' +
+    'hi hello hey thanks thank'
+  ).split(' '),
+);
+
+/** 32-bit FNV-1a over the UTF-16 code units of `s`, then a final avalanche so every bit is usable. */
+function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  let x = h >>> 0 || 1;
-  const v: number[] = [];
-  let norm = 0;
-  for (let i = 0; i < EMBEDDING_DIMS; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    const f = ((x >>> 0) / 0x100000000) * 2 - 1;
-    v.push(f);
-    norm += f * f;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  return h >>> 0;
+}
+
+/**
+ * Crude stemming: strips a trailing 'ing', 'ed', 'ies' (→ y), 'es' (after s, x, z, ch, sh) or 's' (not 'ss') when
+ * at least 3 characters remain, undoubles a final consonant left by 'ing'/'ed' (running → run) and
+ * drops a final 'e' (make, making → mak), so inflections of a word hash alike.
+ */
+function stem(w: string): string {
+  let s = w;
+  if (s.length >= 6 && s.endsWith('ing')) s = undouble(s.slice(0, -3));
+  else if (s.length >= 5 && s.endsWith('ed')) s = undouble(s.slice(0, -2));
+  else if (s.length >= 5 && s.endsWith('ies')) s = s.slice(0, -3) + 'y';
+  else if (s.length >= 5 && /(?:[sxz]|ch|sh)es$/.test(s)) s = s.slice(0, -2);
+  else if (s.length >= 4 && s.endsWith('s') && !s.endsWith('ss')) s = s.slice(0, -1);
+  if (s.length >= 4 && s.endsWith('e')) s = s.slice(0, -1);
+  return s;
+}
+
+function undouble(s: string): string {
+  const n = s.length;
+  return n >= 4 && s[n - 1] === s[n - 2] && !/[aeiouls]/.test(s[n - 1] ?? '') ? s.slice(0, -1) : s;
+}
+
+/**
+ * The content words of a text: lowercased, "'s" and apostrophes removed (what's → what, don't →
+ * dont), split on anything but letters and digits, stop words dropped, stemmed.
+ */
+function contentWords(text: string): string[] {
+  const out: string[] = [];
+  const flat = text.toLowerCase().replace(/['\u2019]s\b/g, '').replace(/['\u2019]/g, '');
+  for (const w of flat.split(/[^\p{L}\p{N}]+/u)) {
+    if (w === '' || STOP_WORDS.has(w)) continue;
+    const s = stem(w);
+    if (!STOP_WORDS.has(s)) out.push(s);
   }
-  norm = Math.sqrt(norm) || 1;
-  return v.map((f) => Math.fround(f / norm));
+  return out;
+}
+
+/** The vector for inputs without content words (or whose words cancel out): a fixed unit vector, all components equal. */
+const EMPTY_EMBEDDING: readonly number[] = Object.freeze(new Array<number>(EMBEDDING_DIMS).fill(Math.fround(1 / Math.sqrt(EMBEDDING_DIMS))));
+
+/**
+ * A deterministic unit vector of float32 values: a hashed bag of words. Each content word (see
+ * {@link contentWords}; for a token array, each token number) adds ±1 to one of
+ * {@link FAKE_EMBEDDING_DIMS} dimensions (dimension and sign from its FNV-1a hash); the sum is
+ * L2-normalised. Texts with the same content words (in any order, any phrasing around them) get the
+ * same vector; texts without shared words are nearly orthogonal.
+ */
+function embed(input: string | readonly number[]): number[] {
+  const words = typeof input === 'string' ? contentWords(input) : input.map(String);
+  const v = new Array<number>(EMBEDDING_DIMS).fill(0);
+  for (const w of words) {
+    const h = fnv1a(w);
+    const dim = h % EMBEDDING_DIMS;
+    v[dim] = (v[dim] ?? 0) + (h >>> 31 === 1 ? -1 : 1);
+  }
+  let norm = 0;
+  for (const x of v) norm += x * x;
+  if (norm === 0) return [...EMPTY_EMBEDDING];
+  norm = Math.sqrt(norm);
+  return v.map((x) => Math.fround(x / norm));
+}
+
+/**
+ * The embedding the fake provider answers for `input` (a text or a token array): use it to compute
+ * expected vectors and similarities in tests.
+ */
+export function fakeEmbedding(input: string | readonly number[]): number[] {
+  return embed(input);
 }
 
 /** An embeddings answer body; undefined when `input` is not a string or an array of strings / token arrays. */

@@ -1,7 +1,8 @@
 /**
  * The spend dashboard the admin port serves at `/` and `/dashboard`: one self-contained page
  * (inline CSS and vanilla JS, charts drawn as inline SVG, no external resources) reading the admin
- * JSON API — `/v1/usage`, `/v1/usage/series`, `/v1/limits`, `/v1/sidecars` — every 10 s.
+ * JSON API — `/v1/usage`, `/v1/usage/series`, `/v1/limits`, `/v1/sidecars` — every 10 s. The
+ * response-cache panel reads the same `/v1/usage` totals (`cacheHits`, `cacheSavedMicros`).
  *
  * The page is public; the data is not: when the API answers 401/403 the page asks for a token,
  * keeps it in sessionStorage and sends it as `Authorization: Bearer`. A `#token=…` fragment is
@@ -80,8 +81,8 @@ td.share { width: 22%; min-width: 96px; }
 .key { display: grid; grid-template-columns: minmax(80px, 38%) 1fr; gap: 10px; align-items: center; font-size: 12.5px; margin-top: 5px; }
 .key .kname { overflow-wrap: anywhere; }
 .key .amount { font-size: 11.5px; color: var(--muted); }
-.cache { display: flex; gap: 12px; align-items: flex-start; }
-.cache .icon { flex: none; width: 34px; height: 34px; border-radius: 50%; background: var(--soft); color: var(--muted); display: grid; place-items: center; font-weight: 700; }
+.cache-kpis { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 12px; margin-bottom: 10px; }
+.cache-note { font-size: 12px; color: var(--muted); margin-top: 8px; }
 .chips { display: flex; flex-wrap: wrap; gap: 6px; margin-bottom: 10px; }
 .chip { font-size: 12px; padding: 3px 9px; border-radius: 12px; background: #eef1ff; color: #283593; font-variant-numeric: tabular-nums; }
 .chip.none { background: var(--soft); color: var(--muted); }
@@ -132,8 +133,8 @@ const BODY = String.raw`
   <section class="card span-6"><h2>By model <span class="sub" data-sub="model"></span></h2><div class="scroll" id="breakdown-model" data-testid="breakdown-model"></div></section>
   <section class="card span-6"><h2>By feature <span class="sub" data-sub="feature"></span></h2><div class="scroll" id="breakdown-feature" data-testid="breakdown-feature"></div></section>
   <section class="card span-6" data-testid="cache">
-    <h2>Cache hit rate</h2>
-    <div class="cache"><div class="icon" aria-hidden="true">–</div><div><div>Caching is not enabled yet.</div><div class="muted">Response caching arrives with a later step; this panel will show the hit rate and the spend it saved then.</div></div></div>
+    <h2>Cache hit rate <span class="sub" id="cache-sub"></span></h2>
+    <div id="cache-panel"></div>
   </section>
   <section class="card span-12"><h2>Sidecars and policy versions</h2><div class="scroll" id="sidecars" data-testid="sidecars"></div></section>
 </main>
@@ -343,8 +344,8 @@ const SCRIPT = String.raw`
   }
 
   // ---- KPIs and breakdowns ----
-  function kpi(label, value, detail, testid) {
-    return el('div', { class: 'kpi', 'data-testid': testid }, el('div', { class: 'k' }, label), el('div', { class: 'v' }, value), el('div', { class: 'd' }, detail));
+  function kpi(label, value, detail, testid, raw) {
+    return el('div', { class: 'kpi', 'data-testid': testid, 'data-value': raw }, el('div', { class: 'k' }, label), el('div', { class: 'v' }, value), el('div', { class: 'd' }, detail));
   }
   function renderKpis(total) {
     const perReq = total.requests > 0 ? usd(total.costMicros / total.requests) + ' per request' : '—';
@@ -356,6 +357,27 @@ const SCRIPT = String.raw`
       kpi('Errors', int(total.errors), errRate, 'kpi-errors'),
       kpi('Input tokens', compact(total.inputTokens), int(total.cachedInputTokens) + ' cached', 'kpi-input'),
       kpi('Output tokens', compact(total.outputTokens), int(total.reasoningTokens) + ' reasoning', 'kpi-output'),
+    );
+  }
+  // Response cache: hits, their share of requests and the spend they avoided (list price of each
+  // cached answer when it was produced), over the selected range.
+  function renderCache(total) {
+    const hits = total.cacheHits || 0;
+    const saved = total.cacheSavedMicros || 0;
+    const share = total.requests > 0 ? hits / total.requests : 0;
+    const wouldHave = total.costMicros + saved;
+    $('cache-sub').textContent = 'last ' + state.range;
+    fill(
+      $('cache-panel'),
+      el(
+        'div',
+        { class: 'cache-kpis' },
+        kpi('Cache hits', int(hits), 'served from the cache', 'cache-hits', hits),
+        kpi('Hit rate', total.requests > 0 ? pct(share) : '—', int(hits) + ' of ' + int(total.requests) + ' requests', 'cache-share', share),
+        kpi('Saved', usd(saved), wouldHave > 0 ? pct(saved / wouldHave) + ' of spend avoided' : '—', 'cache-saved', saved),
+      ),
+      meter(share, 'ok'),
+      hits === 0 ? el('div', { class: 'cache-note' }, 'No answers from the response cache in this range (LLMCache policies enable it).') : null,
     );
   }
   function meter(fraction, cls) {
@@ -481,7 +503,10 @@ const SCRIPT = String.raw`
         }),
         ...DIMENSIONS.map((dim) => load('breakdown-' + dim, '/v1/usage?' + usageQuery({ by: dim, limit: '8' }), (d) => {
           renderBreakdown(dim, d);
-          if (dim === 'team') renderKpis(d.total);
+          if (dim === 'team') {
+            renderKpis(d.total);
+            renderCache(d.total);
+          }
         })),
         load('limits', '/v1/limits', renderLimits),
         load('sidecars', '/v1/sidecars', renderSidecars),

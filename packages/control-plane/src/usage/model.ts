@@ -23,6 +23,10 @@ export const METRICS = {
   costMicros: 'c',
   feedback: 'f',
   feedbackScoreMilli: 'fs',
+  /** Requests answered from the response cache (their cost is 0). */
+  cacheHits: 'ch',
+  /** What those cached answers cost when they were produced: the spend the cache avoided. */
+  cacheSavedMicros: 'cs',
 } as const;
 export type Metric = keyof typeof METRICS;
 export const METRIC_NAMES = Object.keys(METRICS) as Metric[];
@@ -31,7 +35,7 @@ const METRIC_BY_CODE = new Map<string, Metric>(METRIC_NAMES.map((m) => [METRICS[
 export type Totals = Record<Metric, number>;
 
 export function zeroTotals(): Totals {
-  return { requests: 0, errors: 0, inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costMicros: 0, feedback: 0, feedbackScoreMilli: 0 };
+  return { requests: 0, errors: 0, inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0, reasoningTokens: 0, costMicros: 0, feedback: 0, feedbackScoreMilli: 0, cacheHits: 0, cacheSavedMicros: 0 };
 }
 
 /** One usage record as a sidecar reports it (the namespace and service account are the authenticated node's). */

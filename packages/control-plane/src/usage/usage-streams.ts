@@ -63,6 +63,8 @@ export class UsageStreams {
         costMicros: Number(r.costMicros),
         feedback: Number(r.feedback),
         feedbackScoreMilli: Number(r.feedbackScoreMilli),
+        cacheHits: Number(r.cacheHits),
+        cacheSavedMicros: Number(r.cacheSavedMicros),
       }));
       let result: 'applied' | 'duplicate';
       try {

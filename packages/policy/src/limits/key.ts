@@ -75,12 +75,17 @@ export interface CompiledLimits {
 }
 
 export function compileLimit(limit: SnapshotLimit): CompiledLimit {
-  const routes = limit.routes.length === 0 ? undefined : new Set(limit.routes);
-  const models = limit.models.length === 0 ? undefined : compileModels(limit.models);
-  return {
-    limit,
-    matches: (req) => (routes === undefined || routes.has(req.routeId)) && (models === undefined || models(req.model)),
-  };
+  return { limit, matches: requestMatcher(limit) };
+}
+
+/**
+ * A `match` (route ids and model names or `*` globs, each empty = all) compiled into a predicate:
+ * shared by limits and caches.
+ */
+export function requestMatcher(m: { readonly routes: readonly string[]; readonly models: readonly string[] }): (req: LimitRequest) => boolean {
+  const routes = m.routes.length === 0 ? undefined : new Set(m.routes);
+  const models = m.models.length === 0 ? undefined : compileModels(m.models);
+  return (req) => (routes === undefined || routes.has(req.routeId)) && (models === undefined || models(req.model));
 }
 
 /** Compiles every limit of a snapshot (do it when the snapshot is swapped in, not per request). */

@@ -3124,6 +3124,18 @@ export namespace sluice {
             /** Cache models. */
             models: string[];
 
+            /** Cache shared. */
+            shared: boolean;
+
+            /** Cache semanticEmbed. */
+            semanticEmbed: string;
+
+            /** Cache promptCaching. */
+            promptCaching: boolean;
+
+            /** Cache promptCachingMinTokens. */
+            promptCachingMinTokens: number;
+
             /**
              * Creates a new Cache instance using the specified properties.
              * @param [properties] Properties to set
@@ -3243,6 +3255,18 @@ export namespace sluice {
 
                 /** Cache models */
                 models?: (string[]|null);
+
+                /** Cache shared */
+                shared?: (boolean|null);
+
+                /** Cache semanticEmbed */
+                semanticEmbed?: (string|null);
+
+                /** Cache promptCaching */
+                promptCaching?: (boolean|null);
+
+                /** Cache promptCachingMinTokens */
+                promptCachingMinTokens?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -3733,6 +3757,12 @@ export namespace sluice {
             /** UsageRecord feedbackScoreMilli. */
             feedbackScoreMilli: (number|Long);
 
+            /** UsageRecord cacheHits. */
+            cacheHits: (number|Long);
+
+            /** UsageRecord cacheSavedMicros. */
+            cacheSavedMicros: (number|Long);
+
             /**
              * Creates a new UsageRecord instance using the specified properties.
              * @param [properties] Properties to set
@@ -3873,6 +3903,12 @@ export namespace sluice {
 
                 /** UsageRecord feedbackScoreMilli */
                 feedbackScoreMilli?: (number|Long|null);
+
+                /** UsageRecord cacheHits */
+                cacheHits?: (number|Long|null);
+
+                /** UsageRecord cacheSavedMicros */
+                cacheSavedMicros?: (number|Long|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

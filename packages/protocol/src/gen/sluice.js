@@ -9489,6 +9489,10 @@ export const sluice = $root.sluice = (() => {
              * @property {boolean|null} [cacheNonDeterministic] Cache cacheNonDeterministic
              * @property {Array.<string>|null} [routes] Cache routes
              * @property {Array.<string>|null} [models] Cache models
+             * @property {boolean|null} [shared] Cache shared
+             * @property {string|null} [semanticEmbed] Cache semanticEmbed
+             * @property {boolean|null} [promptCaching] Cache promptCaching
+             * @property {number|null} [promptCachingMinTokens] Cache promptCachingMinTokens
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -9619,6 +9623,38 @@ export const sluice = $root.sluice = (() => {
             Cache.prototype.models = $util.emptyArray;
 
             /**
+             * Cache shared.
+             * @member {boolean} shared
+             * @memberof sluice.v1.Cache
+             * @instance
+             */
+            Cache.prototype.shared = false;
+
+            /**
+             * Cache semanticEmbed.
+             * @member {string} semanticEmbed
+             * @memberof sluice.v1.Cache
+             * @instance
+             */
+            Cache.prototype.semanticEmbed = "";
+
+            /**
+             * Cache promptCaching.
+             * @member {boolean} promptCaching
+             * @memberof sluice.v1.Cache
+             * @instance
+             */
+            Cache.prototype.promptCaching = false;
+
+            /**
+             * Cache promptCachingMinTokens.
+             * @member {number} promptCachingMinTokens
+             * @memberof sluice.v1.Cache
+             * @instance
+             */
+            Cache.prototype.promptCachingMinTokens = 0;
+
+            /**
              * Creates a new Cache instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Cache
@@ -9676,6 +9712,14 @@ export const sluice = $root.sluice = (() => {
                 if (message.models != null && message.models.length)
                     for (let i = 0; i < message.models.length; ++i)
                         writer.uint32(/* id 12, wireType 2 =*/98).string(message.models[i]);
+                if (message.shared != null && $Object.hasOwnProperty.call(message, "shared") && message.shared !== false)
+                    writer.uint32(/* id 13, wireType 0 =*/104).bool(message.shared);
+                if (message.semanticEmbed != null && $Object.hasOwnProperty.call(message, "semanticEmbed") && message.semanticEmbed !== "")
+                    writer.uint32(/* id 14, wireType 2 =*/114).string(message.semanticEmbed);
+                if (message.promptCaching != null && $Object.hasOwnProperty.call(message, "promptCaching") && message.promptCaching !== false)
+                    writer.uint32(/* id 15, wireType 0 =*/120).bool(message.promptCaching);
+                if (message.promptCachingMinTokens != null && $Object.hasOwnProperty.call(message, "promptCachingMinTokens") && message.promptCachingMinTokens !== 0)
+                    writer.uint32(/* id 16, wireType 0 =*/128).uint32(message.promptCachingMinTokens);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -9839,6 +9883,42 @@ export const sluice = $root.sluice = (() => {
                             message.models.push(reader.stringVerify());
                             continue;
                         }
+                    case 13: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.shared = value;
+                            else
+                                delete message.shared;
+                            continue;
+                        }
+                    case 14: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.semanticEmbed = value;
+                            else
+                                delete message.semanticEmbed;
+                            continue;
+                        }
+                    case 15: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.promptCaching = value;
+                            else
+                                delete message.promptCaching;
+                            continue;
+                        }
+                    case 16: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.promptCachingMinTokens = value;
+                            else
+                                delete message.promptCachingMinTokens;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -9931,6 +10011,18 @@ export const sluice = $root.sluice = (() => {
                         if (!$util.isString(message.models[i]))
                             return "models: string[] expected";
                 }
+                if (message.shared != null && $Object.hasOwnProperty.call(message, "shared"))
+                    if (typeof message.shared !== "boolean")
+                        return "shared: boolean expected";
+                if (message.semanticEmbed != null && $Object.hasOwnProperty.call(message, "semanticEmbed"))
+                    if (!$util.isString(message.semanticEmbed))
+                        return "semanticEmbed: string expected";
+                if (message.promptCaching != null && $Object.hasOwnProperty.call(message, "promptCaching"))
+                    if (typeof message.promptCaching !== "boolean")
+                        return "promptCaching: boolean expected";
+                if (message.promptCachingMinTokens != null && $Object.hasOwnProperty.call(message, "promptCachingMinTokens"))
+                    if (!$util.isInteger(message.promptCachingMinTokens))
+                        return "promptCachingMinTokens: integer expected";
                 return null;
             };
 
@@ -9996,6 +10088,18 @@ export const sluice = $root.sluice = (() => {
                     for (let i = 0; i < object.models.length; ++i)
                         message.models[i] = $String(object.models[i]);
                 }
+                if (object.shared != null)
+                    if (object.shared)
+                        message.shared = $Boolean(object.shared);
+                if (object.semanticEmbed != null)
+                    if (typeof object.semanticEmbed !== "string" || object.semanticEmbed.length)
+                        message.semanticEmbed = $String(object.semanticEmbed);
+                if (object.promptCaching != null)
+                    if (object.promptCaching)
+                        message.promptCaching = $Boolean(object.promptCaching);
+                if (object.promptCachingMinTokens != null)
+                    if ($Number(object.promptCachingMinTokens) !== 0)
+                        message.promptCachingMinTokens = object.promptCachingMinTokens >>> 0;
                 return message;
             };
 
@@ -10031,6 +10135,10 @@ export const sluice = $root.sluice = (() => {
                     object.keyVersion = "";
                     object.isolation = "";
                     object.cacheNonDeterministic = false;
+                    object.shared = false;
+                    object.semanticEmbed = "";
+                    object.promptCaching = false;
+                    object.promptCachingMinTokens = 0;
                 }
                 if (message.id != null && $Object.hasOwnProperty.call(message, "id"))
                     object.id = message.id;
@@ -10062,6 +10170,14 @@ export const sluice = $root.sluice = (() => {
                     for (let j = 0; j < message.models.length; ++j)
                         object.models[j] = message.models[j];
                 }
+                if (message.shared != null && $Object.hasOwnProperty.call(message, "shared"))
+                    object.shared = message.shared;
+                if (message.semanticEmbed != null && $Object.hasOwnProperty.call(message, "semanticEmbed"))
+                    object.semanticEmbed = message.semanticEmbed;
+                if (message.promptCaching != null && $Object.hasOwnProperty.call(message, "promptCaching"))
+                    object.promptCaching = message.promptCaching;
+                if (message.promptCachingMinTokens != null && $Object.hasOwnProperty.call(message, "promptCachingMinTokens"))
+                    object.promptCachingMinTokens = message.promptCachingMinTokens;
                 return object;
             };
 
@@ -11285,6 +11401,8 @@ export const sluice = $root.sluice = (() => {
              * @property {number|Long|null} [costMicros] UsageRecord costMicros
              * @property {number|Long|null} [feedback] UsageRecord feedback
              * @property {number|Long|null} [feedbackScoreMilli] UsageRecord feedbackScoreMilli
+             * @property {number|Long|null} [cacheHits] UsageRecord cacheHits
+             * @property {number|Long|null} [cacheSavedMicros] UsageRecord cacheSavedMicros
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -11469,6 +11587,22 @@ export const sluice = $root.sluice = (() => {
             UsageRecord.prototype.feedbackScoreMilli = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
 
             /**
+             * UsageRecord cacheHits.
+             * @member {number|Long} cacheHits
+             * @memberof sluice.v1.UsageRecord
+             * @instance
+             */
+            UsageRecord.prototype.cacheHits = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
+             * UsageRecord cacheSavedMicros.
+             * @member {number|Long} cacheSavedMicros
+             * @memberof sluice.v1.UsageRecord
+             * @instance
+             */
+            UsageRecord.prototype.cacheSavedMicros = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
              * Creates a new UsageRecord instance using the specified properties.
              * @function create
              * @memberof sluice.v1.UsageRecord
@@ -11538,6 +11672,10 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 18, wireType 0 =*/144).int64(message.feedback);
                 if (message.feedbackScoreMilli != null && $Object.hasOwnProperty.call(message, "feedbackScoreMilli") && (typeof message.feedbackScoreMilli === "object" ? message.feedbackScoreMilli.low || message.feedbackScoreMilli.high : message.feedbackScoreMilli !== 0))
                     writer.uint32(/* id 19, wireType 0 =*/152).int64(message.feedbackScoreMilli);
+                if (message.cacheHits != null && $Object.hasOwnProperty.call(message, "cacheHits") && (typeof message.cacheHits === "object" ? message.cacheHits.low || message.cacheHits.high : message.cacheHits !== 0))
+                    writer.uint32(/* id 20, wireType 0 =*/160).int64(message.cacheHits);
+                if (message.cacheSavedMicros != null && $Object.hasOwnProperty.call(message, "cacheSavedMicros") && (typeof message.cacheSavedMicros === "object" ? message.cacheSavedMicros.low || message.cacheSavedMicros.high : message.cacheSavedMicros !== 0))
+                    writer.uint32(/* id 21, wireType 0 =*/168).int64(message.cacheSavedMicros);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -11766,6 +11904,24 @@ export const sluice = $root.sluice = (() => {
                                 delete message.feedbackScoreMilli;
                             continue;
                         }
+                    case 20: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.int64()) === "object" ? value.low || value.high : value !== 0)
+                                message.cacheHits = value;
+                            else
+                                delete message.cacheHits;
+                            continue;
+                        }
+                    case 21: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.int64()) === "object" ? value.low || value.high : value !== 0)
+                                message.cacheSavedMicros = value;
+                            else
+                                delete message.cacheSavedMicros;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -11871,6 +12027,12 @@ export const sluice = $root.sluice = (() => {
                 if (message.feedbackScoreMilli != null && $Object.hasOwnProperty.call(message, "feedbackScoreMilli"))
                     if (!$util.isInteger(message.feedbackScoreMilli) && !(message.feedbackScoreMilli && $util.isInteger(message.feedbackScoreMilli.low) && $util.isInteger(message.feedbackScoreMilli.high)))
                         return "feedbackScoreMilli: integer|Long expected";
+                if (message.cacheHits != null && $Object.hasOwnProperty.call(message, "cacheHits"))
+                    if (!$util.isInteger(message.cacheHits) && !(message.cacheHits && $util.isInteger(message.cacheHits.low) && $util.isInteger(message.cacheHits.high)))
+                        return "cacheHits: integer|Long expected";
+                if (message.cacheSavedMicros != null && $Object.hasOwnProperty.call(message, "cacheSavedMicros"))
+                    if (!$util.isInteger(message.cacheSavedMicros) && !(message.cacheSavedMicros && $util.isInteger(message.cacheSavedMicros.low) && $util.isInteger(message.cacheSavedMicros.high)))
+                        return "cacheSavedMicros: integer|Long expected";
                 return null;
             };
 
@@ -12026,6 +12188,26 @@ export const sluice = $root.sluice = (() => {
                             message.feedbackScoreMilli = object.feedbackScoreMilli;
                         else if (typeof object.feedbackScoreMilli === "object")
                             message.feedbackScoreMilli = new $util.LongBits(object.feedbackScoreMilli.low >>> 0, object.feedbackScoreMilli.high >>> 0).toNumber();
+                if (object.cacheHits != null)
+                    if (typeof object.cacheHits === "object" ? object.cacheHits.low || object.cacheHits.high : $Number(object.cacheHits) !== 0)
+                        if ($util.Long)
+                            message.cacheHits = $util.Long.fromValue(object.cacheHits, false);
+                        else if (typeof object.cacheHits === "string")
+                            message.cacheHits = $parseInt(object.cacheHits, 10);
+                        else if (typeof object.cacheHits === "number")
+                            message.cacheHits = object.cacheHits;
+                        else if (typeof object.cacheHits === "object")
+                            message.cacheHits = new $util.LongBits(object.cacheHits.low >>> 0, object.cacheHits.high >>> 0).toNumber();
+                if (object.cacheSavedMicros != null)
+                    if (typeof object.cacheSavedMicros === "object" ? object.cacheSavedMicros.low || object.cacheSavedMicros.high : $Number(object.cacheSavedMicros) !== 0)
+                        if ($util.Long)
+                            message.cacheSavedMicros = $util.Long.fromValue(object.cacheSavedMicros, false);
+                        else if (typeof object.cacheSavedMicros === "string")
+                            message.cacheSavedMicros = $parseInt(object.cacheSavedMicros, 10);
+                        else if (typeof object.cacheSavedMicros === "number")
+                            message.cacheSavedMicros = object.cacheSavedMicros;
+                        else if (typeof object.cacheSavedMicros === "object")
+                            message.cacheSavedMicros = new $util.LongBits(object.cacheSavedMicros.low >>> 0, object.cacheSavedMicros.high >>> 0).toNumber();
                 return message;
             };
 
@@ -12110,6 +12292,16 @@ export const sluice = $root.sluice = (() => {
                         object.feedbackScoreMilli = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                     } else
                         object.feedbackScoreMilli = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, false);
+                        object.cacheHits = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.cacheHits = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    if ($util.Long) {
+                        let long = new $util.Long(0, 0, false);
+                        object.cacheSavedMicros = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    } else
+                        object.cacheSavedMicros = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 }
                 if (message.minuteUnix != null && $Object.hasOwnProperty.call(message, "minuteUnix"))
                     if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
@@ -12204,6 +12396,20 @@ export const sluice = $root.sluice = (() => {
                         object.feedbackScoreMilli = options.longs === $String ? $String(message.feedbackScoreMilli) : message.feedbackScoreMilli;
                     else
                         object.feedbackScoreMilli = options.longs === $String ? $util.Long.prototype.toString.call(message.feedbackScoreMilli) : options.longs === $Number ? new $util.LongBits(message.feedbackScoreMilli.low >>> 0, message.feedbackScoreMilli.high >>> 0).toNumber() : message.feedbackScoreMilli;
+                if (message.cacheHits != null && $Object.hasOwnProperty.call(message, "cacheHits"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.cacheHits = typeof message.cacheHits === "number" ? $BigInt(message.cacheHits) : $util.Long.fromBits(message.cacheHits.low >>> 0, message.cacheHits.high >>> 0, false).toBigInt();
+                    else if (typeof message.cacheHits === "number")
+                        object.cacheHits = options.longs === $String ? $String(message.cacheHits) : message.cacheHits;
+                    else
+                        object.cacheHits = options.longs === $String ? $util.Long.prototype.toString.call(message.cacheHits) : options.longs === $Number ? new $util.LongBits(message.cacheHits.low >>> 0, message.cacheHits.high >>> 0).toNumber() : message.cacheHits;
+                if (message.cacheSavedMicros != null && $Object.hasOwnProperty.call(message, "cacheSavedMicros"))
+                    if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                        object.cacheSavedMicros = typeof message.cacheSavedMicros === "number" ? $BigInt(message.cacheSavedMicros) : $util.Long.fromBits(message.cacheSavedMicros.low >>> 0, message.cacheSavedMicros.high >>> 0, false).toBigInt();
+                    else if (typeof message.cacheSavedMicros === "number")
+                        object.cacheSavedMicros = options.longs === $String ? $String(message.cacheSavedMicros) : message.cacheSavedMicros;
+                    else
+                        object.cacheSavedMicros = options.longs === $String ? $util.Long.prototype.toString.call(message.cacheSavedMicros) : options.longs === $Number ? new $util.LongBits(message.cacheSavedMicros.low >>> 0, message.cacheSavedMicros.high >>> 0).toNumber() : message.cacheSavedMicros;
                 return object;
             };
 

@@ -26,6 +26,10 @@ export interface UsageSource {
   readonly outputTokens: number;
   readonly reasoningTokens: number;
   readonly costMicros: number | null;
+  /** Response cache outcome: `hit` | `miss` | `bypass` (undefined when no cache policy applies). */
+  readonly cache: string | undefined;
+  /** A hit's avoided cost in micro-USD (what the cached answer cost when it was produced). */
+  readonly cacheSavedMicros: number | undefined;
 }
 
 export interface UsageRow {
@@ -48,6 +52,10 @@ export interface UsageRow {
   costMicros: number;
   feedback: number;
   feedbackScoreMilli: number;
+  /** Requests answered from the response cache. */
+  cacheHits: number;
+  /** Sum of their avoided cost (micro-USD). */
+  cacheSavedMicros: number;
 }
 
 /** Attribution values longer than this are cut (headers are caller-controlled). */
@@ -80,6 +88,12 @@ export class UsageAggregator {
     row.outputTokens += r.outputTokens;
     row.reasoningTokens += r.reasoningTokens;
     row.costMicros += r.costMicros ?? 0;
+    if (r.cache === 'hit') {
+      row.cacheHits++;
+      // Integer micro-USD (the control plane refuses a batch with a fractional or negative counter).
+      const saved = Math.round(r.cacheSavedMicros ?? 0);
+      if (saved > 0) row.cacheSavedMicros += saved;
+    }
   }
 
   /** Counts a scored feedback (score in thousandths) about a request, when it is given. */
@@ -117,6 +131,8 @@ export class UsageAggregator {
         costMicros: 0,
         feedback: 0,
         feedbackScoreMilli: 0,
+        cacheHits: 0,
+        cacheSavedMicros: 0,
       };
       this.#rows.set(id, row);
     }

@@ -24,6 +24,13 @@ export interface UsageReporterOptions {
   readonly resendAfterMs?: number;
 }
 
+/**
+ * Rows are written as `UsageRecord`s as they are (same field names: `cacheHits` → `cache_hits`,
+ * `cacheSavedMicros` → `cache_saved_micros`, …). A row field the proto lacks fails the build here.
+ */
+type RowFieldsNotInProto = Exclude<keyof UsageRow, keyof v1.IUsageRecord>;
+const _rowFieldsAreProtoFields: [RowFieldsNotInProto] extends [never] ? true : RowFieldsNotInProto = true;
+
 interface Batch {
   readonly seq: number;
   readonly records: readonly UsageRow[];
