@@ -62,7 +62,7 @@ const VALUE_SETS = {
   replicas1: ['controlPlane.replicas=1'],
   secretNamespaces: ['rbac.secretNamespaces={team-a,team-b}'],
   longNames: [`fullnameOverride=${'n'.repeat(63)}`],
-  sidecarOverrides: ['image.tag=1.2.3', 'sidecar.image.repository=registry.example/sluice-sidecar', 'sidecar.image.pullPolicy=Always', 'sidecar.port=5000', 'sidecar.resources.limits.memory=1Gi'],
+  sidecarOverrides: ['image.tag=1.2.3', 'sidecar.image.repository=registry.example/sluice-sidecar', 'sidecar.image.pullPolicy=Always', 'sidecar.port=5000', 'sidecar.resources.limits.memory=1Gi', 'sidecar.cache.redisUrl=redis://cache-user:pw@cache.example:6379/2'],
 } as const satisfies Record<string, readonly string[]>;
 type SetName = keyof typeof VALUE_SETS;
 
@@ -82,6 +82,8 @@ const NOT_SET_IN_CLUSTER: ReadonlySet<string> = new Set([
   CONTROL_PLANE_ENV.redisUrl.env,
   // Set only from controlPlane.admin.tokenSecret (checked by the adminAccess value set).
   CONTROL_PLANE_ENV.adminToken.env,
+  // Set only with sidecar.cache.redisUrl or the bundled Redis (checked by those value sets).
+  WEBHOOK_ENV.cacheRedisUrl.env,
 ]);
 /** Where the control plane mounts its serving certificate (the chart's Secret or cert-manager's). */
 const TLS_DIR = '/etc/sluice/tls';
@@ -577,6 +579,11 @@ test('Redis: none by default, external URL, URL from a Secret, bundled trial Red
   assert.equal(envOf(cpContainer(objs('defaults'))).get('SLUICE_CP_REDIS_URL'), undefined);
   assert.equal(envValue(cpContainer(objs('externalRedis')), 'SLUICE_CP_REDIS_URL'), 'rediss://default:s3cret@redis.example.com:6380/0');
   assert.deepEqual(envOf(cpContainer(objs('redisSecret'))).get('SLUICE_CP_REDIS_URL')?.valueFrom, { secretKeyRef: { name: 'redis-credentials', key: 'url' } });
+  // The sidecars' cache tier: the bundled trial Redis, an explicit URL, or none.
+  assert.equal(envOf(cpContainer(objs('defaults'))).get('SLUICE_CP_SIDECAR_CACHE_REDIS_URL'), undefined);
+  assert.equal(envOf(cpContainer(objs('redisSecret'))).get('SLUICE_CP_SIDECAR_CACHE_REDIS_URL'), undefined, 'a Secret cannot reach pods of other namespaces');
+  assert.equal(envValue(cpContainer(objs('bundledRedis')), 'SLUICE_CP_SIDECAR_CACHE_REDIS_URL'), `redis://${FULL}-redis.${NS}.svc:6379`);
+  assert.equal(envValue(cpContainer(objs('sidecarOverrides')), 'SLUICE_CP_SIDECAR_CACHE_REDIS_URL'), 'redis://cache-user:pw@cache.example:6379/2');
   const list = objs('bundledRedis');
   const redis = one<V1Deployment>(list, 'Deployment', `${FULL}-redis`);
   const svc = one<V1Service>(list, 'Service', `${FULL}-redis`);

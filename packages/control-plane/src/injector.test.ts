@@ -367,10 +367,12 @@ test('validateInjectorOptions', () => {
   assert.throws(() => validateInjectorOptions({ ...OPTS, runAsUser: 0 }), /runAsUser/);
 });
 
-test('custom sidecar ports and log level reach the sidecar, its probes and the apps', () => {
+test('custom sidecar ports, log level and cache Redis reach the sidecar, its probes and the apps', () => {
   const review = JSON.parse(readFileSync(new URL('../../test/fixtures/admission/bare-pod.json', import.meta.url), 'utf8')) as unknown;
-  const ops = buildPatch((review as { request: { object: unknown } }).request.object, { ...OPTS, apiPort: 5000, adminPort: 5001, logLevel: 'debug' });
+  const ops = buildPatch((review as { request: { object: unknown } }).request.object, { ...OPTS, apiPort: 5000, adminPort: 5001, logLevel: 'debug', cacheRedisUrl: 'redis://cache:6379/1' });
   const text = JSON.stringify(ops);
+  assert.ok(text.includes('"name":"SLUICE_SIDECAR_CACHE_REDIS_URL","value":"redis://cache:6379/1"'));
+  assert.ok(!JSON.stringify(buildPatch((review as { request: { object: unknown } }).request.object, OPTS)).includes('SLUICE_SIDECAR_CACHE_REDIS_URL'), 'none by default');
   assert.ok(text.includes('"name":"SLUICE_SIDECAR_PORT","value":"5000"'));
   assert.ok(text.includes('"name":"SLUICE_SIDECAR_ADMIN_PORT","value":"5001"'));
   assert.ok(text.includes('"name":"SLUICE_LOG_LEVEL","value":"debug"'));

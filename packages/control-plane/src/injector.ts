@@ -87,6 +87,8 @@ export interface InjectorOptions {
   readonly adminPort?: number;
   /** Sidecar log level; default: the sidecar's own (info). */
   readonly logLevel?: string;
+  /** Redis of the shared response cache tier (SLUICE_SIDECAR_CACHE_REDIS_URL); default none. */
+  readonly cacheRedisUrl?: string;
   /** UID the sidecar runs as (runAsNonRoot needs a numeric user); default 1000; null = the image's. */
   readonly runAsUser?: number | null;
   /** Audience of the projected service-account token; default `sluice`. */
@@ -362,6 +364,7 @@ export function sidecarContainer(opts: InjectorOptions): Record<string, unknown>
     { name: 'SLUICE_SIDECAR_ADMIN_PORT', value: String(opts.adminPort ?? SIDECAR_ADMIN_PORT) },
   ];
   if (opts.logLevel !== undefined && opts.logLevel !== '') env.push({ name: 'SLUICE_LOG_LEVEL', value: opts.logLevel });
+  if (opts.cacheRedisUrl !== undefined && opts.cacheRedisUrl !== '') env.push({ name: 'SLUICE_SIDECAR_CACHE_REDIS_URL', value: opts.cacheRedisUrl });
   if (opts.caFile !== undefined && opts.caFile !== '') env.push({ name: 'SLUICE_SIDECAR_CA_FILE', value: opts.caFile });
   if (opts.caPem !== undefined && opts.caPem !== '') env.push({ name: 'SLUICE_SIDECAR_CA_PEM', value: opts.caPem });
   const own = new Set(env.map((e) => e.name));

@@ -245,6 +245,7 @@ test('loadWebhookOptions from the environment', () => {
     apiPort: 4000,
     adminPort: 4001,
   });
+  assert.equal(loadWebhookOptions(logger, { ...env, SLUICE_CP_SIDECAR_CACHE_REDIS_URL: 'redis://cache:6379' })?.injector.cacheRedisUrl, 'redis://cache:6379');
   assert.throws(() => loadWebhookOptions(logger, { ...env, SLUICE_CP_SIDECAR_IMAGE: '' }), /SLUICE_CP_SIDECAR_IMAGE is required/);
   assert.throws(() => loadWebhookOptions(logger, { ...env, SLUICE_CP_WEBHOOK_KEY_FILE: undefined }), /SLUICE_CP_WEBHOOK_KEY_FILE is required/);
   assert.throws(() => loadWebhookOptions(logger, { ...env, SLUICE_CP_WEBHOOK_PORT: 'x' }), /must be a port/);

@@ -308,6 +308,7 @@ export const WEBHOOK_ENV = {
   apiPort: { env: 'SLUICE_CP_SIDECAR_PORT', def: '4000', doc: 'LLM API port of injected sidecars (loopback; the apps\' base URLs point at it)' },
   adminPort: { env: 'SLUICE_CP_SIDECAR_ADMIN_PORT', def: '4001', doc: 'admin port of injected sidecars (probes)' },
   logLevel: { env: 'SLUICE_CP_SIDECAR_LOG_LEVEL', def: '', doc: 'log level of injected sidecars; unset = info' },
+  cacheRedisUrl: { env: 'SLUICE_CP_SIDECAR_CACHE_REDIS_URL', def: '', doc: "Redis of the sidecars' shared response cache tier (SLUICE_SIDECAR_CACHE_REDIS_URL); unset = none" },
   resources: { env: 'SLUICE_CP_SIDECAR_RESOURCES', def: '', doc: 'sidecar resources as JSON {"requests":{...},"limits":{...}}; unset = 100m/128Mi, limit 512Mi' },
   namespace: { env: 'SLUICE_POD_NAMESPACE', def: 'sluice-system', doc: "the control plane's namespace (downward API), never injected" },
 } as const;
@@ -347,6 +348,7 @@ export function loadWebhookOptions(logger: Logger, env: NodeJS.ProcessEnv = proc
   const apiPort = sidecarPort('apiPort');
   const adminPort = sidecarPort('adminPort');
   const logLevel = get('logLevel');
+  const cacheRedisUrl = get('cacheRedisUrl');
   const caFile = get('caFile');
   const caPemFile = get('caPemFile');
   let caPem = '';
@@ -373,6 +375,7 @@ export function loadWebhookOptions(logger: Logger, env: NodeJS.ProcessEnv = proc
       apiPort,
       adminPort,
       ...(logLevel === '' ? {} : { logLevel }),
+      ...(cacheRedisUrl === '' ? {} : { cacheRedisUrl }),
       ...(resources === undefined ? {} : { resources }),
     },
   };
