@@ -91,10 +91,14 @@ test('a semantic hit says its similarity; the log line carries it and the saving
   assert.equal(log?.['cacheSavedMicros'], cost);
 });
 
-test('the rest of the request must be identical: another system prompt is a miss', async () => {
+test('the rest of the request must be identical: another system prompt or prompt version is a miss', async () => {
   await (await ask(a, 'Is there a student discount?')).text();
   const other = await ask(a, 'Is there a student discount?', 'You are a pirate. Answer like one.');
   assert.equal(other.headers.get('x-sluice-cache'), 'miss');
+  const paraphrase = (headers: Record<string, string>): Promise<Response> =>
+    fetch(`${a.sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model: 'faq-bot', temperature: 0, messages: [{ role: 'system', content: 'You answer customer questions.' }, { role: 'user', content: 'is there a discount for students' }] }) });
+  assert.equal((await paraphrase({})).headers.get('x-sluice-cache-tier'), 'semantic');
+  assert.equal((await paraphrase({ 'x-sluice-prompt-version': 'v2' })).headers.get('x-sluice-cache'), 'miss', 'a new prompt template version starts afresh');
 });
 
 test('another sidecar of the namespace finds the entry through Redis; another namespace never does', async () => {
