@@ -193,6 +193,9 @@ function fullPrice(family: string, model: string, override: ModelPricing): Model
   };
 }
 
+/** Azure OpenAI's GA data-plane api-version used when the backend sets none. */
+const AZURE_API_VERSION = '2024-10-21';
+
 function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue[]): SnapshotBackend {
   const spec = providerSpec(b.spec.provider);
   if (spec === undefined) throw new Error(`validated provider ${b.spec.provider} missing from the provider table`);
@@ -204,6 +207,7 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
       issues.push({ object: objectKey(b), path: 'spec.auth', message: `${what} not found; requests go without a key`, code: 'SLUICE_ERR_POLICY_SECRET' });
     }
   }
+  const bearer = b.spec.azure?.auth === 'bearer';
   const prices: Record<string, ModelPrice> = {};
   const models: string[] = [];
   const aliases: Record<string, string> = {};
@@ -223,10 +227,11 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
     provider: spec.id,
     schema: spec.schema,
     baseUrl: (b.spec.endpoint ?? spec.baseUrl ?? '').replace(/\/+$/, '').replace(/\/v1$/, ''),
-    authHeader: key === undefined ? '' : spec.authHeader,
-    authValue: key === undefined ? '' : spec.authPrefix + key,
+    authHeader: key === undefined ? '' : bearer ? 'authorization' : spec.authHeader,
+    authValue: key === undefined ? '' : bearer ? `Bearer ${key}` : spec.authPrefix + key,
     headers: { ...spec.headers },
-    paths: { ...spec.paths },
+    // `{apiVersion}` is the backend's (Azure); `{model}` is filled per request.
+    paths: Object.fromEntries(Object.entries(spec.paths).map(([k, v]) => [k, v.replace('{apiVersion}', encodeURIComponent(b.spec.azure?.apiVersion ?? AZURE_API_VERSION))])),
     maxTokensField: spec.maxTokensField,
     priceFamily: spec.priceFamily,
     prices,

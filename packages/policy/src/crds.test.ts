@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { PROVIDERS } from '@sluice/providers';
 import { allCrds, crdFor, crdSchema, pluralOf, toStructural, type JsonSchema } from './crds.js';
 import { SPEC_SCHEMAS } from './schemas.js';
 import { API_GROUP, KINDS } from './types.js';
@@ -115,7 +116,7 @@ test('spec schemas keep every field, constraint and string map of SPEC_SCHEMAS',
   assert.equal((labels?.['additionalProperties'] as JsonSchema)['type'], 'string');
   // Enums survive (LLMBackend.spec.provider).
   const backend = (crdSchema('LLMBackend')['properties'] as Record<string, JsonSchema>)['spec'];
-  assert.deepEqual((backend?.['properties'] as Record<string, JsonSchema>)['provider']?.['enum'], ['openai', 'anthropic', 'openai-compatible']);
+  assert.deepEqual((backend?.['properties'] as Record<string, JsonSchema>)['provider']?.['enum'], Object.keys(PROVIDERS));
 });
 
 test('toStructural: const → enum, drops additionalProperties false, keeps maps, refuses untranslatable nodes', () => {

@@ -3,6 +3,7 @@
  * They validate policy here (ajv) and become the CRDs' openAPIV3Schema (step 3), so there is one
  * definition of every field. `additionalProperties: false` is dropped for CRDs (Kubernetes prunes).
  */
+import { PROVIDERS } from '@sluice/providers';
 import type { Kind } from './types.js';
 
 type Schema = Record<string, unknown>;
@@ -46,7 +47,15 @@ const microsPerMillion = int(0, 1_000_000_000_000, 'integer micro-USD per millio
 export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
   LLMBackend: obj(
     {
-      provider: oneOf(['openai', 'anthropic', 'openai-compatible'], 'provider id from the provider table'),
+      provider: oneOf(Object.keys(PROVIDERS), 'provider id from the provider table (packages/providers/src/catalog.ts)'),
+      azure: obj(
+        {
+          apiVersion: str({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$', description: 'api-version query parameter (default 2024-10-21)' }),
+          auth: oneOf(['api-key', 'bearer'], 'api-key header (default) or an Entra ID token as Authorization: Bearer'),
+        },
+        [],
+        'Azure OpenAI options (provider azure-openai)',
+      ),
       endpoint: str({ pattern: '^https?://', maxLength: 2048, description: 'base URL; default: the provider public endpoint' }),
       auth: obj(
         {

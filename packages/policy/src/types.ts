@@ -67,13 +67,15 @@ export interface BackendTimeouts {
 }
 
 export interface LLMBackendSpec {
-  /** Provider id from the provider table: openai | anthropic | openai-compatible. */
+  /** Provider id from the provider table (`PROVIDERS` in @sluice/providers). */
   provider: string;
   /** Base URL; defaults to the provider's public endpoint. */
   endpoint?: string;
   auth?: BackendAuth;
   models?: BackendModel[];
   timeouts?: BackendTimeouts;
+  /** Azure OpenAI: the api-version, and how the credential is sent (`api-key` header or Entra `bearer`). */
+  azure?: { apiVersion?: string; auth?: 'api-key' | 'bearer' };
 }
 
 export interface RouteBackendRef {

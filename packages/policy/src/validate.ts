@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { KINDS, API_VERSION, type AnyPolicyObject, type Kind } from './types.js';
+import { providerSpec } from '@sluice/providers';
 import { objectSchema } from './schemas.js';
 
 /** Stable codes of policy problems (in issues, CRD status and NACKs). */
@@ -92,7 +93,14 @@ export function validateObject(input: unknown, where: string): { object?: AnyPol
     return { issues: [{ object, path: 'kind', message: `must be one of ${KINDS.join(', ')}`, code: 'SLUICE_ERR_POLICY_SCHEMA' }] };
   }
   const validate = validatorFor(kind as Kind);
-  if (validate(input)) return { object: input as unknown as AnyPolicyObject, issues: [] };
+  if (validate(input)) {
+    // A provider without a public endpoint (a self-hosted or per-tenant server) needs one.
+    const spec = input['spec'] as { provider?: string; endpoint?: string };
+    if (kind === 'LLMBackend' && spec.endpoint === undefined && providerSpec(spec.provider ?? '')?.baseUrl === undefined) {
+      return { issues: [{ object, path: 'spec.endpoint', message: `is required for provider ${spec.provider ?? ''} (it has no public endpoint)`, code: 'SLUICE_ERR_POLICY_SCHEMA' }] };
+    }
+    return { object: input as unknown as AnyPolicyObject, issues: [] };
+  }
   const seen = new Set<string>();
   const issues: PolicyIssue[] = [];
   for (const e of validate.errors ?? []) {

@@ -25,10 +25,15 @@ export interface ProviderSpec {
   readonly priceFamily: string;
   /** Share of the real-time price a request costs through the batch API (percent; 0 = no batch API). */
   readonly batchPricePercent: number;
+  /** Models the preset is known for: each has a bundled price (a test checks it) and is listed in the README. */
+  readonly defaultModels: readonly string[];
+  /** Human name for the README's provider table. */
+  readonly displayName: string;
 }
 
 const openaiPaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings', batches: '/v1/batches', files: '/v1/files' });
 const compatiblePaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings' });
+const chatOnly = Object.freeze({ chat: '/v1/chat/completions' });
 
 export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
   openai: Object.freeze({
@@ -42,6 +47,8 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     maxTokensField: 'max_completion_tokens',
     priceFamily: 'openai',
     batchPricePercent: 50,
+    defaultModels: ['gpt-5', 'gpt-5-mini', 'gpt-4.1', 'gpt-4.1-mini', 'gpt-4o', 'gpt-4o-mini', 'o3', 'o4-mini', 'text-embedding-3-small'],
+    displayName: 'OpenAI',
   }),
   anthropic: Object.freeze({
     id: 'anthropic',
@@ -54,6 +61,8 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     maxTokensField: 'max_tokens',
     priceFamily: 'anthropic',
     batchPricePercent: 50,
+    defaultModels: ['claude-opus-4-5', 'claude-sonnet-4-5', 'claude-haiku-4-5'],
+    displayName: 'Anthropic',
   }),
   'openai-compatible': Object.freeze({
     id: 'openai-compatible',
@@ -67,8 +76,58 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     maxTokensField: 'max_tokens',
     priceFamily: 'openai',
     batchPricePercent: 0,
+    defaultModels: [],
+    displayName: 'Any OpenAI-compatible server (endpoint required)',
   }),
+  // Azure OpenAI: one deployment per model (the upstream model name is the deployment name), the
+  // api-version query parameter, an `api-key` header (or an Entra ID bearer token, LLMBackend
+  // `spec.azure.auth: bearer`). `{model}` and `{apiVersion}` are filled in by the gateway.
+  'azure-openai': Object.freeze({
+    id: 'azure-openai',
+    schema: 'openai',
+    baseUrl: undefined,
+    authHeader: 'api-key',
+    authPrefix: '',
+    headers: Object.freeze({}),
+    paths: Object.freeze({
+      chat: '/openai/deployments/{model}/chat/completions?api-version={apiVersion}',
+      embeddings: '/openai/deployments/{model}/embeddings?api-version={apiVersion}',
+    }),
+    maxTokensField: 'max_completion_tokens',
+    priceFamily: 'openai',
+    batchPricePercent: 0,
+    defaultModels: ['gpt-4.1', 'gpt-4.1-mini', 'gpt-4o', 'gpt-4o-mini', 'o4-mini', 'text-embedding-3-small'],
+    displayName: 'Azure OpenAI',
+  }),
+  mistral: compatible('mistral', 'Mistral AI', 'https://api.mistral.ai', compatiblePaths, ['mistral-large-latest', 'mistral-medium-latest', 'mistral-small-latest', 'codestral-latest', 'mistral-embed']),
+  groq: compatible('groq', 'Groq', 'https://api.groq.com/openai', chatOnly, ['llama-3.3-70b-versatile', 'llama-3.1-8b-instant', 'openai/gpt-oss-120b', 'openai/gpt-oss-20b']),
+  deepseek: compatible('deepseek', 'DeepSeek', 'https://api.deepseek.com', chatOnly, ['deepseek-chat', 'deepseek-reasoner']),
+  together: compatible('together', 'Together AI', 'https://api.together.xyz', compatiblePaths, ['meta-llama/Llama-3.3-70B-Instruct-Turbo', 'deepseek-ai/DeepSeek-V3', 'Qwen/Qwen2.5-72B-Instruct-Turbo']),
+  fireworks: compatible('fireworks', 'Fireworks AI', 'https://api.fireworks.ai/inference', compatiblePaths, ['accounts/fireworks/models/llama-v3p3-70b-instruct', 'accounts/fireworks/models/deepseek-v3']),
+  openrouter: compatible('openrouter', 'OpenRouter', 'https://openrouter.ai/api', chatOnly, ['openai/gpt-4o-mini', 'anthropic/claude-sonnet-4.5', 'meta-llama/llama-3.3-70b-instruct']),
+  xai: compatible('xai', 'xAI', 'https://api.x.ai', chatOnly, ['grok-4', 'grok-3', 'grok-3-mini']),
+  // Self-hosted servers: no list price (priced 0 unless the backend declares prices), key optional.
+  vllm: compatible('vllm', 'vLLM (self-hosted)', undefined, compatiblePaths, [], 'self-hosted'),
+  ollama: compatible('ollama', 'Ollama (self-hosted)', 'http://localhost:11434', compatiblePaths, [], 'self-hosted'),
 } satisfies Record<string, ProviderSpec>);
+
+/** A preset of the OpenAI-compatible family: the OpenAI wire format at another address, its own prices. */
+function compatible(id: string, displayName: string, baseUrl: string | undefined, paths: Readonly<Partial<Record<Endpoint, string>>>, defaultModels: readonly string[], priceFamily = id): ProviderSpec {
+  return Object.freeze({
+    id,
+    schema: 'openai',
+    baseUrl,
+    authHeader: 'authorization',
+    authPrefix: 'Bearer ',
+    headers: Object.freeze({}),
+    paths,
+    maxTokensField: 'max_tokens',
+    priceFamily,
+    batchPricePercent: 0,
+    defaultModels: Object.freeze([...defaultModels]),
+    displayName,
+  });
+}
 
 export function providerSpec(id: string): ProviderSpec | undefined {
   return Object.hasOwn(PROVIDERS, id) ? PROVIDERS[id] : undefined;

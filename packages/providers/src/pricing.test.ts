@@ -34,8 +34,23 @@ test('dated snapshots resolve to their family, unrelated names do not', () => {
   assert.equal(bundledPrice('nope', 'gpt-4o'), undefined);
 });
 
-test('every provider price family exists in the table', () => {
+test('every provider price family exists in the table (self-hosted: priced 0)', () => {
   for (const spec of Object.values(PROVIDERS)) {
+    if (spec.priceFamily === 'self-hosted') continue;
     assert.ok(Object.keys(BUNDLED_PRICES[spec.priceFamily] ?? {}).length > 0, spec.id);
   }
+});
+
+test("every provider preset's default models have a bundled price in its family; self-hosted servers are free", () => {
+  for (const spec of Object.values(PROVIDERS)) {
+    assert.ok(spec.displayName.length > 0, `${spec.id} has a display name`);
+    for (const m of spec.defaultModels) {
+      const price = bundledPrice(spec.priceFamily, m);
+      assert.ok(price !== undefined, `${spec.id}: ${m} has a price`);
+      assert.ok(Number.isSafeInteger(price.input) && Number.isSafeInteger(price.output) && price.input >= 0, `${spec.id}: ${m} is priced in integer micro-USD`);
+    }
+  }
+  assert.deepEqual(bundledPrice('self-hosted', 'llama3.1:8b'), { input: 0, cachedInput: 0, cacheWrite: 0, output: 0, reasoning: 0 });
+  assert.equal(PROVIDERS['vllm']?.baseUrl, undefined, 'vLLM needs an endpoint');
+  assert.equal(PROVIDERS['azure-openai']?.authHeader, 'api-key');
 });

@@ -19,9 +19,12 @@ function p(input: number, cachedInput: number, cacheWrite: number, output: numbe
 }
 
 /**
- * Bundled list prices (standard tier, USD per million tokens × 10^6), checked 2026-11 against the
- * providers' public pricing pages. Dated snapshots (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`)
- * resolve to their family entry. Override per backend model in `LLMBackend.spec.models[].pricing`.
+ * Bundled list prices (standard tier, USD per million tokens × 10^6). OpenAI and Anthropic were
+ * checked 2026-11 against the providers' public pricing pages; the OpenAI-compatible presets carry
+ * their last known list prices, not re-checked (this build has no network access to their pages):
+ * contracts differ, so check yours. Dated snapshots (`gpt-4o-2024-08-06`,
+ * `claude-sonnet-4-5-20250929`) resolve to their family entry. Override per backend model in
+ * `LLMBackend.spec.models[].pricing`.
  */
 export const BUNDLED_PRICES: Readonly<Record<string, Readonly<Record<string, ModelPrice>>>> = Object.freeze({
   openai: Object.freeze({
@@ -53,7 +56,47 @@ export const BUNDLED_PRICES: Readonly<Record<string, Readonly<Record<string, Mod
     'claude-3-5-haiku': p(800_000, 80_000, 1_000_000, 4_000_000),
     'claude-3-haiku': p(250_000, 30_000, 300_000, 1_250_000),
   }),
+  // The OpenAI-compatible presets. Providers without prompt-cache pricing bill cached input as input.
+  mistral: Object.freeze({
+    'mistral-large-latest': p(2_000_000, 2_000_000, 2_000_000, 6_000_000),
+    'mistral-medium-latest': p(400_000, 400_000, 400_000, 2_000_000),
+    'mistral-small-latest': p(100_000, 100_000, 100_000, 300_000),
+    'codestral-latest': p(300_000, 300_000, 300_000, 900_000),
+    'mistral-embed': p(100_000, 100_000, 100_000, 0),
+  }),
+  groq: Object.freeze({
+    'llama-3.3-70b-versatile': p(590_000, 590_000, 590_000, 790_000),
+    'llama-3.1-8b-instant': p(50_000, 50_000, 50_000, 80_000),
+    'openai/gpt-oss-120b': p(150_000, 75_000, 150_000, 600_000),
+    'openai/gpt-oss-20b': p(75_000, 37_500, 75_000, 300_000),
+  }),
+  deepseek: Object.freeze({
+    'deepseek-chat': p(280_000, 28_000, 280_000, 420_000),
+    'deepseek-reasoner': p(280_000, 28_000, 280_000, 420_000),
+  }),
+  together: Object.freeze({
+    'meta-llama/Llama-3.3-70B-Instruct-Turbo': p(880_000, 880_000, 880_000, 880_000),
+    'deepseek-ai/DeepSeek-V3': p(1_250_000, 1_250_000, 1_250_000, 1_250_000),
+    'Qwen/Qwen2.5-72B-Instruct-Turbo': p(1_200_000, 1_200_000, 1_200_000, 1_200_000),
+  }),
+  fireworks: Object.freeze({
+    'accounts/fireworks/models/llama-v3p3-70b-instruct': p(900_000, 900_000, 900_000, 900_000),
+    'accounts/fireworks/models/deepseek-v3': p(900_000, 900_000, 900_000, 900_000),
+  }),
+  openrouter: Object.freeze({
+    'openai/gpt-4o-mini': p(150_000, 75_000, 150_000, 600_000),
+    'anthropic/claude-sonnet-4.5': p(3_000_000, 300_000, 3_750_000, 15_000_000),
+    'meta-llama/llama-3.3-70b-instruct': p(130_000, 130_000, 130_000, 400_000),
+  }),
+  xai: Object.freeze({
+    'grok-4': p(3_000_000, 750_000, 3_000_000, 15_000_000),
+    'grok-3': p(3_000_000, 750_000, 3_000_000, 15_000_000),
+    'grok-3-mini': p(300_000, 75_000, 300_000, 500_000),
+  }),
 });
+
+/** Self-hosted servers (vLLM, Ollama): no per-token list price. */
+const FREE = p(0, 0, 0, 0);
 
 const SNAPSHOT_SUFFIX = /^-(\d{4}-?\d{2}-?\d{2}|latest|v\d+(:\d+)?)$/;
 
@@ -62,6 +105,7 @@ const SNAPSHOT_SUFFIX = /^-(\d{4}-?\d{2}-?\d{2}|latest|v\d+(:\d+)?)$/;
  * Exact id first, then the longest family id that the model extends with a date/`latest` suffix.
  */
 export function bundledPrice(family: string, model: string): ModelPrice | undefined {
+  if (family === 'self-hosted') return FREE;
   const table = BUNDLED_PRICES[family];
   if (table === undefined) return undefined;
   const exact = table[model];

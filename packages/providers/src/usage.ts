@@ -33,7 +33,8 @@ export function usageFromOpenAI(u: unknown): Usage | undefined {
   const cd = obj(o['completion_tokens_details']);
   return {
     inputTokens: int(o['prompt_tokens'] ?? o['input_tokens']),
-    cachedInputTokens: int(pd?.['cached_tokens']),
+    // DeepSeek reports cache reads as `prompt_cache_hit_tokens` (same meaning, its own name).
+    cachedInputTokens: int(pd?.['cached_tokens'] ?? o['prompt_cache_hit_tokens']),
     cacheWriteTokens: 0,
     outputTokens: int(o['completion_tokens'] ?? o['output_tokens']),
     reasoningTokens: int(cd?.['reasoning_tokens']),

@@ -329,7 +329,8 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
   const path = (name: string): string => {
     const p = backend.paths[name];
     if (p === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} (${backend.provider}) does not serve the ${name} API`);
-    return p;
+    // Azure OpenAI names the deployment (the upstream model) in the path.
+    return p.includes('{model}') ? p.replace('{model}', encodeURIComponent(upstreamModel)) : p;
   };
   const modelEdit: Record<string, string> = upstreamModel === model ? {} : { model: JSON.stringify(upstreamModel) };
   if (ingress === 'openai-embeddings') {

@@ -41,6 +41,8 @@ export interface FakeScript {
   toolCall?: { name: string; arguments: string };
   /** Token counts. `input` includes the `cached` and `cacheWrite` parts; `output` includes `reasoning`. */
   usage?: { input?: number; output?: number; cached?: number; cacheWrite?: number; reasoning?: number };
+  /** OpenAI-schema usage as DeepSeek reports cache hits (`prompt_cache_hit_tokens`) instead of `prompt_tokens_details`. */
+  usageStyle?: 'openai' | 'deepseek';
   /** Override of the OpenAI finish_reason / Anthropic stop_reason. */
   stopReason?: string;
   /** Answer without any usage at all (no usage object, no usage chunk / usage fields in streams). */
@@ -187,6 +189,7 @@ interface Reply {
   readonly tokens: Tokens;
   readonly omitUsage: boolean;
   readonly stopReason: string | undefined;
+  readonly usageStyle: 'openai' | 'deepseek';
 }
 
 function countWords(s: string): number {
@@ -226,6 +229,7 @@ function resolveReply(script: FakeScript, inputTokens: number): Reply {
       reasoning: nonNegInt(u.reasoning, 0),
     },
     omitUsage: script.omitUsage === true,
+    usageStyle: script.usageStyle ?? 'openai',
     stopReason: script.stopReason,
   };
 }
@@ -242,7 +246,11 @@ function splitPieces(s: string, n: number): string[] {
   return out;
 }
 
-function openaiUsage(t: Tokens): Record<string, unknown> {
+function openaiUsage(t: Tokens, style: 'openai' | 'deepseek' = 'openai'): Record<string, unknown> {
+  if (style === 'deepseek') {
+    // DeepSeek's own fields for its context cache, beside the OpenAI ones it keeps.
+    return { prompt_tokens: t.input, completion_tokens: t.output, total_tokens: t.input + t.output, prompt_cache_hit_tokens: t.cached, prompt_cache_miss_tokens: t.input - t.cached };
+  }
   return {
     prompt_tokens: t.input,
     completion_tokens: t.output,
@@ -396,7 +404,7 @@ function openaiChatJson(r: Reply, model: string): string {
       },
     ],
   };
-  if (!r.omitUsage) body['usage'] = openaiUsage(r.tokens);
+  if (!r.omitUsage) body['usage'] = openaiUsage(r.tokens, r.usageStyle);
   body['service_tier'] = 'default';
   body['system_fingerprint'] = SYSTEM_FINGERPRINT;
   return JSON.stringify(body);
@@ -450,7 +458,7 @@ function openaiChatStream(r: Reply, model: string, includeUsage: boolean, script
       service_tier: 'default',
       system_fingerprint: SYSTEM_FINGERPRINT,
       choices: [],
-      usage: openaiUsage(r.tokens),
+      usage: openaiUsage(r.tokens, r.usageStyle),
     });
   }
   post += 'data: [DONE]\n\n';
@@ -869,7 +877,22 @@ class FakeProviderServer implements FakeProvider {
       return;
     }
     let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
-    if (method === 'POST' && path === '/v1/chat/completions') endpoint = 'chat';
+    // Azure OpenAI: /openai/deployments/<deployment>/chat/completions?api-version=…, `api-key` header
+    // (or an Entra bearer token); the deployment stands for the model.
+    const azure = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/u.exec(path);
+    let deployment: string | undefined;
+    if (azure !== null && method === 'POST') {
+      if (!/(?:^|&)api-version=[^&]+/u.test(q === -1 ? '' : url.slice(q + 1))) {
+        sendBody(res, 404, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: '404', message: 'Resource not found' } }));
+        return;
+      }
+      if (req.headers['api-key'] === undefined && !/^Bearer ./u.test(String(req.headers['authorization'] ?? ''))) {
+        sendBody(res, 401, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: '401', message: 'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.' } }));
+        return;
+      }
+      deployment = decodeURIComponent(azure[1] as string);
+      endpoint = azure[2] === 'embeddings' ? 'embeddings' : 'chat';
+    } else if (method === 'POST' && path === '/v1/chat/completions') endpoint = 'chat';
     else if (method === 'POST' && path === '/v1/embeddings') endpoint = 'embeddings';
     else if (method === 'POST' && path === '/v1/messages') endpoint = 'messages';
     else if (method === 'GET' && path === '/v1/models') {
@@ -905,7 +928,7 @@ class FakeProviderServer implements FakeProvider {
       this.sendError(res, shape, 400, 'invalid_request_error', msg);
       return;
     }
-    const model = typeof parsed['model'] === 'string' ? parsed['model'] : '';
+    const model = deployment ?? (typeof parsed['model'] === 'string' ? parsed['model'] : '');
     const script = this.pick(model);
     this.afterLatency(res, ex, script, () => {
       if (endpoint === 'embeddings') this.embeddings(res, ex, script, parsed, model);

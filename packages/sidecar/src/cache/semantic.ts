@@ -110,8 +110,9 @@ export class SemanticCache {
 
   /** The embedding of `text` from an OpenAI-schema embeddings backend. Throws SluiceError. */
   async embed(backend: SnapshotBackend, model: string, text: string): Promise<Float32Array> {
-    const path = backend.paths['embeddings'];
-    if (path === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} has no embeddings API`);
+    const template = backend.paths['embeddings'];
+    if (template === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} has no embeddings API`);
+    const path = template.replace('{model}', encodeURIComponent(model));
     this.stats.embeddings++;
     try {
       const r = await callUpstream(this.options.pools, backend, { method: 'POST', path, body: JSON.stringify({ model, input: text, encoding_format: 'float' }), timeoutMs: this.options.embedTimeoutMs ?? 10_000, maxBytes: 16 * 1024 * 1024 });

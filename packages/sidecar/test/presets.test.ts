@@ -1,0 +1,125 @@
+/**
+ * Provider presets end to end through the sidecar, each pointed at the fake provider: Azure OpenAI
+ * (deployment in the path, api-version, `api-key` header or an Entra bearer token), the
+ * OpenAI-compatible family (Mistral, Groq, DeepSeek with its own cache-hit usage field, xAI, Ollama
+ * without a key), answered to OpenAI and Anthropic callers, priced from the preset's table.
+ */
+import { after, before, beforeEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+import type { AnyPolicyObject } from '@sluice/policy';
+import { bundledPrice, costMicros } from '@sluice/providers';
+import { startFakeProvider, type FakeProvider } from '@sluice/testkit';
+import { startHarness, type Harness } from './harness.js';
+
+const obj = (kind: string, name: string, spec: unknown): AnyPolicyObject => ({ apiVersion: 'sluice.dev/v1alpha1', kind, metadata: { name }, spec }) as unknown as AnyPolicyObject;
+
+let fake: FakeProvider;
+let h: Harness;
+let openai: OpenAI;
+before(async () => {
+  fake = await startFakeProvider();
+  const backend = (name: string, provider: string, extra: Record<string, unknown> = {}): AnyPolicyObject => obj('LLMBackend', name, { provider, endpoint: fake.url, auth: { env: 'OPENAI_API_KEY' }, ...extra });
+  h = await startHarness({}, [
+    backend('azure', 'azure-openai', { azure: { apiVersion: '2024-10-21' } }),
+    backend('azure-entra', 'azure-openai', { azure: { auth: 'bearer' } }),
+    backend('mistral', 'mistral'),
+    backend('groq', 'groq'),
+    backend('deepseek', 'deepseek'),
+    backend('xai', 'xai'),
+    obj('LLMBackend', 'ollama', { provider: 'ollama', endpoint: fake.url }),
+    obj('LLMRoute', 'presets', {
+      rules: [
+        { match: { models: ['az-mini'] }, backends: [{ name: 'azure', modelOverride: 'prod-gpt-4o-mini' }], retry: { attempts: 1 } },
+        { match: { models: ['az-entra'] }, backends: [{ name: 'azure-entra', modelOverride: 'gpt-4o-mini' }], retry: { attempts: 1 } },
+        { match: { models: ['az-embed'] }, backends: [{ name: 'azure', modelOverride: 'text-embedding-3-small' }] },
+        { match: { models: ['mistral-small-latest'] }, backends: [{ name: 'mistral' }], retry: { attempts: 1 } },
+        { match: { models: ['llama-3.3-70b-versatile'] }, backends: [{ name: 'groq' }], retry: { attempts: 1 } },
+        { match: { models: ['deepseek-chat'] }, backends: [{ name: 'deepseek' }], retry: { attempts: 1 } },
+        { match: { models: ['grok-3-mini'] }, backends: [{ name: 'xai' }], retry: { attempts: 1 } },
+        { match: { models: ['llama3.2'] }, backends: [{ name: 'ollama' }], retry: { attempts: 1 } },
+      ],
+    }),
+  ]);
+  openai = new OpenAI({ apiKey: 'sk-client', baseURL: `${h.sidecar.url}/v1`, maxRetries: 0 });
+});
+after(async () => {
+  await h.close();
+  await fake.close();
+});
+beforeEach(() => fake.reset());
+
+const last = (): { path: string; headers: Record<string, string | string[] | undefined>; body: Record<string, unknown> } => {
+  const r = fake.requests.at(-1);
+  assert.ok(r !== undefined, 'the preset backend was called');
+  return { path: r.path, headers: r.headers, body: JSON.parse(r.body) as Record<string, unknown> };
+};
+
+test('Azure OpenAI: the deployment in the path, api-version, api-key; the answer and its price in the OpenAI shape', async () => {
+  const { data, response } = await openai.chat.completions.create({ model: 'az-mini', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+  assert.equal(data.object, 'chat.completion');
+  const sent = last();
+  assert.equal(sent.path, '/openai/deployments/prod-gpt-4o-mini/chat/completions');
+  assert.equal(sent.headers['api-key'], 'sk-upstream-openai-key');
+  assert.equal(sent.headers['authorization'], undefined, 'no bearer header to Azure in api-key mode');
+  assert.ok(Number(response.headers.get('x-sluice-cost-micros')) >= 0);
+  // Entra ID: the credential goes as a bearer token.
+  await openai.chat.completions.create({ model: 'az-entra', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(last().headers['authorization'], 'Bearer sk-upstream-openai-key');
+  assert.equal(last().headers['api-key'], undefined);
+  // Embeddings through a deployment too.
+  const e = await openai.embeddings.create({ model: 'az-embed', input: 'hello' });
+  assert.equal(e.data.length, 1);
+  assert.equal(last().path, '/openai/deployments/text-embedding-3-small/embeddings');
+});
+
+test('the fake speaks Azure: without api-version the deployment path is not found, without a key it is 401', async () => {
+  const post = (q: string, headers: Record<string, string>): Promise<Response> => fetch(`${fake.url}/openai/deployments/d/chat/completions${q}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"messages":[{"role":"user","content":"hi"}]}' });
+  assert.equal((await post('', { 'api-key': 'k' })).status, 404);
+  assert.equal((await post('?api-version=2024-10-21', {})).status, 401);
+  const ok = await post('?api-version=2024-10-21', { 'api-key': 'k' });
+  assert.equal(ok.status, 200);
+  assert.equal(((await ok.json()) as { model: string }).model, 'd', 'the deployment answers as the model');
+});
+
+test('OpenAI-compatible presets: Bearer key, OpenAI wire format, preset prices; an Anthropic caller is translated', async () => {
+  for (const model of ['mistral-small-latest', 'llama-3.3-70b-versatile', 'grok-3-mini']) {
+    fake.reset();
+    const { response, data } = await openai.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    assert.equal(data.object, 'chat.completion');
+    const sent = last();
+    assert.equal(sent.path, '/v1/chat/completions');
+    assert.equal(sent.headers['authorization'], 'Bearer sk-upstream-openai-key');
+    assert.equal(sent.body['model'], model);
+    assert.equal(sent.body['max_tokens'], undefined, 'no output field invented');
+    const family = model.startsWith('mistral') ? 'mistral' : model.startsWith('llama') ? 'groq' : 'xai';
+    const price = bundledPrice(family, model);
+    assert.ok(price !== undefined);
+    const usage = data.usage;
+    assert.ok(usage !== undefined);
+    assert.equal(Number(response.headers.get('x-sluice-cost-micros')), costMicros({ inputTokens: usage.prompt_tokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: usage.completion_tokens, reasoningTokens: 0 }, price));
+  }
+  const anthropic = new Anthropic({ apiKey: 'sk-ant-client', baseURL: h.sidecar.url, maxRetries: 0 });
+  fake.reset();
+  const m = await anthropic.messages.create({ model: 'mistral-small-latest', max_tokens: 30, messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(m.type, 'message');
+  assert.equal(last().body['max_tokens'], 30, 'max_tokens for the OpenAI-compatible family');
+});
+
+test('DeepSeek: its prompt_cache_hit_tokens are read as cached input and priced as such', async () => {
+  fake.enqueue({ usage: { input: 1000, cached: 800, output: 10 }, usageStyle: 'deepseek' });
+  const r = await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'deepseek-chat', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(r.status, 200);
+  const log = h.requestLogs().at(-1) ?? {};
+  assert.equal(log['cachedInputTokens'], 800);
+  const price = bundledPrice('deepseek', 'deepseek-chat');
+  assert.ok(price !== undefined);
+  assert.equal(log['costMicros'], costMicros({ inputTokens: 1000, cachedInputTokens: 800, cacheWriteTokens: 0, outputTokens: 10, reasoningTokens: 0 }, price));
+});
+
+test('Ollama: no key needed, priced 0', async () => {
+  const { response } = await openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+  assert.equal(last().headers['authorization'], undefined);
+  assert.equal(response.headers.get('x-sluice-cost-micros'), '0');
+});
