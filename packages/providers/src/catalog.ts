@@ -2,10 +2,10 @@
  * Providers are data. An entry says which wire schema the provider speaks, where it lives, how the
  * gateway authenticates, and its quirks. Adding an OpenAI-compatible provider is a few lines here.
  */
-export type WireSchema = 'openai' | 'anthropic';
+export type WireSchema = 'openai' | 'anthropic' | 'gemini';
 
 /** `batches` / `files`: the provider's batch API (OpenAI Batch with its file uploads; Anthropic Message Batches). */
-export type Endpoint = 'chat' | 'embeddings' | 'messages' | 'batches' | 'files';
+export type Endpoint = 'chat' | 'embeddings' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate';
 
 export interface ProviderSpec {
   readonly id: string;
@@ -98,6 +98,21 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     batchPricePercent: 0,
     defaultModels: ['gpt-4.1', 'gpt-4.1-mini', 'gpt-4o', 'gpt-4o-mini', 'o4-mini', 'text-embedding-3-small'],
     displayName: 'Azure OpenAI',
+  }),
+  // Google Gemini API: generateContent / streamGenerateContent (SSE), model in the path, API key header.
+  gemini: Object.freeze({
+    id: 'gemini',
+    schema: 'gemini',
+    baseUrl: 'https://generativelanguage.googleapis.com',
+    authHeader: 'x-goog-api-key',
+    authPrefix: '',
+    headers: Object.freeze({}),
+    paths: Object.freeze({ generate: '/v1beta/models/{model}:generateContent', streamGenerate: '/v1beta/models/{model}:streamGenerateContent?alt=sse' }),
+    maxTokensField: 'max_tokens',
+    priceFamily: 'gemini',
+    batchPricePercent: 0,
+    defaultModels: ['gemini-2.5-pro', 'gemini-2.5-flash', 'gemini-2.5-flash-lite', 'gemini-2.0-flash'],
+    displayName: 'Google Gemini API',
   }),
   mistral: compatible('mistral', 'Mistral AI', 'https://api.mistral.ai', compatiblePaths, ['mistral-large-latest', 'mistral-medium-latest', 'mistral-small-latest', 'codestral-latest', 'mistral-embed']),
   groq: compatible('groq', 'Groq', 'https://api.groq.com/openai', chatOnly, ['llama-3.3-70b-versatile', 'llama-3.1-8b-instant', 'openai/gpt-oss-120b', 'openai/gpt-oss-20b']),

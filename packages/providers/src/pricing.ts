@@ -56,6 +56,13 @@ export const BUNDLED_PRICES: Readonly<Record<string, Readonly<Record<string, Mod
     'claude-3-5-haiku': p(800_000, 80_000, 1_000_000, 4_000_000),
     'claude-3-haiku': p(250_000, 30_000, 300_000, 1_250_000),
   }),
+  gemini: Object.freeze({
+    // Prompts up to 200k tokens (2.5 Pro doubles beyond); cached input at the context-cache read price.
+    'gemini-2.5-pro': p(1_250_000, 125_000, 1_250_000, 10_000_000),
+    'gemini-2.5-flash': p(300_000, 30_000, 300_000, 2_500_000),
+    'gemini-2.5-flash-lite': p(100_000, 10_000, 100_000, 400_000),
+    'gemini-2.0-flash': p(100_000, 25_000, 100_000, 400_000),
+  }),
   // The OpenAI-compatible presets. Providers without prompt-cache pricing bill cached input as input.
   mistral: Object.freeze({
     'mistral-large-latest': p(2_000_000, 2_000_000, 2_000_000, 6_000_000),

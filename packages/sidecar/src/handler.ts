@@ -9,6 +9,9 @@ import {
   costMicros,
   createAnthropicPassthrough,
   createAnthropicStreamToChat,
+  chatRequestToGemini,
+  createGeminiStreamToChat,
+  geminiResponseToChat,
   createChatStreamToAnthropic,
   createOpenAIPassthrough,
   createSseParser,
@@ -61,7 +64,7 @@ export interface Endpoint {
 }
 
 /** How one request travels: same format (bytes kept) or translated, and how its answer is read. */
-type Mode = 'openai-pass' | 'anthropic-pass' | 'openai-to-anthropic' | 'anthropic-to-openai';
+type Mode = 'openai-pass' | 'anthropic-pass' | 'openai-to-anthropic' | 'anthropic-to-openai' | 'openai-to-gemini' | 'anthropic-to-gemini';
 
 interface Plan {
   readonly mode: Mode;
@@ -341,6 +344,9 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
     const so = body['stream_options'];
     if (so !== undefined && so !== null && !isObj(so)) throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', 'stream_options must be an object', { param: 'stream_options' });
     const includeUsage = isObj(so) && so['include_usage'] === true;
+    if (backend.schema === 'gemini') {
+      return { mode: 'openai-to-gemini', path: path(stream ? 'streamGenerate' : 'generate'), body: JSON.stringify(chatRequestToGemini(body)), stripUsageChunk: false, includeUsage, extraHeaders: undefined };
+    }
     if (backend.schema === 'openai') {
       const edits = stream && !includeUsage ? { ...modelEdit, stream_options: JSON.stringify({ ...(isObj(so) ? so : {}), include_usage: true }) } : modelEdit;
       return { mode: 'openai-pass', path: path('chat'), body: setTopLevelMembers(raw, edits), stripUsageChunk: stream && !includeUsage, includeUsage, extraHeaders: undefined };
@@ -362,6 +368,10 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
     return { mode: 'anthropic-pass', path: path('messages'), body: setTopLevelMembers(raw, edits), stripUsageChunk: false, includeUsage: true, extraHeaders: extra };
   }
   const translated = messagesRequestToOpenAI(body, upstreamModel, { maxTokensField: backend.maxTokensField });
+  if (backend.schema === 'gemini') {
+    // Anthropic → Gemini goes through the Chat Completions form both ways (no third translator pair).
+    return { mode: 'anthropic-to-gemini', path: path(stream ? 'streamGenerate' : 'generate'), body: JSON.stringify(chatRequestToGemini(translated as unknown as Json)), stripUsageChunk: false, includeUsage: true, extraHeaders: undefined };
+  }
   return { mode: 'anthropic-to-openai', path: path('chat'), body: JSON.stringify(translated), stripUsageChunk: false, includeUsage: true, extraHeaders: undefined };
 }
 
@@ -394,6 +404,15 @@ function readJsonResponse(plan: Plan, buf: Buffer, rec: Pick<RequestRecord, 'id'
       const r = chatResponseToAnthropic(json, { model, id: `msg_${rec.id}` });
       return { out: JSON.stringify(r.body), usage: r.usage };
     }
+    case 'openai-to-gemini': {
+      const r = geminiResponseToChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
+      return { out: JSON.stringify(r.body), usage: r.usage };
+    }
+    case 'anthropic-to-gemini': {
+      const chat = geminiResponseToChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
+      const r = chatResponseToAnthropic(chat.body, { model, id: `msg_${rec.id}` });
+      return { out: JSON.stringify(r.body), usage: chat.usage };
+    }
   }
 }
 
@@ -408,7 +427,35 @@ function streamTranslator(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamM
       return createAnthropicStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: plan.includeUsage });
     case 'anthropic-to-openai':
       return createChatStreamToAnthropic({ model, id: `msg_${rec.id}` });
+    case 'openai-to-gemini':
+      return createGeminiStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: plan.includeUsage });
+    case 'anthropic-to-gemini':
+      return chainTranslators(createGeminiStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: true }), createChatStreamToAnthropic({ model, id: `msg_${rec.id}` }));
   }
+}
+
+/** Two stream translators in a row: the first one's SSE output is parsed again and fed to the second. */
+function chainTranslators(first: StreamTranslator, second: StreamTranslator): StreamTranslator {
+  const parser = createSseParser();
+  const feed = (text: string): string => {
+    let out = '';
+    for (const ev of parser.push(Buffer.from(text))) out += second.push(ev);
+    return out;
+  };
+  return {
+    get usage() {
+      return first.usage;
+    },
+    get done() {
+      return second.done;
+    },
+    push: (ev) => feed(first.push(ev)),
+    end: () => {
+      let out = feed(first.end());
+      for (const ev of parser.end()) out += second.push(ev);
+      return out + second.end();
+    },
+  };
 }
 
 function sluiceHeaders(rec: RequestRecord, admission: Admission | undefined): Record<string, string> {

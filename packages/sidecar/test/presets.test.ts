@@ -2,7 +2,8 @@
  * Provider presets end to end through the sidecar, each pointed at the fake provider: Azure OpenAI
  * (deployment in the path, api-version, `api-key` header or an Entra bearer token), the
  * OpenAI-compatible family (Mistral, Groq, DeepSeek with its own cache-hit usage field, xAI, Ollama
- * without a key), answered to OpenAI and Anthropic callers, priced from the preset's table.
+ * without a key), Google Gemini (generateContent / streamGenerateContent, translated), answered to
+ * OpenAI and Anthropic callers, priced from the preset's table.
  */
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +30,7 @@ before(async () => {
     backend('deepseek', 'deepseek'),
     backend('xai', 'xai'),
     obj('LLMBackend', 'ollama', { provider: 'ollama', endpoint: fake.url }),
+    backend('gemini', 'gemini'),
     obj('LLMRoute', 'presets', {
       rules: [
         { match: { models: ['az-mini'] }, backends: [{ name: 'azure', modelOverride: 'prod-gpt-4o-mini' }], retry: { attempts: 1 } },
@@ -39,6 +41,7 @@ before(async () => {
         { match: { models: ['deepseek-chat'] }, backends: [{ name: 'deepseek' }], retry: { attempts: 1 } },
         { match: { models: ['grok-3-mini'] }, backends: [{ name: 'xai' }], retry: { attempts: 1 } },
         { match: { models: ['llama3.2'] }, backends: [{ name: 'ollama' }], retry: { attempts: 1 } },
+        { match: { models: ['gemini-2.5-flash'] }, backends: [{ name: 'gemini' }], retry: { attempts: 1 } },
       ],
     }),
   ]);
@@ -122,4 +125,51 @@ test('Ollama: no key needed, priced 0', async () => {
   const { response } = await openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
   assert.equal(last().headers['authorization'], undefined);
   assert.equal(response.headers.get('x-sluice-cost-micros'), '0');
+});
+
+test('Gemini: the OpenAI SDK gets JSON, streams and tool calls translated from generateContent; priced from the Gemini table', async () => {
+  fake.reset();
+  const { data, response } = await openai.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi there' }] }).withResponse();
+  assert.equal(data.object, 'chat.completion');
+  assert.equal(data.choices[0]?.message.content, 'Hello from the Sluice fake provider.');
+  const sent = last();
+  assert.equal(sent.path, '/v1beta/models/gemini-2.5-flash:generateContent');
+  assert.equal(sent.headers['x-goog-api-key'], 'sk-upstream-openai-key');
+  assert.deepEqual(sent.body['systemInstruction'], { parts: [{ text: 'Be brief.' }] });
+  const price = bundledPrice('gemini', 'gemini-2.5-flash');
+  assert.ok(price !== undefined && data.usage !== undefined);
+  assert.equal(Number(response.headers.get('x-sluice-cost-micros')), costMicros({ inputTokens: data.usage.prompt_tokens, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: data.usage.completion_tokens, reasoningTokens: 0 }, price));
+
+  const stream = await openai.chat.completions.create({ model: 'gemini-2.5-flash', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
+  let text = '';
+  let usage: unknown;
+  for await (const c of stream) {
+    text += c.choices[0]?.delta.content ?? '';
+    if (c.usage) usage = c.usage;
+  }
+  assert.equal(text, 'Hello from the Sluice fake provider.');
+  assert.ok(usage !== undefined, 'the usage chunk the caller asked for');
+  assert.match(fake.requests.at(-1)?.path ?? '', /:streamGenerateContent$/u);
+
+  fake.enqueue({ toolCall: { name: 'weather', arguments: '{"city":"Paris"}' } });
+  const tools = await openai.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }] });
+  assert.equal(tools.choices[0]?.finish_reason, 'tool_calls');
+  const call = tools.choices[0]?.message.tool_calls?.[0];
+  assert.equal(call?.type === 'function' ? call.function.arguments : undefined, '{"city":"Paris"}');
+});
+
+test('Gemini: an Anthropic SDK caller gets messages and message streams; provider errors keep their meaning', async () => {
+  const anthropic = new Anthropic({ apiKey: 'sk-ant-client', baseURL: h.sidecar.url, maxRetries: 0 });
+  const m = await anthropic.messages.create({ model: 'gemini-2.5-flash', max_tokens: 40, messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(m.type, 'message');
+  assert.equal(m.content[0]?.type === 'text' ? m.content[0].text : '', 'Hello from the Sluice fake provider.');
+  assert.equal(((last().body['generationConfig'] as Record<string, unknown>)['maxOutputTokens']), 40);
+  const final = await anthropic.messages.stream({ model: 'gemini-2.5-flash', max_tokens: 40, messages: [{ role: 'user', content: 'hi' }] }).finalMessage();
+  assert.equal(final.content[0]?.type === 'text' ? final.content[0].text : '', 'Hello from the Sluice fake provider.');
+  assert.ok(final.usage.output_tokens > 0);
+  fake.enqueue({ status: 429, errorMessage: 'Resource has been exhausted (e.g. check quota).' });
+  const r = await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.equal(r.status, 429);
+  assert.equal(r.headers.get('x-sluice-error-code'), 'SLUICE_ERR_UPSTREAM_RATE_LIMITED');
+  assert.match(((await r.json()) as { error: { message: string } }).error.message, /exhausted/u);
 });

@@ -721,6 +721,24 @@ function embeddingsJson(script: FakeScript, body: Record<string, unknown>, model
   return JSON.stringify(out);
 }
 
+const GEMINI_STATUS: Readonly<Record<number, string>> = { 400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED' };
+
+/** Gemini's error body: `{"error": {code, message, status}}`. */
+function geminiErrorBody(status: number, message?: string): string {
+  return JSON.stringify({ error: { code: status, message: message ?? ERROR_MESSAGES[status] ?? 'Request failed.', status: GEMINI_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT') } });
+}
+
+/** Words of the text parts of a GenerateContentRequest (system instruction included). */
+function geminiPromptTokens(body: Record<string, unknown>): number {
+  let n = 0;
+  const parts = (c: unknown): void => {
+    if (isObject(c) && Array.isArray(c['parts'])) for (const p of c['parts']) if (isObject(p) && typeof p['text'] === 'string') n += countWords(p['text']);
+  };
+  for (const c of body['contents'] as unknown[]) parts(c);
+  parts(body['systemInstruction']);
+  return Math.max(1, n);
+}
+
 const JSON_CONTENT_TYPE = 'application/json';
 const SSE_HEADERS = Object.freeze({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
 
@@ -877,6 +895,30 @@ class FakeProviderServer implements FakeProvider {
       return;
     }
     let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
+    // Google Gemini API: /v1beta/models/<model>:generateContent | :streamGenerateContent?alt=sse.
+    const gemini = /^\/v1(?:beta)?\/models\/([^/:]+):(generateContent|streamGenerateContent)$/u.exec(path);
+    if (gemini !== null && method === 'POST') {
+      const query = q === -1 ? '' : url.slice(q + 1);
+      if (req.headers['x-goog-api-key'] === undefined && !/(?:^|&)key=[^&]+/u.test(query)) {
+        sendBody(res, 403, JSON_CONTENT_TYPE, geminiErrorBody(403, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."));
+        return;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        parsed = undefined;
+      }
+      if (!isObject(parsed) || !Array.isArray(parsed['contents'])) {
+        sendBody(res, 400, JSON_CONTENT_TYPE, geminiErrorBody(400, 'Invalid JSON payload received. contents is required.'));
+        return;
+      }
+      const model = decodeURIComponent(gemini[1] as string);
+      const script = this.pick(model);
+      const streamed = gemini[2] === 'streamGenerateContent';
+      this.afterLatency(res, ex, script, () => this.geminiAnswer(res, ex, script, parsed, model, streamed && /(?:^|&)alt=sse(?:&|$)/u.test(query)));
+      return;
+    }
     // Azure OpenAI: /openai/deployments/<deployment>/chat/completions?api-version=…, `api-key` header
     // (or an Entra bearer token); the deployment stands for the model.
     const azure = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/u.exec(path);
@@ -989,6 +1031,38 @@ class FakeProviderServer implements FakeProvider {
       return;
     }
     sendBody(res, 200, JSON_CONTENT_TYPE, body);
+  }
+
+  /** A Gemini answer: JSON, or the `alt=sse` stream of GenerateContentResponse chunks. */
+  private geminiAnswer(res: ServerResponse, ex: Exchange, script: FakeScript, body: Record<string, unknown>, model: string, sse: boolean): void {
+    if (script.headers !== undefined) for (const [k, v] of Object.entries(script.headers)) res.setHeader(k, v);
+    if (script.status !== undefined && script.status >= 400) {
+      sendBody(res, script.status, JSON_CONTENT_TYPE, geminiErrorBody(script.status, script.errorMessage));
+      return;
+    }
+    const r = resolveReply(script, geminiPromptTokens(body));
+    const usage = script.omitUsage === true ? undefined : { promptTokenCount: r.tokens.input, candidatesTokenCount: r.tokens.output - r.tokens.reasoning, totalTokenCount: r.tokens.input + r.tokens.output, ...(r.tokens.cached > 0 ? { cachedContentTokenCount: r.tokens.cached } : {}), ...(r.tokens.reasoning > 0 ? { thoughtsTokenCount: r.tokens.reasoning } : {}) };
+    const finishReason = r.stopReason ?? (r.tool === undefined ? 'STOP' : 'STOP');
+    const responseId = nextId();
+    const toolPart = r.tool === undefined ? [] : [{ functionCall: { name: r.tool.name, args: JSON.parse(r.tool.arguments) as unknown } }];
+    if (!sse) {
+      const parts = [...(r.text === undefined ? [] : [{ text: r.text }]), ...toolPart];
+      sendBody(res, 200, JSON_CONTENT_TYPE, JSON.stringify({ candidates: [{ content: { role: 'model', parts }, finishReason, index: 0 }], ...(usage === undefined ? {} : { usageMetadata: usage }), modelVersion: model, responseId }));
+      return;
+    }
+    const pieces = splitPieces(r.text ?? '', r.pieces);
+    const events = pieces.map((t) => sseData({ candidates: [{ content: { role: 'model', parts: [{ text: t }] }, index: 0 }], modelVersion: model, responseId }));
+    const last = { candidates: [{ content: { role: 'model', parts: toolPart.length > 0 ? toolPart : [{ text: '' }] }, finishReason, index: 0 }], ...(usage === undefined ? {} : { usageMetadata: usage }), modelVersion: model, responseId };
+    res.writeHead(200, SSE_HEADERS);
+    if (script.resetAfterChunks !== undefined) {
+      this.destroyAfter(res, ex, events.slice(0, Math.max(0, script.resetAfterChunks)).join(''));
+      return;
+    }
+    if (script.midStreamError === true) {
+      res.end((events[0] ?? '') + sseData({ error: { code: 500, message: script.errorMessage ?? 'An internal error has occurred.', status: 'INTERNAL' } }));
+      return;
+    }
+    res.end(events.join('') + sseData(last));
   }
 
   /** Write `data` (and the headers), then destroy the socket once it is flushed. */

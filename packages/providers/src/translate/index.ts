@@ -4,3 +4,4 @@ export { chatRequestToAnthropic, anthropicResponseToChat, createAnthropicStreamT
 export { messagesRequestToOpenAI, chatResponseToAnthropic, createChatStreamToAnthropic } from './anthropic/to-openai.js';
 export { createOpenAIPassthrough } from './openai/passthrough.js';
 export { createAnthropicPassthrough } from './anthropic/passthrough.js';
+export { chatRequestToGemini, geminiResponseToChat, createGeminiStreamToChat, usageFromGemini, geminiFinishToOpenAI } from './gemini/from-openai.js';
