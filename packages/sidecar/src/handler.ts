@@ -9,6 +9,9 @@ import {
   costMicros,
   createAnthropicPassthrough,
   createAnthropicStreamToChat,
+  createChatStreamToResponses,
+  chatResponseToResponses,
+  responsesRequestToChat,
   chatRequestToGemini,
   createGeminiStreamToChat,
   geminiResponseToChat,
@@ -56,7 +59,7 @@ import { cacheScope, cacheUse, exactKey, type CachedAnswer, type CacheHit, type 
 import { semanticQuery, semanticScope, type SemanticCache } from './cache/semantic.js';
 import type { BatchResults, ResponseSink } from './batch/results.js';
 
-export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages';
+export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages' | 'openai-responses';
 
 export interface Endpoint {
   readonly ingress: Ingress;
@@ -64,7 +67,7 @@ export interface Endpoint {
 }
 
 /** How one request travels: same format (bytes kept) or translated, and how its answer is read. */
-type Mode = 'openai-pass' | 'anthropic-pass' | 'openai-to-anthropic' | 'anthropic-to-openai' | 'openai-to-gemini' | 'anthropic-to-gemini';
+type Mode = 'openai-pass' | 'anthropic-pass' | 'openai-to-anthropic' | 'anthropic-to-openai' | 'openai-to-gemini' | 'anthropic-to-gemini' | 'responses-via-chat';
 
 interface Plan {
   readonly mode: Mode;
@@ -74,6 +77,9 @@ interface Plan {
   readonly stripUsageChunk: boolean;
   readonly includeUsage: boolean;
   readonly extraHeaders: Readonly<Record<string, string>> | undefined;
+  /** `responses-via-chat`: the plan of the Chat Completions form, and the caller's Responses request. */
+  readonly inner?: Plan;
+  readonly responsesRequest?: Json;
 }
 
 /** The fields of the one log line written per request. */
@@ -234,7 +240,7 @@ function capableCandidates<T extends RouteTarget>(order: T[], ingress: Ingress, 
       else if (needs.vision && !caps.vision) why = 'vision';
       else if (needs.json && !caps.json) why = 'json';
       else if (bytes + maxOut > caps.contextWindow) {
-        prompt ??= estimateRequest(ingress, body, c.upstreamModel).promptTokens;
+        prompt ??= estimateOf(ingress, body, c.upstreamModel).promptTokens;
         if (prompt + maxOut > caps.contextWindow) why = 'context';
       }
     }
@@ -242,6 +248,18 @@ function capableCandidates<T extends RouteTarget>(order: T[], ingress: Ingress, 
     else skipped.push(`${c.backend.id}/${c.upstreamModel}:${why}`);
   }
   return keep.length === 0 ? { order, skipped: [] } : { order: keep, skipped };
+}
+
+/** The token estimate of a request (a Responses request is estimated in its Chat Completions form). */
+function estimateOf(ingress: Ingress, body: Json, model: string): ReturnType<typeof estimateRequest> {
+  if (ingress !== 'openai-responses') return estimateRequest(ingress, body, model);
+  let chat: Json;
+  try {
+    chat = responsesRequestToChat(body);
+  } catch {
+    return estimateRequest('openai-chat', { messages: [] }, model);
+  }
+  return estimateRequest('openai-chat', chat, model);
 }
 
 /** The bundled capabilities of a backend's model, with the backend's declared overrides applied. */
@@ -336,6 +354,12 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
     return p.includes('{model}') ? p.replace('{model}', encodeURIComponent(upstreamModel)) : p;
   };
   const modelEdit: Record<string, string> = upstreamModel === model ? {} : { model: JSON.stringify(upstreamModel) };
+  if (ingress === 'openai-responses') {
+    // Through the Chat Completions form, to whichever backend (see translate/responses).
+    const chat = responsesRequestToChat(body);
+    const inner = planRequest('openai-chat', backend, chat, JSON.stringify(chat), model, upstreamModel, stream, req, config, promptCacheMin);
+    return { ...inner, mode: 'responses-via-chat', inner, responsesRequest: body };
+  }
   if (ingress === 'openai-embeddings') {
     if (backend.schema !== 'openai') throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} (${backend.provider}) has no embeddings API`);
     return { mode: 'openai-pass', path: path('embeddings'), body: setTopLevelMembers(raw, modelEdit), stripUsageChunk: false, includeUsage: false, extraHeaders: undefined };
@@ -376,6 +400,17 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
 }
 
 function readJsonResponse(plan: Plan, buf: Buffer, rec: Pick<RequestRecord, 'id' | 'upstreamModel'>): { out: string | Buffer; usage: Usage | undefined } {
+  if (plan.mode === 'responses-via-chat' && plan.inner !== undefined) {
+    const chat = readJsonResponse(plan.inner, buf, rec);
+    let json: unknown;
+    try {
+      json = JSON.parse(typeof chat.out === 'string' ? chat.out : chat.out.toString('utf8'));
+    } catch {
+      throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The provider answered with a body that is not JSON');
+    }
+    const r = chatResponseToResponses(json, responsesContext(plan, rec));
+    return { out: JSON.stringify(r.body), usage: chat.usage };
+  }
   if (plan.mode === 'openai-pass' || plan.mode === 'anthropic-pass') {
     // Passthrough: the body goes out as received; only its trailing usage object is parsed.
     const usage = lastMemberValue(buf.toString('utf8'), 'usage');
@@ -413,12 +448,22 @@ function readJsonResponse(plan: Plan, buf: Buffer, rec: Pick<RequestRecord, 'id'
       const r = chatResponseToAnthropic(chat.body, { model, id: `msg_${rec.id}` });
       return { out: JSON.stringify(r.body), usage: chat.usage };
     }
+    case 'responses-via-chat':
+      throw new SluiceError('SLUICE_ERR_INTERNAL', 'responses plan without its chat plan');
   }
+}
+
+/** The Response object's id, time, model and the request whose settings it repeats. */
+function responsesContext(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamModel'>): { id: string; createdAt: number; model: string; request: Json } {
+  return { id: `resp_${rec.id}`, createdAt: Math.floor(Date.now() / 1000), model: rec.upstreamModel ?? '', request: plan.responsesRequest ?? {} };
 }
 
 function streamTranslator(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamModel'>): StreamTranslator {
   const model = rec.upstreamModel ?? '';
   switch (plan.mode) {
+    case 'responses-via-chat':
+      if (plan.inner === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'responses plan without its chat plan');
+      return chainTranslators(streamTranslator(plan.inner, rec), createChatStreamToResponses(responsesContext(plan, rec)));
     case 'openai-pass':
       return createOpenAIPassthrough({ stripUsageChunk: plan.stripUsageChunk });
     case 'anthropic-pass':
@@ -604,7 +649,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     let rawOut = raw;
     const cap = target.rule.maxTokens;
     if (cap > 0 && ep.ingress !== 'openai-embeddings') {
-      const field = ep.ingress === 'openai-chat' ? (body['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : body['max_tokens'] !== undefined ? 'max_tokens' : target.backend.maxTokensField) : 'max_tokens';
+      const field =
+        ep.ingress === 'openai-chat' ? (body['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : body['max_tokens'] !== undefined ? 'max_tokens' : target.backend.maxTokensField) : ep.ingress === 'openai-responses' ? 'max_output_tokens' : 'max_tokens';
       const asked = body[field];
       if (typeof asked !== 'number' || asked > cap) {
         body[field] = cap;
@@ -620,7 +666,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       // with the provider's usage in `finally`. Tokens are estimated only when a token or money
       // limit applies (request-count limits need no estimate).
       const needsEstimate = matching.some((m) => m.limit.unit !== 'requests');
-      const est = needsEstimate ? estimateRequest(ep.ingress, body, target.upstreamModel) : { promptTokens: 0, maxOutputTokens: undefined };
+      const est = needsEstimate ? estimateOf(ep.ingress, body, target.upstreamModel) : { promptTokens: 0, maxOutputTokens: undefined };
       const outputTokens = !needsEstimate || ep.ingress === 'openai-embeddings' ? 0 : (est.maxOutputTokens ?? deps.config.defaultMaxTokens);
       const price = rt.priceOf(backend, target.upstreamModel);
       const admit = (out: number): AdmitResult | Promise<AdmitResult> => {
@@ -630,7 +676,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       let result = await admit(outputTokens);
       if ('clampTo' in result) {
         // Lower max_tokens in the caller's request (same field it used) and plan again.
-        const field = ep.ingress === 'openai-chat' && body['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : 'max_tokens';
+        const field = ep.ingress === 'openai-chat' && body['max_completion_tokens'] !== undefined ? 'max_completion_tokens' : ep.ingress === 'openai-responses' ? 'max_output_tokens' : 'max_tokens';
         body[field] = result.clampTo;
         rec.clampedMaxTokens = result.clampTo;
         rawOut = setTopLevelMembers(rawOut, { [field]: String(result.clampTo) });

@@ -7,7 +7,7 @@ export interface UsageStats {
   readonly stats: { readonly droppedRecords: number; readonly batches: number; readonly acked: number };
 }
 
-const OPERATION: Readonly<Record<string, string>> = { 'openai-chat': 'chat', 'anthropic-messages': 'chat', 'openai-embeddings': 'embeddings' };
+const OPERATION: Readonly<Record<string, string>> = { 'openai-chat': 'chat', 'anthropic-messages': 'chat', 'openai-responses': 'chat', 'openai-embeddings': 'embeddings' };
 
 /**
  * The sidecar's metrics, served on the admin port at /metrics. One `observe()` per request, from

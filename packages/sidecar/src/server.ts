@@ -25,6 +25,7 @@ const ENDPOINTS: Readonly<Record<string, Endpoint>> = Object.freeze({
   '/v1/chat/completions': { ingress: 'openai-chat', shape: 'openai' },
   '/v1/embeddings': { ingress: 'openai-embeddings', shape: 'openai' },
   '/v1/messages': { ingress: 'anthropic-messages', shape: 'anthropic' },
+  '/v1/responses': { ingress: 'openai-responses', shape: 'openai' },
 });
 
 const BATCH_POLL_PREFIX = '/v1/sluice/batch/';

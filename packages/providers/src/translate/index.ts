@@ -5,3 +5,4 @@ export { messagesRequestToOpenAI, chatResponseToAnthropic, createChatStreamToAnt
 export { createOpenAIPassthrough } from './openai/passthrough.js';
 export { createAnthropicPassthrough } from './anthropic/passthrough.js';
 export { chatRequestToGemini, geminiResponseToChat, createGeminiStreamToChat, usageFromGemini, geminiFinishToOpenAI } from './gemini/from-openai.js';
+export { responsesRequestToChat, chatResponseToResponses, createChatStreamToResponses, type ResponsesContext } from './responses/via-chat.js';
