@@ -72,7 +72,7 @@ kind: Thing
   const { snapshot, issues } = compile(bad.objects, secrets);
   const text = issues.map(formatIssue);
   for (const want of [
-    'LLMBackend default/x: spec.provider: must be one of "openai", "anthropic", "openai-compatible", "azure-openai", "gemini", "mistral", "groq", "deepseek", "together", "fireworks", "openrouter", "xai", "vllm", "ollama"',
+    'LLMBackend default/x: spec.provider: must be one of "openai", "anthropic", "openai-compatible", "azure-openai", "gemini", "vertex-ai", "mistral", "groq", "deepseek", "together", "fireworks", "openrouter", "xai", "vllm", "ollama"',
     'LLMBackend default/x: spec.models[0].id: must be string',
     'LLMBackend default/x: spec.timeouts.idleMs: must be >= 1',
     'LLMBackend default/x: spec.extra: is not a known field',
@@ -93,4 +93,32 @@ test('YAML syntax errors and duplicates are issues, not crashes', () => {
   const { issues } = compile(objects, secrets);
   assert.equal(issues.length, 1);
   assert.match(formatIssue(issues[0]!), /defined more than once/);
+});
+
+test('provider presets compile to their endpoints, paths and auth: Vertex AI by location, Azure by api-version', () => {
+  const backend = (name: string, spec: Record<string, unknown>): { object: unknown; where: string } => ({ object: { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMBackend', metadata: { name }, spec: { auth: { env: 'KEY' }, ...spec } }, where: name });
+  const route = { object: { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMRoute', metadata: { name: 'r' }, spec: { rules: [{ match: { models: ['a'] }, backends: [{ name: 'v' }, { name: 'g' }, { name: 'az' }, { name: 'ent' }] }] } }, where: 'r' };
+  const { snapshot, issues } = compile(
+    [
+      backend('v', { provider: 'vertex-ai', vertex: { project: 'shop-ml', location: 'us-central1' } }),
+      backend('g', { provider: 'vertex-ai', vertex: { project: 'shop-ml', location: 'global' } }),
+      backend('az', { provider: 'azure-openai', endpoint: 'https://shop.openai.azure.com', azure: { apiVersion: '2025-01-01-preview' } }),
+      backend('ent', { provider: 'azure-openai', endpoint: 'https://shop.openai.azure.com', azure: { auth: 'bearer' } }),
+      route,
+    ] as Parameters<typeof compile>[0],
+    secrets,
+  );
+  assert.deepEqual(issues, []);
+  const b = (id: string) => snapshot.backends.find((x) => x.id === `default/${id}`);
+  assert.equal(b('v')?.baseUrl, 'https://us-central1-aiplatform.googleapis.com');
+  assert.equal(b('v')?.paths['generate'], '/v1/projects/shop-ml/locations/us-central1/publishers/google/models/{model}:generateContent');
+  assert.equal(b('v')?.authType, 'gcp-service-account');
+  assert.equal(b('g')?.baseUrl, 'https://aiplatform.googleapis.com');
+  assert.equal(b('az')?.paths['chat'], '/openai/deployments/{model}/chat/completions?api-version=2025-01-01-preview');
+  assert.deepEqual([b('az')?.authHeader, b('az')?.authValue], ['api-key', 'sk-test']);
+  assert.deepEqual([b('ent')?.authHeader, b('ent')?.authValue], ['authorization', 'Bearer sk-test']);
+  assert.match(b('ent')?.paths['chat'] ?? '', /api-version=2024-10-21$/u);
+  // Missing settings are reported, the objects left out.
+  const bad = compile([backend('nv', { provider: 'vertex-ai' }), backend('nl', { provider: 'vllm' })] as Parameters<typeof compile>[0], secrets);
+  assert.deepEqual(bad.issues.map((i) => `${i.object} ${i.path}`).sort(), ['LLMBackend default/nl spec.endpoint', 'LLMBackend default/nv spec.vertex']);
 });

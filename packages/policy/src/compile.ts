@@ -193,6 +193,12 @@ function fullPrice(family: string, model: string, override: ModelPricing): Model
   };
 }
 
+/** Vertex AI's host for a location (`global` has no regional prefix). */
+function vertexHost(base: string | undefined, location: string | undefined): string | undefined {
+  if (base === undefined || !base.includes('{location}')) return base;
+  return location === 'global' || location === undefined ? base.replace('{location}-', '') : base.replace('{location}', location);
+}
+
 /** Azure OpenAI's GA data-plane api-version used when the backend sets none. */
 const AZURE_API_VERSION = '2024-10-21';
 
@@ -226,12 +232,21 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
     id: idOf(b),
     provider: spec.id,
     schema: spec.schema,
-    baseUrl: (b.spec.endpoint ?? spec.baseUrl ?? '').replace(/\/+$/, '').replace(/\/v1$/, ''),
+    baseUrl: (b.spec.endpoint ?? vertexHost(spec.baseUrl, b.spec.vertex?.location) ?? '').replace(/\/+$/, '').replace(/\/v1$/, ''),
     authHeader: key === undefined ? '' : bearer ? 'authorization' : spec.authHeader,
     authValue: key === undefined ? '' : bearer ? `Bearer ${key}` : spec.authPrefix + key,
+    authType: spec.id === 'vertex-ai' && key !== undefined ? 'gcp-service-account' : '',
     headers: { ...spec.headers },
-    // `{apiVersion}` is the backend's (Azure); `{model}` is filled per request.
-    paths: Object.fromEntries(Object.entries(spec.paths).map(([k, v]) => [k, v.replace('{apiVersion}', encodeURIComponent(b.spec.azure?.apiVersion ?? AZURE_API_VERSION))])),
+    // `{apiVersion}` (Azure), `{project}` and `{location}` (Vertex) are the backend's; `{model}` is filled per request.
+    paths: Object.fromEntries(
+      Object.entries(spec.paths).map(([k, v]) => [
+        k,
+        v
+          .replace('{apiVersion}', encodeURIComponent(b.spec.azure?.apiVersion ?? AZURE_API_VERSION))
+          .replace('{project}', encodeURIComponent(b.spec.vertex?.project ?? ''))
+          .replace('{location}', encodeURIComponent(b.spec.vertex?.location ?? '')),
+      ]),
+    ),
     maxTokensField: spec.maxTokensField,
     priceFamily: spec.priceFamily,
     prices,

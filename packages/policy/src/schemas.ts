@@ -56,6 +56,14 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
         [],
         'Azure OpenAI options (provider azure-openai)',
       ),
+      vertex: obj(
+        {
+          project: str({ pattern: '^[a-z][a-z0-9-]{4,61}[a-z0-9]$', description: 'Google Cloud project id' }),
+          location: str({ pattern: '^[a-z0-9-]{1,40}$', description: 'region (us-central1, europe-west4, …) or global' }),
+        },
+        ['project', 'location'],
+        'Vertex AI options (provider vertex-ai); the auth Secret holds a service-account key (JSON)',
+      ),
       endpoint: str({ pattern: '^https?://', maxLength: 2048, description: 'base URL; default: the provider public endpoint' }),
       auth: obj(
         {

@@ -40,6 +40,8 @@ export interface SnapshotBackend {
   readonly timeouts: { readonly connectMs: number; readonly firstByteMs: number; readonly idleMs: number };
   /** Declared capability overrides per model id (fields left out keep the bundled table). */
   readonly capabilities: Readonly<Record<string, ModelCapabilityOverride>>;
+  /** '' = `authValue` is the header value; `gcp-service-account` = `authValue` is a service-account key (JSON) the sidecar signs tokens with. */
+  readonly authType: string;
 }
 
 export interface SnapshotRule {

@@ -76,6 +76,8 @@ export interface LLMBackendSpec {
   timeouts?: BackendTimeouts;
   /** Azure OpenAI: the api-version, and how the credential is sent (`api-key` header or Entra `bearer`). */
   azure?: { apiVersion?: string; auth?: 'api-key' | 'bearer' };
+  /** Vertex AI: the Google Cloud project and location (`us-central1`, `global`, …). The auth Secret holds a service-account key (JSON). */
+  vertex?: { project: string; location: string };
 }
 
 export interface RouteBackendRef {

@@ -95,7 +95,10 @@ export function validateObject(input: unknown, where: string): { object?: AnyPol
   const validate = validatorFor(kind as Kind);
   if (validate(input)) {
     // A provider without a public endpoint (a self-hosted or per-tenant server) needs one.
-    const spec = input['spec'] as { provider?: string; endpoint?: string };
+    const spec = input['spec'] as { provider?: string; endpoint?: string; vertex?: unknown };
+    if (kind === 'LLMBackend' && spec.provider === 'vertex-ai' && spec.vertex === undefined) {
+      return { issues: [{ object, path: 'spec.vertex', message: 'is required for provider vertex-ai (project and location)', code: 'SLUICE_ERR_POLICY_SCHEMA' }] };
+    }
     if (kind === 'LLMBackend' && spec.endpoint === undefined && providerSpec(spec.provider ?? '')?.baseUrl === undefined) {
       return { issues: [{ object, path: 'spec.endpoint', message: `is required for provider ${spec.provider ?? ''} (it has no public endpoint)`, code: 'SLUICE_ERR_POLICY_SCHEMA' }] };
     }

@@ -23,6 +23,7 @@ export function sampleSnapshot() {
         aliases: { fast: 'gpt-4o-mini' },
         timeouts: { connectMs: 2000, firstByteMs: 30_000, idleMs: 60_000 },
         capabilities: { 'gpt-4o': { contextWindow: 128000, tools: 'yes', vision: '', json: 'no' } },
+        authType: '',
       },
       {
         id: 'default/anthropic',
@@ -40,6 +41,7 @@ export function sampleSnapshot() {
         aliases: {},
         timeouts: { connectMs: 0, firstByteMs: 0, idleMs: 0 },
         capabilities: {},
+        authType: 'gcp-service-account',
       },
     ],
     rules: [

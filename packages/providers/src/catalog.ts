@@ -114,6 +114,25 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     defaultModels: ['gemini-2.5-pro', 'gemini-2.5-flash', 'gemini-2.5-flash-lite', 'gemini-2.0-flash'],
     displayName: 'Google Gemini API',
   }),
+  // Google Vertex AI: the Gemini wire format under a project and location, authenticated by a
+  // service account (the sidecar signs short-lived tokens with its key through google-auth-library).
+  'vertex-ai': Object.freeze({
+    id: 'vertex-ai',
+    schema: 'gemini',
+    baseUrl: 'https://{location}-aiplatform.googleapis.com',
+    authHeader: 'authorization',
+    authPrefix: '',
+    headers: Object.freeze({}),
+    paths: Object.freeze({
+      generate: '/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent',
+      streamGenerate: '/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:streamGenerateContent?alt=sse',
+    }),
+    maxTokensField: 'max_tokens',
+    priceFamily: 'gemini',
+    batchPricePercent: 0,
+    defaultModels: ['gemini-2.5-pro', 'gemini-2.5-flash', 'gemini-2.5-flash-lite', 'gemini-2.0-flash'],
+    displayName: 'Google Vertex AI (Gemini)',
+  }),
   mistral: compatible('mistral', 'Mistral AI', 'https://api.mistral.ai', compatiblePaths, ['mistral-large-latest', 'mistral-medium-latest', 'mistral-small-latest', 'codestral-latest', 'mistral-embed']),
   groq: compatible('groq', 'Groq', 'https://api.groq.com/openai', chatOnly, ['llama-3.3-70b-versatile', 'llama-3.1-8b-instant', 'openai/gpt-oss-120b', 'openai/gpt-oss-20b']),
   deepseek: compatible('deepseek', 'DeepSeek', 'https://api.deepseek.com', chatOnly, ['deepseek-chat', 'deepseek-reasoner']),

@@ -8,6 +8,41 @@ import type { SnapshotBackend } from '@sluice/policy';
  */
 export class UpstreamPools {
   readonly #pools = new Map<string, Pool>();
+  /** Service-account signers (Vertex AI) by key; google-auth-library is loaded only when one is needed. */
+  readonly #signers = new Map<string, Promise<{ getRequestHeaders(url?: string): Promise<Headers> }>>();
+
+  /**
+   * The `authorization` value of a service-account backend: a self-signed JWT with the cloud-platform
+   * scope (google-auth-library, `useJWTAccessWithScope`), cached and renewed by the library; no token
+   * endpoint is called.
+   */
+  async serviceAccountToken(backend: SnapshotBackend): Promise<string> {
+    let signer = this.#signers.get(backend.authValue);
+    if (signer === undefined) {
+      signer = (async () => {
+        let key: { client_email?: unknown; private_key?: unknown; private_key_id?: unknown };
+        try {
+          key = JSON.parse(backend.authValue) as typeof key;
+        } catch {
+          throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `The service-account key of backend ${backend.id} is not JSON`);
+        }
+        if (typeof key.client_email !== 'string' || typeof key.private_key !== 'string') throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `The service-account key of backend ${backend.id} has no client_email or private_key`);
+        const { JWT } = await import('google-auth-library');
+        const jwt = new JWT({ email: key.client_email, key: key.private_key, ...(typeof key.private_key_id === 'string' ? { keyId: key.private_key_id } : {}), scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
+        jwt.useJWTAccessWithScope = true;
+        return jwt;
+      })();
+      this.#signers.set(backend.authValue, signer);
+      signer.catch(() => this.#signers.delete(backend.authValue));
+    }
+    try {
+      const value = (await (await signer).getRequestHeaders('https://aiplatform.googleapis.com/')).get('authorization');
+      if (value === null) throw new Error('no authorization header');
+      return value;
+    } catch (e) {
+      throw e instanceof SluiceError ? e : new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `Could not sign a token with the service-account key of backend ${backend.id}: ${(e as Error).message}`);
+    }
+  }
   /** Per backend object (a snapshot's backends live until the next snapshot): no URL parsing per request. */
   readonly #byBackend = new WeakMap<SnapshotBackend, { pool: Pool; pathPrefix: string }>();
 
@@ -67,7 +102,8 @@ export interface UpstreamRequest {
 export async function sendUpstream(pools: UpstreamPools, r: UpstreamRequest): Promise<Dispatcher.ResponseData> {
   const { pool, pathPrefix } = pools.pool(r.backend);
   const headers: Record<string, string> = { ...r.backend.headers, ...r.extraHeaders, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-  if (r.backend.authHeader !== '') headers[r.backend.authHeader] = r.backend.authValue;
+  if (r.backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(r.backend);
+  else if (r.backend.authHeader !== '') headers[r.backend.authHeader] = r.backend.authValue;
   try {
     return await pool.request({
       method: 'POST',
@@ -195,7 +231,8 @@ export async function callUpstream(pools: UpstreamPools, backend: SnapshotBacken
   const { pool, pathPrefix } = pools.pool(backend);
   const headers: Record<string, string> = { ...backend.headers, accept: 'application/json' };
   if (c.body !== undefined) headers['content-type'] = c.contentType ?? 'application/json';
-  if (backend.authHeader !== '') headers[backend.authHeader] = backend.authValue;
+  if (backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(backend);
+  else if (backend.authHeader !== '') headers[backend.authHeader] = backend.authValue;
   let res: Dispatcher.ResponseData;
   try {
     res = await pool.request({ method: c.method, path: pathPrefix + c.path, headers, body: c.body, signal: AbortSignal.timeout(c.timeoutMs), headersTimeout: c.timeoutMs, bodyTimeout: c.timeoutMs });

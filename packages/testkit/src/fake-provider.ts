@@ -8,7 +8,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, verify } from 'node:crypto';
 import { sseData, sseNamed } from '@sluice/providers';
 import { FakeBatches, type FakeBatchBehaviour, type FakeBatchRecord } from './fake-batches.js';
 
@@ -70,6 +70,8 @@ export interface FakeProvider {
   forModel(model: string, script: FakeScript): void;
   /** One-shot scripts consumed in order by the next generation requests (take precedence). */
   enqueue(...scripts: FakeScript[]): void;
+  /** Public key (PEM) whose signature Vertex AI bearer tokens must carry; undefined = any well-formed token. */
+  setGcpPublicKey(pem: string | undefined): void;
   /** How the batch APIs (OpenAI Batch, Anthropic Message Batches) behave: delay, failures. */
   setBatchBehaviour(b: FakeBatchBehaviour): void;
   /** Every batch received (both APIs), in order. */
@@ -896,10 +898,19 @@ class FakeProviderServer implements FakeProvider {
     }
     let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
     // Google Gemini API: /v1beta/models/<model>:generateContent | :streamGenerateContent?alt=sse.
-    const gemini = /^\/v1(?:beta)?\/models\/([^/:]+):(generateContent|streamGenerateContent)$/u.exec(path);
+    // Vertex AI: the same body under /v1/projects/<p>/locations/<l>/publishers/google/models/<model>:…,
+    // with a service-account bearer token (checked against `setGcpPublicKey`).
+    const vertex = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/google\/models\/([^/:]+):(generateContent|streamGenerateContent)$/u.exec(path);
+    const gemini = vertex ?? /^\/v1(?:beta)?\/models\/([^/:]+):(generateContent|streamGenerateContent)$/u.exec(path);
     if (gemini !== null && method === 'POST') {
       const query = q === -1 ? '' : url.slice(q + 1);
-      if (req.headers['x-goog-api-key'] === undefined && !/(?:^|&)key=[^&]+/u.test(query)) {
+      if (vertex !== null) {
+        const problem = this.checkGcpToken(String(req.headers['authorization'] ?? ''));
+        if (problem !== undefined) {
+          sendBody(res, 401, JSON_CONTENT_TYPE, geminiErrorBody(401, `Request had invalid authentication credentials (${problem}). Expected OAuth 2 access token, login cookie or other valid authentication credential.`));
+          return;
+        }
+      } else if (req.headers['x-goog-api-key'] === undefined && !/(?:^|&)key=[^&]+/u.test(query)) {
         sendBody(res, 403, JSON_CONTENT_TYPE, geminiErrorBody(403, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."));
         return;
       }
@@ -1031,6 +1042,31 @@ class FakeProviderServer implements FakeProvider {
       return;
     }
     sendBody(res, 200, JSON_CONTENT_TYPE, body);
+  }
+
+  private gcpPublicKey: string | undefined;
+
+  setGcpPublicKey(pem: string | undefined): void {
+    this.gcpPublicKey = pem;
+  }
+
+  /** Why a Vertex AI bearer token is refused (undefined = accepted): a signed JWT with the cloud-platform scope, not expired. */
+  private checkGcpToken(header: string): string | undefined {
+    const m = /^Bearer ([\w-]+)\.([\w-]+)\.([\w-]+)$/u.exec(header);
+    if (m === null) return 'no bearer JWT';
+    let head: Record<string, unknown>;
+    let claims: Record<string, unknown>;
+    try {
+      head = JSON.parse(Buffer.from(m[1] as string, 'base64url').toString('utf8')) as Record<string, unknown>;
+      claims = JSON.parse(Buffer.from(m[2] as string, 'base64url').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return 'JWT not JSON';
+    }
+    if (head['alg'] !== 'RS256') return 'JWT not RS256';
+    if (typeof claims['iss'] !== 'string' || !String(claims['scope'] ?? '').includes('https://www.googleapis.com/auth/cloud-platform')) return 'no issuer or no cloud-platform scope';
+    if (typeof claims['exp'] !== 'number' || claims['exp'] * 1000 < Date.now()) return 'JWT expired';
+    if (this.gcpPublicKey !== undefined && !verify('RSA-SHA256', Buffer.from(`${m[1] as string}.${m[2] as string}`), this.gcpPublicKey, Buffer.from(m[3] as string, 'base64url'))) return 'bad signature';
+    return undefined;
   }
 
   /** A Gemini answer: JSON, or the `alt=sse` stream of GenerateContentResponse chunks. */

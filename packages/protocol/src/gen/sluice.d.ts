@@ -1843,6 +1843,9 @@ export namespace sluice {
             /** Backend capabilities. */
             capabilities: { [k: string]: sluice.v1.Capabilities.$Properties };
 
+            /** Backend authType. */
+            authType: string;
+
             /**
              * Creates a new Backend instance using the specified properties.
              * @param [properties] Properties to set
@@ -1971,6 +1974,9 @@ export namespace sluice {
 
                 /** Backend capabilities */
                 capabilities?: ({ [k: string]: sluice.v1.Capabilities.$Properties }|null);
+
+                /** Backend authType */
+                authType?: (string|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -5118,6 +5118,7 @@ export const sluice = $root.sluice = (() => {
              * @property {Object.<string,string>|null} [aliases] Backend aliases
              * @property {sluice.v1.Timeouts.$Properties|null} [timeouts] Backend timeouts
              * @property {Object.<string,sluice.v1.Capabilities.$Properties>|null} [capabilities] Backend capabilities
+             * @property {string|null} [authType] Backend authType
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -5276,6 +5277,14 @@ export const sluice = $root.sluice = (() => {
             Backend.prototype.capabilities = $util.emptyObject;
 
             /**
+             * Backend authType.
+             * @member {string} authType
+             * @memberof sluice.v1.Backend
+             * @instance
+             */
+            Backend.prototype.authType = "";
+
+            /**
              * Creates a new Backend instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Backend
@@ -5347,6 +5356,8 @@ export const sluice = $root.sluice = (() => {
                         writer.uint32(/* id 15, wireType 2 =*/122).fork().uint32(/* id 1, wireType 2 =*/10).string(keys[i]);
                         $root.sluice.v1.Capabilities.encode(message.capabilities[keys[i]], writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim().ldelim();
                     }
+                if (message.authType != null && $Object.hasOwnProperty.call(message, "authType") && message.authType !== "")
+                    writer.uint32(/* id 16, wireType 2 =*/130).string(message.authType);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -5670,6 +5681,15 @@ export const sluice = $root.sluice = (() => {
                             message.capabilities[key] = value || new $root.sluice.v1.Capabilities();
                             continue;
                         }
+                    case 16: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.authType = value;
+                            else
+                                delete message.authType;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -5798,6 +5818,9 @@ export const sluice = $root.sluice = (() => {
                             return "capabilities." + error;
                     }
                 }
+                if (message.authType != null && $Object.hasOwnProperty.call(message, "authType"))
+                    if (!$util.isString(message.authType))
+                        return "authType: string expected";
                 return null;
             };
 
@@ -5909,6 +5932,9 @@ export const sluice = $root.sluice = (() => {
                         message.capabilities[keys[i]] = $root.sluice.v1.Capabilities.fromObject(object.capabilities[keys[i]], _depth + 1);
                     }
                 }
+                if (object.authType != null)
+                    if (typeof object.authType !== "string" || object.authType.length)
+                        message.authType = $String(object.authType);
                 return message;
             };
 
@@ -5948,6 +5974,7 @@ export const sluice = $root.sluice = (() => {
                     object.maxTokensField = "";
                     object.priceFamily = "";
                     object.timeouts = null;
+                    object.authType = "";
                 }
                 if (message.id != null && $Object.hasOwnProperty.call(message, "id"))
                     object.id = message.id;
@@ -6013,6 +6040,8 @@ export const sluice = $root.sluice = (() => {
                         object.capabilities[keys2[j]] = $root.sluice.v1.Capabilities.toObject(message.capabilities[keys2[j]], options, _depth + 1);
                     }
                 }
+                if (message.authType != null && $Object.hasOwnProperty.call(message, "authType"))
+                    object.authType = message.authType;
                 return object;
             };
 
