@@ -11,7 +11,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { Client, Pool, type Dispatcher } from 'undici';
-import { emptyCounts, type ClosedLoopJob, type ClosedLoopResult, type Counts, type LoadJob, type LoadResult, type OpenLoopJob, type OpenLoopResult, type PacerData, type TtfbJob, type TtfbResult } from './protocol.js';
+import { emptyCounts, type ClosedLoopJob, type ClosedLoopResult, type Counts, type LoadJob, type LoadResult, type OpenLoopJob, type OpenLoopResult, type PacerData, type RequestSpec, type TtfbJob, type TtfbResult } from './protocol.js';
 import { summarize } from './stats.js';
 
 const HEADERS = Object.freeze({ 'content-type': 'application/json' });
@@ -47,6 +47,20 @@ function dispatcher(origin: string, connections: number): Pool {
 function send(pool: Pool, path: string, body: Buffer, done: Done): void {
   pool.dispatch({ method: 'POST', path, headers: HEADERS, body }, new Exchange(done));
 }
+
+/** The body of each request: always the same, or (`unique`) the marker replaced by a nonce and a counter. */
+function bodies(spec: RequestSpec): () => Buffer {
+  if (spec.unique === undefined) {
+    const body = Buffer.from(spec.body);
+    return () => body;
+  }
+  const at = spec.body.indexOf(spec.unique);
+  if (at < 0) throw new Error(`the body has no ${spec.unique} marker`);
+  const pre = `${spec.body.slice(0, at)}${process.pid.toString(36)}${Date.now().toString(36)}-`;
+  const post = spec.body.slice(at + spec.unique.length);
+  let n = 0;
+  return () => Buffer.from(`${pre}${n++}${post}`);
+}
 /** How long the open loop waits for answers still outstanding once the schedule is over. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -73,7 +87,7 @@ interface Stream {
 }
 
 async function openLoop(job: OpenLoopJob): Promise<OpenLoopResult> {
-  const body = Buffer.from(job.body);
+  const body = bodies(job);
   const k = job.origins.length;
   // One schedule of k * rate ticks; tick j goes to origin j % k, so each origin gets `rate`.
   const intervalNs = 1e9 / (job.rate * k);
@@ -103,7 +117,7 @@ async function openLoop(job: OpenLoopJob): Promise<OpenLoopResult> {
     const i = Math.floor((j - warmTicks) / k);
     if (measured) s.lag[i] = (nowNs() - sched) / 1e6;
     outstanding++;
-    send(s.pool, job.path, body, (status, err) => {
+    send(s.pool, job.path, body(), (status, err) => {
       if (measured) {
         const end = nowNs();
         s.counts.requests++;
@@ -172,7 +186,7 @@ async function openLoop(job: OpenLoopJob): Promise<OpenLoopResult> {
 
 async function closedLoop(job: ClosedLoopJob): Promise<ClosedLoopResult> {
   const pool = dispatcher(job.origin, job.connections);
-  const body = Buffer.from(job.body);
+  const body = bodies(job);
   const counts: Counts = emptyCounts();
   let firstError: string | undefined;
   const start = nowNs();
@@ -192,7 +206,7 @@ async function closedLoop(job: ClosedLoopJob): Promise<ClosedLoopResult> {
       return;
     }
     const recorded = t >= measureFrom;
-    send(pool, job.path, body, (status, err) => {
+    send(pool, job.path, body(), (status, err) => {
       const done = nowNs();
       if (recorded) {
         counts.requests++;

@@ -13,17 +13,39 @@
  * fixed-rate latency with the proxied and the direct schedule interleaved in one run; streaming time
  * to first byte with proxied and direct requests taking turns. "Added" is proxied minus direct.
  *
+ * Then the cache case (cache-case.ts; `--cache-only` runs only it, `--no-cache` skips it): a
+ * sidecar with an LLMCache policy and a Redis tier, measured on a proxied miss, a local hit and (a
+ * second sidecar with its local tier off) a Redis hit: max req/s and p50/p99 at a fixed rate.
+ *
  * Then the control-plane case (cp-case.ts; `--cp-only` runs only it, `--no-cp` skips it): the
  * control plane binary on the first CPU, 1,000 simulated sidecar streams (cp-sim.ts) on the second,
  * one policy change at a time, time until every stream ACKed it, and the control plane's RSS.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePorts } from '@sluice/testkit';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cacheChecks, finishCacheResult, newCacheResult, renderCacheDetails, renderCacheTable, runCacheCase, type CacheResult } from './cache-case.js';
 import { finishCpResult, newCpResult, renderCpDetails, renderCpTable, runControlPlaneCase, type CpResult } from './cp-case.js';
+import {
+  assertNoCrash,
+  benchPolicyYaml,
+  CHAT_PATH,
+  CP_MAIN,
+  errorText,
+  HERE,
+  MODEL,
+  NODE,
+  progress,
+  REPO_ROOT,
+  runLoadgen,
+  SIDECAR_MAIN,
+  sleep,
+  startControlPlane,
+  startSidecar,
+  type Check,
+  type Placement,
+} from './harness.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import {
   allowedCpus,
@@ -40,19 +62,10 @@ import {
   tasksetWorks,
   waitForLine,
 } from './procs.js';
-import type { ClosedLoopResult, Counts, LoadJob, LoadResult, OpenLoopResult, TtfbResult } from './protocol.js';
+import type { ClosedLoopResult, Counts, OpenLoopResult, TtfbResult } from './protocol.js';
 import { fmtMiB, fmtMs, fmtRate, fmtRateShort, median, type LatencySummary } from './stats.js';
 import { runWrk, writeWrkScript } from './wrk.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-
-const REPO_ROOT = resolve(HERE, '../../../..');
-const SIDECAR_MAIN = join(REPO_ROOT, 'packages/sidecar/dist/src/main.js');
-const CP_MAIN = join(REPO_ROOT, 'packages/control-plane/dist/src/main.js');
-const NODE = process.execPath;
-
-const CHAT_PATH = '/v1/chat/completions';
-const MODEL = 'gpt-4o-mini';
 const JSON_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 32 });
 const STREAM_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 32, stream: true });
 /** The fake's answer: 8 stream deltas, 1 ms apart (non-streamed answers are immediate). */
@@ -74,9 +87,13 @@ const USAGE = `usage: node packages/bench/dist/src/main.js [options]
   --cp-streams N       simulated sidecar streams of the control-plane case (default 1000)
   --cp-streams-per-channel N   streams per gRPC channel / TCP connection (default 100)
   --cp-changes N       policy changes measured in the control-plane case (default 3)
+  --cache-rate N       requests/s of the cache case's fixed-rate runs (default 1000)
+  --cache-duration S   seconds of each cache-case max-throughput and fixed-rate run (default 3, or --duration when smaller)
+  --cache-only         run only the cache case
+  --no-cache           skip the cache case
   --cp-only            run only the control-plane case
   --no-cp              skip the control-plane case
-  --cpu-prof           run the proxies (and the control plane) under node --cpu-prof and list their hottest functions (slows them)
+  --cpu-prof           run the proxies, the cache case's sidecars and the control plane under node --cpu-prof and list their hottest functions (slows them)
   --json               print the result as JSON instead of the tables
   -h, --help`;
 
@@ -94,8 +111,11 @@ interface Options {
   cpStreams: number;
   cpPerChannel: number;
   cpChanges: number;
-  /** Run the sidecar case / the control-plane case. */
+  cacheRate: number;
+  cacheDurationSec: number;
+  /** Run the sidecar case / the cache case / the control-plane case. */
   sidecarCase: boolean;
+  cacheCase: boolean;
   cpCase: boolean;
   cpuProf: boolean;
   json: boolean;
@@ -115,6 +135,10 @@ function parseOptions(argv: string[]): Options {
       'cp-streams': { type: 'string' },
       'cp-streams-per-channel': { type: 'string' },
       'cp-changes': { type: 'string' },
+      'cache-rate': { type: 'string' },
+      'cache-duration': { type: 'string' },
+      'cache-only': { type: 'boolean' },
+      'no-cache': { type: 'boolean' },
       'cp-only': { type: 'boolean' },
       'no-cp': { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
@@ -135,8 +159,12 @@ function parseOptions(argv: string[]): Options {
   const loadgen = values.loadgen ?? 'auto';
   if (loadgen !== 'auto' && loadgen !== 'wrk' && loadgen !== 'node') throw new UsageError(`--loadgen must be auto, wrk or node (got ${loadgen})`);
   if (values['cp-only'] === true && values['no-cp'] === true) throw new UsageError('--cp-only and --no-cp exclude each other');
+  if (values['cache-only'] === true && values['no-cache'] === true) throw new UsageError('--cache-only and --no-cache exclude each other');
+  if (values['cache-only'] === true && values['cp-only'] === true) throw new UsageError('--cache-only and --cp-only exclude each other');
+  const durationSec = num('--duration', values.duration ?? process.env['SLUICE_BENCH_DURATION'], 5, 1, 600);
+  const only = values['cp-only'] === true || values['cache-only'] === true;
   return {
-    durationSec: num('--duration', values.duration ?? process.env['SLUICE_BENCH_DURATION'], 5, 1, 600),
+    durationSec,
     rate: num('--rate', values.rate ?? process.env['SLUICE_BENCH_RATE'], 2000, 1, 100_000),
     connections: Math.round(num('--connections', values.connections, 64, 1, 4096)),
     warmupSec: num('--warmup', values.warmup, 2, 0, 600),
@@ -146,8 +174,11 @@ function parseOptions(argv: string[]): Options {
     cpStreams: Math.round(num('--cp-streams', values['cp-streams'], 1000, 1, 100_000)),
     cpPerChannel: Math.round(num('--cp-streams-per-channel', values['cp-streams-per-channel'], 100, 1, 100_000)),
     cpChanges: Math.round(num('--cp-changes', values['cp-changes'], 3, 1, 50)),
-    sidecarCase: values['cp-only'] !== true,
-    cpCase: values['no-cp'] !== true,
+    cacheRate: num('--cache-rate', values['cache-rate'], 1000, 1, 100_000),
+    cacheDurationSec: Math.round(num('--cache-duration', values['cache-duration'], Math.min(3, durationSec), 1, 600)),
+    sidecarCase: !only,
+    cacheCase: values['no-cache'] !== true && (!only || values['cache-only'] === true),
+    cpCase: values['no-cp'] !== true && (!only || values['cp-only'] === true),
     cpuProf: values['cpu-prof'] === true,
     json: values.json === true,
   };
@@ -172,6 +203,12 @@ const TARGET_LABELS: Record<TargetId, string> = {
  * from the control plane (in-memory quota store) through StreamQuota.
  */
 const BENCH_LIMIT_MAX = 1_000_000_000_000;
+const LIMIT_YAML = `---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMLimit
+metadata: { name: bench-tokens }
+spec: { unit: tokens, window: minute, max: ${BENCH_LIMIT_MAX}, scope: global, failureMode: FailClosed, match: { models: [${MODEL}] } }
+`;
 
 interface PhaseRecord {
   readonly target: string;
@@ -212,13 +249,6 @@ interface TargetResult {
   profile?: ProfileSummary;
 }
 
-interface Check {
-  readonly name: string;
-  readonly goal: string;
-  readonly value: string;
-  readonly pass: boolean | undefined;
-}
-
 interface BenchResult {
   node: string;
   cpu: string;
@@ -237,6 +267,8 @@ interface BenchResult {
   /** sidecar with a global token limit / bare, each round. */
   limitRoundRatios: number[];
   checks: Check[];
+  /** The cache case (absent with --no-cache). */
+  cache?: CacheResult;
   /** The control-plane case (absent with --no-cp). */
   controlPlane?: CpResult;
   phases: PhaseRecord[];
@@ -263,43 +295,6 @@ function workspacePackages(): Map<string, string> {
   return m;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function progress(msg: string): void {
-  process.stderr.write(`bench: ${msg}\n`);
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Throws if a server child died on its own. */
-function assertNoCrash(): void {
-  const dead = crashed();
-  if (dead.length > 0) throw new Error(`child process crashed: ${dead.map((c) => c.describeExit()).join('\n')}`);
-}
-
-interface Placement {
-  proxyCpu: number | undefined;
-  loadCpu: number | undefined;
-}
-
-/** Runs one Node load generator job in a child pinned to the load CPU. */
-async function runLoadgen<T extends LoadResult>(job: LoadJob, place: Placement): Promise<T> {
-  let last: string | undefined;
-  const child = new Child('loadgen', NODE, [join(HERE, 'loadgen.js'), JSON.stringify(job)], {
-    cpu: place.loadCpu,
-    stdout: 'lines',
-    onStdoutLine: (l) => {
-      if (l.startsWith('{')) last = l;
-    },
-    stdinPipe: true,
-  });
-  const exit = await child.exited;
-  if (exit.code !== 0 || last === undefined) throw new Error(`load generator failed: ${child.describeExit()}`);
-  return JSON.parse(last) as T;
-}
-
 async function httpSanity(origin: string, what: string): Promise<Record<string, string>> {
   const post = (body: string): Promise<Response> =>
     fetch(origin + CHAT_PATH, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) });
@@ -312,46 +307,6 @@ async function httpSanity(origin: string, what: string): Promise<Record<string, 
   const st = await s.text();
   if (s.status !== 200 || !st.includes('data: [DONE]')) throw new Error(`${what}: sanity stream answered HTTP ${s.status}: ${st.slice(0, 500)}`);
   return Object.fromEntries(r.headers);
-}
-
-async function waitReady(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      await r.arrayBuffer();
-      if (r.status === 200) return;
-      last = `HTTP ${r.status}`;
-    } catch (e) {
-      last = errorText(e);
-    }
-    assertNoCrash();
-    await sleep(100);
-  }
-  throw new Error(`${url} not ready within ${timeoutMs} ms (${last})`);
-}
-
-function policyYaml(fakeUrl: string, withLimit: boolean): string {
-  const limit = `---
-apiVersion: sluice.dev/v1alpha1
-kind: LLMLimit
-metadata: { name: bench-tokens }
-spec: { unit: tokens, window: minute, max: ${BENCH_LIMIT_MAX}, scope: global, failureMode: FailClosed, match: { models: [${MODEL}] } }
-`;
-  // Two backends (the same fake) under least-busy with fallback and retries: every request goes
-  // through the routing stages (ordering, capability check, breaker, in-flight accounting).
-  const backend = (name: string): string => `apiVersion: sluice.dev/v1alpha1
-kind: LLMBackend
-metadata: { name: ${name} }
-spec: { provider: openai-compatible, endpoint: "${fakeUrl}", models: [{ id: ${MODEL}, pricing: { input: 150000, output: 600000 } }] }
----
-`;
-  return `${backend('bench')}${backend('bench-b')}apiVersion: sluice.dev/v1alpha1
-kind: LLMRoute
-metadata: { name: bench }
-spec: { rules: [{ match: { models: ["gpt-*"] }, strategy: least-busy, backends: [{ name: bench }, { name: bench-b }] }] }
-${withLimit ? limit : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -495,39 +450,11 @@ class Bench {
       return { child, url };
     }
     for (const f of [SIDECAR_MAIN, CP_MAIN]) if (!existsSync(f)) throw new Error(`${f} is missing: build first (npm run bench builds)`);
-    const dir = mkdtempSync(join(this.tmp, 'policy-'));
-    writeFileSync(join(dir, 'bench.yaml'), policyYaml(this.fakeUrl, id === 'sidecar-limit'));
     // The production shape: the control plane binary (on the load core) pushes the policy over
     // gRPC to the sidecar binary (on the proxy core); only the sidecar is measured.
-    const cpHub = new LineHub();
-    const cp = new Child('sluice control plane', NODE, [CP_MAIN], {
-      cpu: this.place.loadCpu,
-      env: { ...process.env, SLUICE_CP_POLICY_DIR: dir, SLUICE_CP_GRPC_ADDRESS: '127.0.0.1:0', SLUICE_CP_ADMIN_HOST: '127.0.0.1', SLUICE_CP_ADMIN_PORT: '0' },
-      stdout: 'lines',
-      onStdoutLine: cpHub.push,
-      critical: true,
-    });
-    const grpcAddress = await waitForLine(cp, cpHub.subscribe, (l) => /"grpc":"([^"]+)"/.exec(l)?.[1], 30_000);
-    const [port, adminPort] = await freePorts(2);
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      SLUICE_SIDECAR_HOST: '127.0.0.1',
-      SLUICE_SIDECAR_PORT: String(port),
-      SLUICE_SIDECAR_ADMIN_HOST: '127.0.0.1',
-      SLUICE_SIDECAR_ADMIN_PORT: String(adminPort),
-      SLUICE_SIDECAR_CONTROL_ADDRESS: grpcAddress,
-      SLUICE_LOG_LEVEL: 'info',
-    };
-    const child = new Child(TARGET_LABELS[id], NODE, [...this.nodeFlags(id), SIDECAR_MAIN], {
-      cpu: this.place.proxyCpu,
-      env,
-      // Its one log line per request goes to /dev/null: written (the real cost), not kept.
-      stdout: 'ignore',
-      onStderrLine: hub.push,
-      critical: true,
-    });
-    await waitReady(`http://127.0.0.1:${adminPort}/ready`, 30_000);
-    return { child, url: `http://127.0.0.1:${port}` };
+    const { grpcAddress } = await startControlPlane({ tmp: this.tmp, policyYaml: benchPolicyYaml(this.fakeUrl, id === 'sidecar-limit' ? LIMIT_YAML : ''), cpu: this.place.loadCpu });
+    const { child, url } = await startSidecar({ name: TARGET_LABELS[id], grpcAddress, cpu: this.place.proxyCpu, nodeFlags: this.nodeFlags(id) });
+    return { child, url };
   }
 
   /** Starts both proxies (each idle while the other is measured), checks them, warms them up. */
@@ -634,12 +561,47 @@ class Bench {
       progress(`${t.label}: stopping`);
       const exit = await child.stop(this.result.profileDir === undefined ? 3000 : 15_000);
       if (exit.signal === 'SIGKILL') this.result.warnings.push(`${t.label} did not stop on SIGTERM within the grace period (killed)`);
-      if (this.result.profileDir !== undefined) {
-        const file = join(this.result.profileDir, `${t.id}.cpuprofile`);
-        if (existsSync(file)) t.profile = summarizeProfile(file, 15, REPO_ROOT, workspacePackages());
-        else this.result.warnings.push(`${t.label}: no CPU profile written (${readdirSync(this.result.profileDir).join(', ') || 'directory empty'})`);
-      }
+      const profile = this.readProfile(t.id);
+      if (profile !== undefined) t.profile = profile;
     }
+  }
+
+  /**
+   * The cache case (cache-case.ts): its own fake provider, redis-server, control plane and two
+   * sidecars with an LLMCache policy; miss, local hit and Redis hit.
+   */
+  async cacheCase(): Promise<void> {
+    const c = newCacheResult(this.o.cacheRate, this.o.cacheDurationSec);
+    this.result.cache = c;
+    for (const f of [SIDECAR_MAIN, CP_MAIN]) if (!existsSync(f)) throw new Error(`${f} is missing: build first (npm run bench builds)`);
+    await this.startFake();
+    await runCacheCase(
+      {
+        fakeUrl: this.fakeUrl,
+        place: this.place,
+        tmp: this.tmp,
+        useWrk: this.useWrk,
+        connections: this.o.connections,
+        durationSec: this.o.cacheDurationSec,
+        warmupSec: this.o.warmupSec,
+        rate: this.o.cacheRate,
+        nodeFlags: (name) => this.nodeFlags(name),
+        readProfile: (name) => this.readProfile(name),
+        profiling: this.result.profileDir !== undefined,
+        record: (target, phase, counts, firstError) => this.record(target, phase, counts, firstError),
+      },
+      c,
+    );
+  }
+
+  /** The summary of the CPU profile `name` (--cpu-prof), if one was written. */
+  private readProfile(name: string): ProfileSummary | undefined {
+    const dir = this.result.profileDir;
+    if (dir === undefined) return undefined;
+    const file = join(dir, `${name}.cpuprofile`);
+    if (existsSync(file)) return summarizeProfile(file, 15, REPO_ROOT, workspacePackages());
+    this.result.warnings.push(`${name}: no CPU profile written (${readdirSync(dir).join(', ') || 'directory empty'})`);
+    return undefined;
   }
 
   /**
@@ -679,7 +641,12 @@ class Bench {
   finish(): void {
     const r = this.result;
     if (r.controlPlane !== undefined) finishCpResult(r.controlPlane);
-    if (!this.o.sidecarCase) return;
+    if (r.cache !== undefined) finishCacheResult(r.cache);
+    r.checks = [...(this.o.sidecarCase ? this.sidecarChecks() : []), ...(r.cache === undefined ? [] : cacheChecks(r.cache))];
+  }
+
+  private sidecarChecks(): Check[] {
+    const r = this.result;
     const bare = r.targets.find((t) => t.id === 'bare');
     const side = r.targets.find((t) => t.id === 'sidecar');
     if (r.roundRatios.length > 0) r.ratio = median(r.roundRatios);
@@ -695,7 +662,7 @@ class Bench {
       value: v === undefined || !Number.isFinite(v) ? 'n/a' : fmt(v),
       pass: v === undefined || !Number.isFinite(v) ? undefined : ok(v),
     });
-    r.checks = [
+    return [
       check('ratio sidecar/bare-pipe (max req/s)', `≥ ${GOALS.ratio}`, r.ratio, (v) => v >= GOALS.ratio, (v) => v.toFixed(3)),
       check('ratio sidecar with a global token limit/bare-pipe', `≥ ${GOALS.ratio}`, r.limitRatio, (v) => v >= GOALS.ratio, (v) => v.toFixed(3)),
       check(`added p50 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP50Ms} ms`, side?.addedP50Ms, (v) => v <= GOALS.addedP50Ms, (v) => fmtMs(v)),
@@ -713,26 +680,56 @@ function renderText(r: BenchResult): string {
   const o = r.config;
   const lines: string[] = [];
   const cp = r.controlPlane;
+  const cache = r.cache;
   if (o.sidecarCase) renderSidecarTables(r, lines);
+  if (cache !== undefined) {
+    lines.push(...renderCacheTable(cache, r.pinning !== null));
+    lines.push('');
+  }
   if (cp !== undefined) {
     lines.push(...renderCpTable(cp));
     lines.push('');
   }
-  if (o.sidecarCase) lines.push(`load generator: ${r.loadGenerator}`);
+  if (o.sidecarCase || cache !== undefined) lines.push(`load generator: ${r.loadGenerator}`);
   lines.push(`node: ${r.node}`);
   lines.push(`cpu: ${r.cpu} (${r.cpus} allowed)`);
   if (r.pinning === null) lines.push('placement: not pinned');
   else {
     if (o.sidecarCase) lines.push(`placement: proxy under test on CPU ${r.pinning.proxyCpu}; fake provider, load generator and orchestrator on CPU ${r.pinning.loadCpu}`);
+    if (cache !== undefined) {
+      lines.push(`placement, cache case: both sidecars on CPU ${r.pinning.proxyCpu} (one under load at a time); redis-server, control plane, fake provider, load generator and orchestrator on CPU ${r.pinning.loadCpu}`);
+    }
     if (cp !== undefined) lines.push(`placement, control-plane case: control plane on CPU ${r.pinning.proxyCpu}; sidecar simulator and orchestrator on CPU ${r.pinning.loadCpu}`);
   }
+  if (r.checks.length > 0) {
+    lines.push('');
+    lines.push('checks:');
+    for (const c of r.checks) lines.push(`  ${c.pass === undefined ? 'N/A ' : c.pass ? 'PASS' : 'MISS'}  ${c.name}: ${c.value} (goal ${c.goal})`);
+  }
   if (o.sidecarCase) renderSidecarDetails(r, lines);
+  if (cache !== undefined) {
+    lines.push('');
+    lines.push(...renderCacheDetails(cache));
+  }
+  if (r.phases.length > 0) {
+    lines.push('');
+    lines.push('requests per phase:');
+    lines.push('| target | phase | requests | ok | non-2xx | socket/other errors |');
+    lines.push('|---|---|---|---|---|---|');
+    for (const p of r.phases) {
+      lines.push(`| ${p.target} | ${p.phase} | ${p.counts.requests} | ${p.counts.ok} | ${p.counts.non2xx} | ${p.counts.errors} |`);
+    }
+  }
+  for (const t of r.targets) {
+    if (t.profile !== undefined) renderProfile(lines, t.label, t.profile);
+  }
+  for (const p of cache?.profiles ?? []) renderProfile(lines, p.label, p.profile);
   if (cp !== undefined) {
     lines.push('');
     lines.push(...renderCpDetails(cp));
     if (cp.profile !== undefined) renderProfile(lines, 'sluice control plane', cp.profile);
   }
-  const warnings = [...r.warnings, ...(cp?.warnings ?? [])];
+  const warnings = [...r.warnings, ...(cache?.warnings ?? []), ...(cp?.warnings ?? [])];
   if (warnings.length > 0) {
     lines.push('');
     for (const w of warnings) lines.push(`warning: ${w}`);
@@ -778,9 +775,6 @@ function renderSidecarDetails(r: BenchResult, lines: string[]): void {
   const o = r.config;
   const n = (v: number | undefined, digits = 3): string => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
   lines.push('');
-  lines.push('checks (sidecar):');
-  for (const c of r.checks) lines.push(`  ${c.pass === undefined ? 'N/A ' : c.pass ? 'PASS' : 'MISS'}  ${c.name}: ${c.value} (goal ${c.goal})`);
-  lines.push('');
   lines.push('details:');
   lines.push(`  direct-to-fake ceiling (closed loop, same generator): ${fmtRate(r.fakeCeilingRps)} req/s`);
   for (const t of r.targets) {
@@ -797,16 +791,6 @@ function renderSidecarDetails(r: BenchResult, lines: string[]): void {
     lines.push(
       `| ${t.label} | ${n(t.latency?.p50)} | ${n(t.latency?.p99)} | ${n(t.latency?.p999)} | ${n(t.latency?.max)} | ${n(t.directLatency?.p50)} | ${n(t.directLatency?.p99)} | ${n(t.sendLag?.p50)} / ${n(t.sendLag?.p99)} | ${n(t.ttfb?.p50)} | ${n(t.directTtfb?.p50)} | ${n(t.closedLatency?.p50)} / ${n(t.closedLatency?.p99)} |`,
     );
-  }
-  lines.push('');
-  lines.push('requests per phase:');
-  lines.push('| target | phase | requests | ok | non-2xx | socket/other errors |');
-  lines.push('|---|---|---|---|---|---|');
-  for (const p of r.phases) {
-    lines.push(`| ${p.target} | ${p.phase} | ${p.counts.requests} | ${p.counts.ok} | ${p.counts.non2xx} | ${p.counts.errors} |`);
-  }
-  for (const t of r.targets) {
-    if (t.profile !== undefined) renderProfile(lines, t.label, t.profile);
   }
 }
 
@@ -873,6 +857,7 @@ async function main(): Promise<number> {
         await bench.stopTargets();
       });
     }
+    if (o.cacheCase) await runCase(() => bench.cacheCase());
     if (o.cpCase) await runCase(() => bench.controlPlaneCase());
   } finally {
     await stopAll();

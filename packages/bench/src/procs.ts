@@ -3,7 +3,7 @@
  * crashes, and always killed at the end, on failure and on the orchestrator's own signals.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 export interface SpawnOptions {
@@ -205,8 +205,40 @@ export function pinSelf(cpu: number): boolean {
   return r.status === 0;
 }
 
+/** Pins every thread of process `pid` to `cpu`; false if that failed. */
+export function pinPid(pid: number, cpu: number): boolean {
+  const r = spawnSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+/** Pids of the live children of `parent` whose command name (/proc/PID/stat) is `comm`. */
+export function childPids(parent: number, comm: string): number[] {
+  const out: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out; // not Linux
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so split at the last ')'.
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const open = stat.indexOf('(');
+      const close = stat.lastIndexOf(')');
+      const name = stat.slice(open + 1, close);
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      if (name === comm && ppid === parent) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 export function commandExists(cmd: string): boolean {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+  const r = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' });
   return r.status === 0;
 }
 

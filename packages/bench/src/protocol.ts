@@ -8,6 +8,12 @@ import type { LatencySummary } from './stats.js';
 export interface RequestSpec {
   readonly path: string;
   readonly body: string;
+  /**
+   * Open and closed loop: a marker in `body` that each request replaces with a token of its own
+   * (a nonce of the run and a counter), so no two requests, in this run or another, send the same
+   * body (cache misses).
+   */
+  readonly unique?: string;
 }
 
 /**

@@ -22,6 +22,16 @@ export function luaString(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`;
 }
 
+/** wrk's `done` hook: its summary as one JSON line. */
+const DONE_HOOK = `done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '${MARK}{"requests":%d,"durationUs":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"meanUs":%.1f,"p50Us":%d,"p99Us":%d,"maxUs":%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean, latency:percentile(50), latency:percentile(99), latency.max))
+end
+`;
+
 /** Writes the Lua script for `body` into `dir`; returns its path. */
 export function writeWrkScript(dir: string, body: string): string {
   const path = join(dir, 'post.lua');
@@ -31,14 +41,45 @@ export function writeWrkScript(dir: string, body: string): string {
 wrk.body = ${luaString(body)}
 wrk.headers["Content-Type"] = "application/json"
 
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '${MARK}{"requests":%d,"durationUs":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"meanUs":%.1f,"p50Us":%d,"p99Us":%d,"maxUs":%d}\\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency.mean, latency:percentile(50), latency:percentile(99), latency.max))
+${DONE_HOOK}`,
+  );
+  return path;
+}
+
+/**
+ * Writes a script whose `request` hook builds every request (one Lua call per request, so the
+ * generator's cost is the same whether the bodies differ or not): with `unique`, the marker in
+ * `body` becomes `nonce-N` (N counts the requests of the thread; wrk runs one), so every request
+ * of the run, and of any run with another nonce, is a different body; without, the same request
+ * every time.
+ */
+export function writeWrkRequestScript(path: string, body: string, unique?: { marker: string; nonce: string }): string {
+  let hook: string;
+  if (unique === undefined) {
+    hook = `local req
+init = function(args)
+  req = wrk.format(nil, nil, nil, ${luaString(body)})
 end
-`,
+request = function()
+  return req
+end`;
+  } else {
+    const at = body.indexOf(unique.marker);
+    if (at < 0) throw new Error(`the body has no ${unique.marker} marker`);
+    hook = `local pre, post = ${luaString(`${body.slice(0, at)}${unique.nonce}-`)}, ${luaString(body.slice(at + unique.marker.length))}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, pre .. n .. post)
+end`;
+  }
+  writeFileSync(
+    path,
+    `wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+${hook}
+
+${DONE_HOOK}`,
   );
   return path;
 }

@@ -232,10 +232,12 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
     id: idOf(b),
     provider: spec.id,
     schema: spec.schema,
-    baseUrl: (b.spec.endpoint ?? vertexHost(spec.baseUrl, b.spec.vertex?.location) ?? '').replace(/\/+$/, '').replace(/\/v1$/, ''),
+    baseUrl: (b.spec.endpoint ?? vertexHost(spec.baseUrl, b.spec.vertex?.location)?.replace('{region}', b.spec.bedrock?.region ?? '') ?? '').replace(/\/+$/, '').replace(/\/v1$/, ''),
     authHeader: key === undefined ? '' : bearer ? 'authorization' : spec.authHeader,
     authValue: key === undefined ? '' : bearer ? `Bearer ${key}` : spec.authPrefix + key,
-    authType: spec.id === 'vertex-ai' && key !== undefined ? 'gcp-service-account' : '',
+
+    // Credentials the sidecar signs with rather than sends: a GCP service-account key, AWS keys (region after the slash).
+    authType: key === undefined ? '' : spec.id === 'vertex-ai' ? 'gcp-service-account' : spec.id === 'bedrock' ? `aws-sigv4/${b.spec.bedrock?.region ?? ''}` : '',
     headers: { ...spec.headers },
     // `{apiVersion}` (Azure), `{project}` and `{location}` (Vertex) are the backend's; `{model}` is filled per request.
     paths: Object.fromEntries(

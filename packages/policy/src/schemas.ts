@@ -64,6 +64,7 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
         ['project', 'location'],
         'Vertex AI options (provider vertex-ai); the auth Secret holds a service-account key (JSON)',
       ),
+      bedrock: obj({ region: str({ pattern: '^[a-z]{2}(-gov)?-[a-z]+-[0-9]$', description: 'AWS region, e.g. us-east-1' }) }, ['region'], 'Bedrock options (provider bedrock); the auth Secret holds JSON {accessKeyId, secretAccessKey, sessionToken?}'),
       endpoint: str({ pattern: '^https?://', maxLength: 2048, description: 'base URL; default: the provider public endpoint' }),
       auth: obj(
         {

@@ -78,6 +78,8 @@ export interface LLMBackendSpec {
   azure?: { apiVersion?: string; auth?: 'api-key' | 'bearer' };
   /** Vertex AI: the Google Cloud project and location (`us-central1`, `global`, …). The auth Secret holds a service-account key (JSON). */
   vertex?: { project: string; location: string };
+  /** Bedrock: the AWS region. The auth Secret holds JSON `{accessKeyId, secretAccessKey, sessionToken?}`. */
+  bedrock?: { region: string };
 }
 
 export interface RouteBackendRef {

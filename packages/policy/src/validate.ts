@@ -96,6 +96,9 @@ export function validateObject(input: unknown, where: string): { object?: AnyPol
   if (validate(input)) {
     // A provider without a public endpoint (a self-hosted or per-tenant server) needs one.
     const spec = input['spec'] as { provider?: string; endpoint?: string; vertex?: unknown };
+    if (kind === 'LLMBackend' && spec.provider === 'bedrock' && (spec as { bedrock?: unknown }).bedrock === undefined) {
+      return { issues: [{ object, path: 'spec.bedrock', message: 'is required for provider bedrock (region)', code: 'SLUICE_ERR_POLICY_SCHEMA' }] };
+    }
     if (kind === 'LLMBackend' && spec.provider === 'vertex-ai' && spec.vertex === undefined) {
       return { issues: [{ object, path: 'spec.vertex', message: 'is required for provider vertex-ai (project and location)', code: 'SLUICE_ERR_POLICY_SCHEMA' }] };
     }

@@ -2,10 +2,10 @@
  * Providers are data. An entry says which wire schema the provider speaks, where it lives, how the
  * gateway authenticates, and its quirks. Adding an OpenAI-compatible provider is a few lines here.
  */
-export type WireSchema = 'openai' | 'anthropic' | 'gemini';
+export type WireSchema = 'openai' | 'anthropic' | 'gemini' | 'bedrock';
 
 /** `batches` / `files`: the provider's batch API (OpenAI Batch with its file uploads; Anthropic Message Batches). */
-export type Endpoint = 'chat' | 'embeddings' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate';
+export type Endpoint = 'chat' | 'embeddings' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate' | 'converse' | 'converseStream';
 
 export interface ProviderSpec {
   readonly id: string;
@@ -132,6 +132,22 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     batchPricePercent: 0,
     defaultModels: ['gemini-2.5-pro', 'gemini-2.5-flash', 'gemini-2.5-flash-lite', 'gemini-2.0-flash'],
     displayName: 'Google Vertex AI (Gemini)',
+  }),
+  // AWS Bedrock Converse / ConverseStream: any Bedrock model by its model id (or inference profile),
+  // SigV4-signed with the credentials in the backend's Secret; streams in the AWS event-stream framing.
+  bedrock: Object.freeze({
+    id: 'bedrock',
+    schema: 'bedrock',
+    baseUrl: 'https://bedrock-runtime.{region}.amazonaws.com',
+    authHeader: '',
+    authPrefix: '',
+    headers: Object.freeze({}),
+    paths: Object.freeze({ converse: '/model/{model}/converse', converseStream: '/model/{model}/converse-stream' }),
+    maxTokensField: 'max_tokens',
+    priceFamily: 'bedrock',
+    batchPricePercent: 0,
+    defaultModels: ['anthropic.claude-sonnet-4-5-20250929-v1:0', 'anthropic.claude-haiku-4-5-20251001-v1:0', 'amazon.nova-pro-v1:0', 'amazon.nova-lite-v1:0', 'meta.llama3-3-70b-instruct-v1:0'],
+    displayName: 'AWS Bedrock (Converse)',
   }),
   mistral: compatible('mistral', 'Mistral AI', 'https://api.mistral.ai', compatiblePaths, ['mistral-large-latest', 'mistral-medium-latest', 'mistral-small-latest', 'codestral-latest', 'mistral-embed']),
   groq: compatible('groq', 'Groq', 'https://api.groq.com/openai', chatOnly, ['llama-3.3-70b-versatile', 'llama-3.1-8b-instant', 'openai/gpt-oss-120b', 'openai/gpt-oss-20b']),

@@ -63,6 +63,14 @@ export const BUNDLED_PRICES: Readonly<Record<string, Readonly<Record<string, Mod
     'gemini-2.5-flash-lite': p(100_000, 10_000, 100_000, 400_000),
     'gemini-2.0-flash': p(100_000, 25_000, 100_000, 400_000),
   }),
+  bedrock: Object.freeze({
+    // On-demand, us-east-1; cross-region inference profiles (`us.`, `eu.` prefixes) are priced the same.
+    'anthropic.claude-sonnet-4-5-20250929-v1:0': p(3_000_000, 300_000, 3_750_000, 15_000_000),
+    'anthropic.claude-haiku-4-5-20251001-v1:0': p(1_000_000, 100_000, 1_250_000, 5_000_000),
+    'amazon.nova-pro-v1:0': p(800_000, 200_000, 800_000, 3_200_000),
+    'amazon.nova-lite-v1:0': p(60_000, 15_000, 60_000, 240_000),
+    'meta.llama3-3-70b-instruct-v1:0': p(720_000, 720_000, 720_000, 720_000),
+  }),
   // The OpenAI-compatible presets. Providers without prompt-cache pricing bill cached input as input.
   mistral: Object.freeze({
     'mistral-large-latest': p(2_000_000, 2_000_000, 2_000_000, 6_000_000),
@@ -113,6 +121,8 @@ const SNAPSHOT_SUFFIX = /^-(\d{4}-?\d{2}-?\d{2}|latest|v\d+(:\d+)?)$/;
  */
 export function bundledPrice(family: string, model: string): ModelPrice | undefined {
   if (family === 'self-hosted') return FREE;
+  // Bedrock cross-region inference profiles (`us.anthropic.…`) cost what the model costs.
+  if (family === 'bedrock' && /^(us|eu|apac|global)\./u.test(model)) return bundledPrice(family, model.slice(model.indexOf('.') + 1));
   const table = BUNDLED_PRICES[family];
   if (table === undefined) return undefined;
   const exact = table[model];

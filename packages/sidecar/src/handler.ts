@@ -9,6 +9,9 @@ import {
   costMicros,
   createAnthropicPassthrough,
   createAnthropicStreamToChat,
+  chatRequestToConverse,
+  converseResponseToChat,
+  createConverseStreamToChat,
   createChatStreamToResponses,
   chatResponseToResponses,
   responsesRequestToChat,
@@ -29,6 +32,7 @@ import {
   setTopLevelMembers,
   usageFromAnthropic,
   usageFromOpenAI,
+  type SseParser,
   type StreamTranslator,
   type Usage,
 } from '@sluice/providers';
@@ -53,6 +57,7 @@ import { drained, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
 import type { RouteTarget } from './router.js';
 import { canonicalJson, Coalescer, type Leader } from './routing/coalesce.js';
+import { createAwsEventStreamParser } from './aws.js';
 import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
 import { batchApiOf, type Batcher } from './batch/batcher.js';
 import { cacheScope, cacheUse, exactKey, type CachedAnswer, type CacheHit, type ResponseCache } from './cache/index.js';
@@ -67,7 +72,7 @@ export interface Endpoint {
 }
 
 /** How one request travels: same format (bytes kept) or translated, and how its answer is read. */
-type Mode = 'openai-pass' | 'anthropic-pass' | 'openai-to-anthropic' | 'anthropic-to-openai' | 'openai-to-gemini' | 'anthropic-to-gemini' | 'responses-via-chat';
+type Mode = 'openai-pass' | 'anthropic-pass' | 'openai-to-anthropic' | 'anthropic-to-openai' | 'openai-to-gemini' | 'anthropic-to-gemini' | 'openai-to-bedrock' | 'anthropic-to-bedrock' | 'responses-via-chat';
 
 interface Plan {
   readonly mode: Mode;
@@ -198,7 +203,7 @@ async function shadowRequest(deps: HandlerDeps, rt: Runtime, ep: Endpoint, t: Ro
     } else if (!stream) {
       usage = readJsonResponse(plan, await readUpstreamBody(up.body, deps.config.maxResponseBytes), who).usage;
     } else {
-      const parser = createSseParser();
+      const parser = streamFraming(plan).parser();
       const tr = streamTranslator(plan, who);
       for await (const chunk of up.body) for (const ev of parser.push(chunk as Buffer)) tr.push(ev);
       for (const ev of parser.end()) tr.push(ev);
@@ -368,6 +373,9 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
     const so = body['stream_options'];
     if (so !== undefined && so !== null && !isObj(so)) throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', 'stream_options must be an object', { param: 'stream_options' });
     const includeUsage = isObj(so) && so['include_usage'] === true;
+    if (backend.schema === 'bedrock') {
+      return { mode: 'openai-to-bedrock', path: path(stream ? 'converseStream' : 'converse'), body: JSON.stringify(chatRequestToConverse(body)), stripUsageChunk: false, includeUsage, extraHeaders: undefined };
+    }
     if (backend.schema === 'gemini') {
       return { mode: 'openai-to-gemini', path: path(stream ? 'streamGenerate' : 'generate'), body: JSON.stringify(chatRequestToGemini(body)), stripUsageChunk: false, includeUsage, extraHeaders: undefined };
     }
@@ -392,6 +400,10 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
     return { mode: 'anthropic-pass', path: path('messages'), body: setTopLevelMembers(raw, edits), stripUsageChunk: false, includeUsage: true, extraHeaders: extra };
   }
   const translated = messagesRequestToOpenAI(body, upstreamModel, { maxTokensField: backend.maxTokensField });
+  if (backend.schema === 'bedrock') {
+    // Anthropic → Bedrock Converse goes through the Chat Completions form both ways, like Gemini.
+    return { mode: 'anthropic-to-bedrock', path: path(stream ? 'converseStream' : 'converse'), body: JSON.stringify(chatRequestToConverse(translated as unknown as Json)), stripUsageChunk: false, includeUsage: true, extraHeaders: undefined };
+  }
   if (backend.schema === 'gemini') {
     // Anthropic → Gemini goes through the Chat Completions form both ways (no third translator pair).
     return { mode: 'anthropic-to-gemini', path: path(stream ? 'streamGenerate' : 'generate'), body: JSON.stringify(chatRequestToGemini(translated as unknown as Json)), stripUsageChunk: false, includeUsage: true, extraHeaders: undefined };
@@ -448,9 +460,24 @@ function readJsonResponse(plan: Plan, buf: Buffer, rec: Pick<RequestRecord, 'id'
       const r = chatResponseToAnthropic(chat.body, { model, id: `msg_${rec.id}` });
       return { out: JSON.stringify(r.body), usage: chat.usage };
     }
+    case 'openai-to-bedrock': {
+      const r = converseResponseToChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
+      return { out: JSON.stringify(r.body), usage: r.usage };
+    }
+    case 'anthropic-to-bedrock': {
+      const chat = converseResponseToChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
+      const r = chatResponseToAnthropic(chat.body, { model, id: `msg_${rec.id}` });
+      return { out: JSON.stringify(r.body), usage: chat.usage };
+    }
     case 'responses-via-chat':
       throw new SluiceError('SLUICE_ERR_INTERNAL', 'responses plan without its chat plan');
   }
+}
+
+/** How a plan's stream is framed upstream: SSE, or the AWS event-stream (Bedrock). */
+function streamFraming(plan: Plan): { parser: () => SseParser; contentType: string } {
+  const m = plan.inner?.mode ?? plan.mode;
+  return m === 'openai-to-bedrock' || m === 'anthropic-to-bedrock' ? { parser: () => createAwsEventStreamParser(), contentType: 'application/vnd.amazon.eventstream' } : { parser: () => createSseParser(), contentType: 'text/event-stream' };
 }
 
 /** The Response object's id, time, model and the request whose settings it repeats. */
@@ -472,6 +499,10 @@ function streamTranslator(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamM
       return createAnthropicStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: plan.includeUsage });
     case 'anthropic-to-openai':
       return createChatStreamToAnthropic({ model, id: `msg_${rec.id}` });
+    case 'openai-to-bedrock':
+      return createConverseStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: plan.includeUsage });
+    case 'anthropic-to-bedrock':
+      return chainTranslators(createConverseStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: true }), createChatStreamToAnthropic({ model, id: `msg_${rec.id}` }));
     case 'openai-to-gemini':
       return createGeminiStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: plan.includeUsage });
     case 'anthropic-to-gemini':
@@ -941,7 +972,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       return;
     }
     const contentType = String(up.headers['content-type'] ?? '');
-    if (!contentType.includes('text/event-stream')) {
+    const framing = streamFraming(plan);
+    if (!contentType.includes(framing.contentType)) {
       await readUpstreamBody(up.body, 1024 * 1024).catch(() => undefined);
       throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `The provider answered a stream request with ${contentType || 'no content type'}`);
     }
@@ -949,7 +981,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     res.flushHeaders();
     rec.ttfbMs = ms(t0);
     rec.status = 200;
-    const parser = createSseParser();
+    const parser = framing.parser();
     const tr = streamTranslator(plan, rec);
     try {
       // A cacheable stream is recorded as it passes (never delaying it), up to the entry size bound.

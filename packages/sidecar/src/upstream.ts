@@ -1,6 +1,7 @@
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { SluiceError } from '@sluice/core';
 import type { SnapshotBackend } from '@sluice/policy';
+import { signAws } from './aws.js';
 
 /**
  * One undici connection pool per backend origin, keep-alive, reused across snapshots while the
@@ -87,6 +88,19 @@ export class UpstreamPools {
   }
 }
 
+/** SigV4 headers of a Bedrock request (region after `aws-sigv4/` in the backend's auth type). */
+async function awsHeaders(backend: SnapshotBackend, method: string, path: string, headers: Record<string, string>, body: string): Promise<Record<string, string>> {
+  const url = new URL(path, backend.baseUrl);
+  try {
+    const signed = await signAws({ secret: backend.authValue, backendId: backend.id, region: backend.authType.slice('aws-sigv4/'.length), service: 'bedrock', method, url, headers, body });
+    // The host the signature covers is the one undici sends; nothing else needs to change.
+    const { host: _host, ...rest } = signed;
+    return rest;
+  } catch (e) {
+    throw e instanceof SluiceError ? e : new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `Could not sign the request for backend ${backend.id}: ${(e as Error).message}`);
+  }
+}
+
 export interface UpstreamRequest {
   readonly backend: SnapshotBackend;
   readonly path: string;
@@ -103,6 +117,7 @@ export async function sendUpstream(pools: UpstreamPools, r: UpstreamRequest): Pr
   const { pool, pathPrefix } = pools.pool(r.backend);
   const headers: Record<string, string> = { ...r.backend.headers, ...r.extraHeaders, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   if (r.backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(r.backend);
+  else if (r.backend.authType.startsWith('aws-sigv4/')) Object.assign(headers, await awsHeaders(r.backend, 'POST', pathPrefix + r.path, headers, r.body));
   else if (r.backend.authHeader !== '') headers[r.backend.authHeader] = r.backend.authValue;
   try {
     return await pool.request({
@@ -232,6 +247,7 @@ export async function callUpstream(pools: UpstreamPools, backend: SnapshotBacken
   const headers: Record<string, string> = { ...backend.headers, accept: 'application/json' };
   if (c.body !== undefined) headers['content-type'] = c.contentType ?? 'application/json';
   if (backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(backend);
+  else if (backend.authType.startsWith('aws-sigv4/')) Object.assign(headers, await awsHeaders(backend, c.method, pathPrefix + c.path, headers, c.body ?? ''));
   else if (backend.authHeader !== '') headers[backend.authHeader] = backend.authValue;
   let res: Dispatcher.ResponseData;
   try {

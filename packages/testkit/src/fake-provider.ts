@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes, verify } from 'node:crypto';
 import { sseData, sseNamed } from '@sluice/providers';
 import { FakeBatches, type FakeBatchBehaviour, type FakeBatchRecord } from './fake-batches.js';
+import { checkSigV4, eventFrame, exceptionFrame, type FakeAwsCredentials } from './fake-bedrock.js';
 
 export interface FakeScript {
   /** Delay before the response headers, in milliseconds. */
@@ -70,6 +71,8 @@ export interface FakeProvider {
   forModel(model: string, script: FakeScript): void;
   /** One-shot scripts consumed in order by the next generation requests (take precedence). */
   enqueue(...scripts: FakeScript[]): void;
+  /** AWS credentials (and region) whose SigV4 signature Bedrock requests must carry; undefined = Bedrock refuses every request. */
+  setAwsCredentials(creds: FakeAwsCredentials | undefined, region?: string): void;
   /** Public key (PEM) whose signature Vertex AI bearer tokens must carry; undefined = any well-formed token. */
   setGcpPublicKey(pem: string | undefined): void;
   /** How the batch APIs (OpenAI Batch, Anthropic Message Batches) behave: delay, failures. */
@@ -898,6 +901,12 @@ class FakeProviderServer implements FakeProvider {
     }
     let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
     // Google Gemini API: /v1beta/models/<model>:generateContent | :streamGenerateContent?alt=sse.
+    // AWS Bedrock Converse: /model/<model id>/converse | /converse-stream, SigV4-signed.
+    const bedrock = /^\/model\/([^/]+)\/(converse|converse-stream)$/u.exec(path);
+    if (bedrock !== null && method === 'POST') {
+      void this.bedrockAnswer(req, res, ex, body, decodeURIComponent(bedrock[1] as string), bedrock[2] === 'converse-stream');
+      return;
+    }
     // Vertex AI: the same body under /v1/projects/<p>/locations/<l>/publishers/google/models/<model>:…,
     // with a service-account bearer token (checked against `setGcpPublicKey`).
     const vertex = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/google\/models\/([^/:]+):(generateContent|streamGenerateContent)$/u.exec(path);
@@ -1045,6 +1054,69 @@ class FakeProviderServer implements FakeProvider {
   }
 
   private gcpPublicKey: string | undefined;
+  private aws: { creds: FakeAwsCredentials; region: string } | undefined;
+
+  setAwsCredentials(creds: FakeAwsCredentials | undefined, region = 'us-east-1'): void {
+    this.aws = creds === undefined ? undefined : { creds, region };
+  }
+
+  /** A Converse answer (JSON) or a ConverseStream (event-stream frames), after checking the SigV4 signature. */
+  private async bedrockAnswer(req: IncomingMessage, res: ServerResponse, ex: Exchange, body: string, model: string, stream: boolean): Promise<void> {
+    const refuse = (status: number, type: string, message: string): void => {
+      res.setHeader('x-amzn-errortype', `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/`);
+      sendBody(res, status, JSON_CONTENT_TYPE, JSON.stringify({ message }));
+    };
+    if (this.aws === undefined) return refuse(403, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
+    const problem = await checkSigV4(req, body, this.aws.creds, this.aws.region);
+    if (problem !== undefined) return refuse(403, 'InvalidSignatureException', `The request signature we calculated does not match the signature you provided (${problem}).`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      parsed = undefined;
+    }
+    if (!isObject(parsed) || !Array.isArray(parsed['messages'])) return refuse(400, 'ValidationException', 'Malformed input request: messages is required.');
+    const script = this.pick(model);
+    this.afterLatency(res, ex, script, () => {
+      if (script.status !== undefined && script.status >= 400) {
+        const type = script.status === 429 ? 'ThrottlingException' : script.status >= 500 ? 'InternalServerException' : 'ValidationException';
+        refuse(script.status, type, script.errorMessage ?? 'Request failed.');
+        return;
+      }
+      let words = 0;
+      for (const m of parsed['messages'] as unknown[]) if (isObject(m) && Array.isArray(m['content'])) for (const b of m['content']) if (isObject(b) && typeof b['text'] === 'string') words += countWords(b['text']);
+      const r = resolveReply(script, Math.max(1, words));
+      const stopReason = r.stopReason ?? (r.tool === undefined ? 'end_turn' : 'tool_use');
+      const usage = { inputTokens: r.tokens.input - r.tokens.cached, outputTokens: r.tokens.output, totalTokens: r.tokens.input + r.tokens.output, ...(r.tokens.cached > 0 ? { cacheReadInputTokens: r.tokens.cached } : {}) };
+      const toolId = `tooluse_${nextId()}`;
+      if (!stream) {
+        const content = [...(r.text === undefined ? [] : [{ text: r.text }]), ...(r.tool === undefined ? [] : [{ toolUse: { toolUseId: toolId, name: r.tool.name, input: JSON.parse(r.tool.arguments) as unknown } }])];
+        sendBody(res, 200, JSON_CONTENT_TYPE, JSON.stringify({ output: { message: { role: 'assistant', content } }, stopReason, usage, metrics: { latencyMs: 1 } }));
+        return;
+      }
+      const frames: Buffer[] = [eventFrame('messageStart', { role: 'assistant' })];
+      for (const t of splitPieces(r.text ?? '', r.pieces)) frames.push(eventFrame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: t } }));
+      if (r.text !== undefined) frames.push(eventFrame('contentBlockStop', { contentBlockIndex: 0 }));
+      if (r.tool !== undefined) {
+        frames.push(eventFrame('contentBlockStart', { contentBlockIndex: 1, start: { toolUse: { toolUseId: toolId, name: r.tool.name } } }));
+        frames.push(eventFrame('contentBlockDelta', { contentBlockIndex: 1, delta: { toolUse: { input: r.tool.arguments } } }));
+        frames.push(eventFrame('contentBlockStop', { contentBlockIndex: 1 }));
+      }
+      if (script.midStreamError === true) {
+        res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream' });
+        res.end(Buffer.concat([...frames.slice(0, 2), exceptionFrame('throttlingException', script.errorMessage ?? 'Too many requests, please wait before trying again.')]));
+        return;
+      }
+      frames.push(eventFrame('messageStop', { stopReason }), eventFrame('metadata', { usage, metrics: { latencyMs: 1 } }));
+      res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream' });
+      if (script.resetAfterChunks !== undefined) {
+        ex.intentional = true;
+        res.write(Buffer.concat(frames.slice(0, 1 + script.resetAfterChunks)), () => res.destroy());
+        return;
+      }
+      res.end(Buffer.concat(frames));
+    });
+  }
 
   setGcpPublicKey(pem: string | undefined): void {
     this.gcpPublicKey = pem;

@@ -4,3 +4,4 @@ export * from './wait.js';
 export * from './redis.js';
 export * from './logs.js';
 export * from './fake-batches.js';
+export * from './fake-bedrock.js';

@@ -6,3 +6,4 @@ export { createOpenAIPassthrough } from './openai/passthrough.js';
 export { createAnthropicPassthrough } from './anthropic/passthrough.js';
 export { chatRequestToGemini, geminiResponseToChat, createGeminiStreamToChat, usageFromGemini, geminiFinishToOpenAI } from './gemini/from-openai.js';
 export { responsesRequestToChat, chatResponseToResponses, createChatStreamToResponses, type ResponsesContext } from './responses/via-chat.js';
+export { chatRequestToConverse, converseResponseToChat, createConverseStreamToChat, usageFromConverse, converseError } from './bedrock/from-openai.js';

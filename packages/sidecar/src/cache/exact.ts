@@ -87,12 +87,18 @@ interface Slot {
   readonly answer: CachedAnswer;
   readonly expiresAtMs: number;
   readonly bytes: number;
+  /** When it was last moved to the most-recent end (the tier's move counter). */
+  movedAt: number;
 }
 
-/** The in-sidecar tier: least recently used out first while over `maxBytes`; entries expire at their TTL. */
+/**
+ * The in-sidecar tier: least recently used out first while over `maxBytes` (approximately: a hit
+ * moves an entry only when it sits in the older half), entries expire at their TTL.
+ */
 export class LocalTier {
   readonly #slots = new Map<string, Slot>();
   #bytes = 0;
+  #moves = 0;
 
   constructor(
     private readonly maxBytes: number,
@@ -110,12 +116,18 @@ export class LocalTier {
   get(key: string): CachedAnswer | undefined {
     const s = this.#slots.get(key);
     if (s === undefined) return undefined;
-    this.#slots.delete(key);
     if (s.expiresAtMs <= this.now()) {
+      this.#slots.delete(key);
       this.#bytes -= s.bytes;
       return undefined;
     }
-    this.#slots.set(key, s); // most recently used last
+    // Most recently used last — but only entries in the older half move: deleting and re-adding a hot
+    // key on every hit leaves deleted slots that V8's Map walks (measured: 17 µs per hit at 16k entries).
+    if (this.#moves - s.movedAt > this.#slots.size / 2) {
+      this.#slots.delete(key);
+      s.movedAt = ++this.#moves;
+      this.#slots.set(key, s);
+    }
     return s.answer;
   }
 
@@ -127,7 +139,7 @@ export class LocalTier {
       this.#slots.delete(key);
       this.#bytes -= old.bytes;
     }
-    this.#slots.set(key, { answer, expiresAtMs: this.now() + ttlMs, bytes });
+    this.#slots.set(key, { answer, expiresAtMs: this.now() + ttlMs, bytes, movedAt: ++this.#moves });
     this.#bytes += bytes;
     for (const [k, s] of this.#slots) {
       if (this.#bytes <= this.maxBytes) break;
