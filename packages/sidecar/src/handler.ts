@@ -57,8 +57,7 @@ import { drained, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
 import type { RouteTarget } from './router.js';
 import { canonicalJson, Coalescer, type Leader } from './routing/coalesce.js';
-import { createAwsEventStreamParser } from './aws.js';
-import { readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
+import { loadedAws, readUpstreamBody, sendUpstream, transportError, upstreamStatusError, type UpstreamPools } from './upstream.js';
 import { batchApiOf, type Batcher } from './batch/batcher.js';
 import { cacheScope, cacheUse, exactKey, type CachedAnswer, type CacheHit, type ResponseCache } from './cache/index.js';
 import { semanticQuery, semanticScope, type SemanticCache } from './cache/semantic.js';
@@ -477,7 +476,7 @@ function readJsonResponse(plan: Plan, buf: Buffer, rec: Pick<RequestRecord, 'id'
 /** How a plan's stream is framed upstream: SSE, or the AWS event-stream (Bedrock). */
 function streamFraming(plan: Plan): { parser: () => SseParser; contentType: string } {
   const m = plan.inner?.mode ?? plan.mode;
-  return m === 'openai-to-bedrock' || m === 'anthropic-to-bedrock' ? { parser: () => createAwsEventStreamParser(), contentType: 'application/vnd.amazon.eventstream' } : { parser: () => createSseParser(), contentType: 'text/event-stream' };
+  return m === 'openai-to-bedrock' || m === 'anthropic-to-bedrock' ? { parser: () => loadedAws().createAwsEventStreamParser(), contentType: 'application/vnd.amazon.eventstream' } : { parser: () => createSseParser(), contentType: 'text/event-stream' };
 }
 
 /** The Response object's id, time, model and the request whose settings it repeats. */

@@ -109,7 +109,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const logLine = infoLineWriter(logger);
   const cache = new ResponseCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, redisUrl: config.cacheRedisUrl, redisTimeoutMs: config.cacheRedisTimeoutMs, logger });
   metrics.caching(() => cache.stats, () => cache.local);
-  const semantic = new SemanticCache({ pools, logger, local: cache.local, redis: cache.redis, maxBytes: config.semanticMaxBytes });
+  const semantic = new SemanticCache({ pools, logger, local: cache.local, redis: () => cache.redis, maxBytes: config.semanticMaxBytes });
   metrics.semanticCache(() => semantic.stats, () => semantic.index);
   const deps = {
     cache,

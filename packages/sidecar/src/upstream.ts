@@ -1,7 +1,14 @@
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { SluiceError } from '@sluice/core';
 import type { SnapshotBackend } from '@sluice/policy';
-import { signAws } from './aws.js';
+/** The AWS libraries (SigV4, event-stream) are loaded by the first Bedrock request, not at start. */
+let awsModule: typeof import('./aws.js') | undefined;
+
+/** The AWS module once a Bedrock request has loaded it (its response parser is needed synchronously). */
+export function loadedAws(): typeof import('./aws.js') {
+  if (awsModule === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'AWS support used before it was loaded');
+  return awsModule;
+}
 
 /**
  * One undici connection pool per backend origin, keep-alive, reused across snapshots while the
@@ -92,7 +99,8 @@ export class UpstreamPools {
 async function awsHeaders(backend: SnapshotBackend, method: string, path: string, headers: Record<string, string>, body: string): Promise<Record<string, string>> {
   const url = new URL(path, backend.baseUrl);
   try {
-    const signed = await signAws({ secret: backend.authValue, backendId: backend.id, region: backend.authType.slice('aws-sigv4/'.length), service: 'bedrock', method, url, headers, body });
+    awsModule ??= await import('./aws.js');
+    const signed = await awsModule.signAws({ secret: backend.authValue, backendId: backend.id, region: backend.authType.slice('aws-sigv4/'.length), service: 'bedrock', method, url, headers, body });
     // The host the signature covers is the one undici sends; nothing else needs to change.
     const { host: _host, ...rest } = signed;
     return rest;

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from '@sluice/core';
 import { LocalTier, type CachedAnswer } from './exact.js';
 
@@ -49,7 +49,8 @@ function readStored(text: string | null): Stored | undefined {
  */
 export class ResponseCache {
   readonly local: LocalTier;
-  readonly #redis: Redis | undefined;
+  #redis: Redis | undefined;
+  #closed = false;
   readonly #now: () => number;
   #redisHealthy = true;
   readonly stats = { hits: { local: 0, redis: 0, semantic: 0 }, misses: 0, stores: 0, redisErrors: 0 };
@@ -57,18 +58,24 @@ export class ResponseCache {
   constructor(private readonly options: ResponseCacheOptions) {
     this.#now = options.now ?? Date.now;
     this.local = new LocalTier(options.maxBytes, this.#now);
-    if (options.redisUrl !== '') {
-      this.#redis = new Redis(options.redisUrl, {
-        lazyConnect: false,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        commandTimeout: options.redisTimeoutMs,
-        connectTimeout: 2000,
-        retryStrategy: (times) => Math.min(times * 200, 2000),
-      });
-      this.#redis.on('error', () => undefined);
-      this.#redis.on('ready', () => this.#health(true));
-    }
+    // ioredis is loaded only when a shared tier is configured; until it is connected, lookups use the local tier.
+    if (options.redisUrl !== '') void this.#connect(options.redisUrl);
+  }
+
+  async #connect(url: string): Promise<void> {
+    const { Redis } = await import('ioredis');
+    if (this.#closed) return;
+    const client = new Redis(url, {
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.options.redisTimeoutMs,
+      connectTimeout: 2000,
+      retryStrategy: (times) => Math.min(times * 200, 2000),
+    });
+    client.on('error', () => undefined);
+    client.on('ready', () => this.#health(true));
+    this.#redis = client;
   }
 
   get maxEntryBytes(): number {
@@ -76,7 +83,7 @@ export class ResponseCache {
   }
 
   get hasSharedTier(): boolean {
-    return this.#redis !== undefined;
+    return this.options.redisUrl !== '';
   }
 
   #health(ok: boolean, err?: unknown): void {
@@ -132,6 +139,7 @@ export class ResponseCache {
   }
 
   close(): void {
+    this.#closed = true;
     this.#redis?.disconnect();
   }
 }

@@ -76,7 +76,8 @@ export interface SemanticCacheOptions {
   readonly logger: Logger;
   /** Answers kept in the sidecar (the response cache's local tier, keys `sem:<id>`). */
   readonly local: LocalTier;
-  readonly redis: Redis | undefined;
+  /** The shared tier's client, once connected (undefined without one). */
+  readonly redis: () => Redis | undefined;
   readonly maxBytes: number;
   readonly embedTimeoutMs?: number;
   readonly now?: () => number;
@@ -133,7 +134,8 @@ export class SemanticCache {
 
   /** The closest answered question of the scope at or above `threshold`, and its answer. */
   async lookup(scope: string, vector: Float32Array, threshold: number, shared: boolean): Promise<{ answer: CachedAnswer; similarity: number } | undefined> {
-    const redis = shared && this.options.redis?.status === 'ready' ? this.options.redis : undefined;
+    const client = this.options.redis();
+    const redis = shared && client?.status === 'ready' ? client : undefined;
     if (redis !== undefined) await this.#sync(redis, scope).catch(() => undefined);
     const hit = this.index.search(scope, vector, threshold);
     if (hit === undefined) return undefined;
@@ -165,7 +167,8 @@ export class SemanticCache {
     this.index.add({ id, scope, vector, expiresAtMs });
     this.options.local.set(`sem:${id}`, answer, ttlMs);
     this.#scopes.get(scope)?.seen.add(id);
-    const redis = shared && this.options.redis?.status === 'ready' ? this.options.redis : undefined;
+    const client = this.options.redis();
+    const redis = shared && client?.status === 'ready' ? client : undefined;
     if (redis === undefined) return;
     const z = `sluice:sc:z:${scope}`;
     redis
