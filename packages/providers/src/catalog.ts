@@ -5,7 +5,7 @@
 export type WireSchema = 'openai' | 'anthropic' | 'gemini' | 'bedrock';
 
 /** `batches` / `files`: the provider's batch API (OpenAI Batch with its file uploads; Anthropic Message Batches). */
-export type Endpoint = 'chat' | 'embeddings' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate' | 'converse' | 'converseStream';
+export type Endpoint = 'responses' | 'chat' | 'embeddings' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate' | 'converse' | 'converseStream';
 
 export interface ProviderSpec {
   readonly id: string;
@@ -31,7 +31,7 @@ export interface ProviderSpec {
   readonly displayName: string;
 }
 
-const openaiPaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings', batches: '/v1/batches', files: '/v1/files' });
+const openaiPaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings', batches: '/v1/batches', files: '/v1/files', responses: '/v1/responses' });
 const compatiblePaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings' });
 const chatOnly = Object.freeze({ chat: '/v1/chat/completions' });
 

@@ -29,8 +29,9 @@ function obj(v: unknown): Record<string, unknown> | undefined {
 export function usageFromOpenAI(u: unknown): Usage | undefined {
   const o = obj(u);
   if (o === undefined) return undefined;
-  const pd = obj(o['prompt_tokens_details']);
-  const cd = obj(o['completion_tokens_details']);
+  // Chat Completions names, or the Responses API's (input/output_tokens_details).
+  const pd = obj(o['prompt_tokens_details'] ?? o['input_tokens_details']);
+  const cd = obj(o['completion_tokens_details'] ?? o['output_tokens_details']);
   return {
     inputTokens: int(o['prompt_tokens'] ?? o['input_tokens']),
     // DeepSeek reports cache reads as `prompt_cache_hit_tokens` (same meaning, its own name).

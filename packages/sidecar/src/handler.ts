@@ -13,6 +13,7 @@ import {
   converseResponseToChat,
   createConverseStreamToChat,
   createChatStreamToResponses,
+  createResponsesPassthrough,
   chatResponseToResponses,
   responsesRequestToChat,
   chatRequestToGemini,
@@ -71,7 +72,7 @@ export interface Endpoint {
 }
 
 /** How one request travels: same format (bytes kept) or translated, and how its answer is read. */
-type Mode = 'openai-pass' | 'anthropic-pass' | 'openai-to-anthropic' | 'anthropic-to-openai' | 'openai-to-gemini' | 'anthropic-to-gemini' | 'openai-to-bedrock' | 'anthropic-to-bedrock' | 'responses-via-chat';
+type Mode = 'openai-pass' | 'anthropic-pass' | 'openai-to-anthropic' | 'anthropic-to-openai' | 'openai-to-gemini' | 'anthropic-to-gemini' | 'openai-to-bedrock' | 'anthropic-to-bedrock' | 'responses-via-chat' | 'responses-pass';
 
 interface Plan {
   readonly mode: Mode;
@@ -358,6 +359,10 @@ function planRequest(ingress: Ingress, backend: SnapshotBackend, body: Json, raw
     return p.includes('{model}') ? p.replace('{model}', encodeURIComponent(upstreamModel)) : p;
   };
   const modelEdit: Record<string, string> = upstreamModel === model ? {} : { model: JSON.stringify(upstreamModel) };
+  if (ingress === 'openai-responses' && backend.paths['responses'] !== undefined) {
+    // OpenAI itself: the Responses API as sent (built-in tools, reasoning items and all).
+    return { mode: 'responses-pass', path: path('responses'), body: setTopLevelMembers(raw, modelEdit), stripUsageChunk: false, includeUsage: true, extraHeaders: undefined };
+  }
   if (ingress === 'openai-responses') {
     // Through the Chat Completions form, to whichever backend (see translate/responses).
     const chat = responsesRequestToChat(body);
@@ -422,11 +427,11 @@ function readJsonResponse(plan: Plan, buf: Buffer, rec: Pick<RequestRecord, 'id'
     const r = chatResponseToResponses(json, responsesContext(plan, rec));
     return { out: JSON.stringify(r.body), usage: chat.usage };
   }
-  if (plan.mode === 'openai-pass' || plan.mode === 'anthropic-pass') {
+  if (plan.mode === 'openai-pass' || plan.mode === 'anthropic-pass' || plan.mode === 'responses-pass') {
     // Passthrough: the body goes out as received; only its trailing usage object is parsed.
     const usage = lastMemberValue(buf.toString('utf8'), 'usage');
     if (usage !== undefined && usage !== null && typeof usage === 'object') {
-      return { out: buf, usage: plan.mode === 'openai-pass' ? usageFromOpenAI(usage) : usageFromAnthropic(usage) };
+      return { out: buf, usage: plan.mode === 'anthropic-pass' ? usageFromAnthropic(usage) : usageFromOpenAI(usage) };
     }
   }
   let json: unknown;
@@ -439,6 +444,7 @@ function readJsonResponse(plan: Plan, buf: Buffer, rec: Pick<RequestRecord, 'id'
   const model = rec.upstreamModel ?? '';
   switch (plan.mode) {
     case 'openai-pass':
+    case 'responses-pass':
       return { out: buf, usage: usageFromOpenAI(json['usage']) };
     case 'anthropic-pass':
       return { out: buf, usage: usageFromAnthropic(json['usage']) };
@@ -487,6 +493,8 @@ function responsesContext(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamM
 function streamTranslator(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamModel'>): StreamTranslator {
   const model = rec.upstreamModel ?? '';
   switch (plan.mode) {
+    case 'responses-pass':
+      return createResponsesPassthrough();
     case 'responses-via-chat':
       if (plan.inner === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'responses plan without its chat plan');
       return chainTranslators(streamTranslator(plan.inner, rec), createChatStreamToResponses(responsesContext(plan, rec)));

@@ -1,7 +1,7 @@
 /**
- * The OpenAI Responses API ingress (`POST /v1/responses`) with the real OpenAI SDK: answered by an
- * OpenAI chat backend, by Claude and by Gemini (through the Chat Completions form), JSON and
- * streaming events, function calls and their outputs, and the requests it refuses.
+ * The OpenAI Responses API ingress (`POST /v1/responses`) with the real OpenAI SDK: passed through to
+ * OpenAI, answered by Claude and by Gemini through the Chat Completions form, JSON and streaming
+ * events, function calls and their outputs, usage counted, and the requests it refuses.
  */
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,13 +40,16 @@ for (const model of ['gpt-4o-mini', 'claude-haiku-4-5', 'gemini-2.5-flash']) {
     assert.ok((r.usage?.input_tokens ?? 0) > 0 && (r.usage?.output_tokens ?? 0) > 0);
     const sent = JSON.parse(h.fake.requests.at(-1)?.body ?? '{}') as Record<string, unknown>;
     if (model.startsWith('gpt')) {
-      assert.equal(h.fake.requests.at(-1)?.path, '/v1/chat/completions');
-      assert.deepEqual((sent['messages'] as unknown[])[0], { role: 'system', content: 'Be brief.' });
-      assert.equal(sent['max_completion_tokens'], 50);
+      // OpenAI itself gets the Responses request as sent (passthrough).
+      assert.equal(h.fake.requests.at(-1)?.path, '/v1/responses');
+      assert.equal(sent['instructions'], 'Be brief.');
+      assert.equal(sent['max_output_tokens'], 50);
     }
     const log = h.requestLogs().at(-1) ?? {};
     assert.equal(log['api'], 'openai-responses');
     assert.equal(log['status'], 200);
+    assert.equal(log['inputTokens'], r.usage?.input_tokens, 'usage counted from the answer');
+    assert.equal(log['outputTokens'], r.usage?.output_tokens);
   });
 
   test(`streamed responses answered by ${model}: the event sequence and the final response`, async () => {
@@ -65,6 +68,8 @@ for (const model of ['gpt-4o-mini', 'claude-haiku-4-5', 'gemini-2.5-flash']) {
     assert.deepEqual(events.slice(-4), ['response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed']);
     assert.equal(text, 'Hello from the Sluice fake provider.');
     assert.ok((completed?.usage?.output_tokens ?? 0) > 0, 'usage in response.completed');
+    const streamed = h.requestLogs().at(-1) ?? {};
+    assert.equal(streamed['outputTokens'], completed?.usage?.output_tokens, 'a streamed answer counts its usage too');
     // The SDK's own stream helper assembles the same response.
     const final = await client.responses.stream({ model, input: 'Say hello' }).finalResponse();
     assert.equal(final.output_text, 'Hello from the Sluice fake provider.');
@@ -101,12 +106,16 @@ test('function calls: the model calls a tool, the caller sends its output back i
   assert.equal(args, '{"city":"Lyon"}');
 });
 
-test('requests the gateway cannot serve statelessly are refused in the OpenAI shape', async () => {
-  const r = await fetch(`${h.sidecar.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', input: 'hi', previous_response_id: 'resp_123' }) });
+test('stateful requests pass through to OpenAI; to other backends they are refused in the OpenAI shape', async () => {
+  const pass = await fetch(`${h.sidecar.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', input: 'hi', previous_response_id: 'resp_123', tools: [{ type: 'web_search' }] }) });
+  assert.equal(pass.status, 200, 'OpenAI keeps the conversation and runs its built-in tools itself');
+  assert.equal((JSON.parse(h.fake.requests.at(-1)?.body ?? '{}') as Record<string, unknown>)['previous_response_id'], 'resp_123');
+  h.fake.reset();
+  const r = await fetch(`${h.sidecar.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-haiku-4-5', input: 'hi', previous_response_id: 'resp_123' }) });
   assert.equal(r.status, 400);
   assert.equal(r.headers.get('x-sluice-error-code'), 'SLUICE_ERR_ROUTE_UNSUPPORTED');
   assert.match(((await r.json()) as { error: { message: string } }).error.message, /previous_response_id/u);
-  const t = await fetch(`${h.sidecar.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', input: 'hi', tools: [{ type: 'web_search' }] }) });
+  const t = await fetch(`${h.sidecar.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-haiku-4-5', input: 'hi', tools: [{ type: 'web_search' }] }) });
   assert.equal(t.status, 400);
   assert.match(((await t.json()) as { error: { message: string } }).error.message, /only function tools/u);
   assert.equal(h.fake.requests.length, 0, 'nothing went upstream');

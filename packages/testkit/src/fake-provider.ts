@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, verify } from 'node:crypto';
-import { sseData, sseNamed } from '@sluice/providers';
+import { chatResponseToResponses, createChatStreamToResponses, createSseParser, sseData, sseNamed } from '@sluice/providers';
 import { FakeBatches, type FakeBatchBehaviour, type FakeBatchRecord } from './fake-batches.js';
 import { checkSigV4, eventFrame, exceptionFrame, type FakeAwsCredentials } from './fake-bedrock.js';
 
@@ -901,6 +901,24 @@ class FakeProviderServer implements FakeProvider {
     }
     let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
     // Google Gemini API: /v1beta/models/<model>:generateContent | :streamGenerateContent?alt=sse.
+    // OpenAI Responses API: the Response object, or its event stream (built from the chat reply the
+    // same script gives, through the gateway's own Chat→Responses converter).
+    if (path === '/v1/responses' && method === 'POST') {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        parsed = undefined;
+      }
+      if (!isObject(parsed) || parsed['input'] === undefined) {
+        this.sendError(res, 'openai', 400, 'invalid_request_error', "Missing required parameter: 'input'.");
+        return;
+      }
+      const model = typeof parsed['model'] === 'string' ? parsed['model'] : '';
+      const script = this.pick(model);
+      this.afterLatency(res, ex, script, () => this.responsesAnswer(res, script, parsed, model));
+      return;
+    }
     // AWS Bedrock Converse: /model/<model id>/converse | /converse-stream, SigV4-signed.
     const bedrock = /^\/model\/([^/]+)\/(converse|converse-stream)$/u.exec(path);
     if (bedrock !== null && method === 'POST') {
@@ -1051,6 +1069,30 @@ class FakeProviderServer implements FakeProvider {
       return;
     }
     sendBody(res, 200, JSON_CONTENT_TYPE, body);
+  }
+
+  private responsesAnswer(res: ServerResponse, script: FakeScript, body: Record<string, unknown>, model: string): void {
+    if (this.preface(res, script, 'openai')) return;
+    const input = body['input'];
+    const inputTokens = Math.max(1, typeof input === 'string' ? countWords(input) : countWords(JSON.stringify(input)));
+    const r = resolveReply(script, inputTokens);
+    const id = nextId();
+    const created = String(Math.floor(Date.now() / 1000));
+    const ctx = { id: `resp_${id}`, createdAt: Number(created), model, request: body };
+    if (body['stream'] !== true) {
+      const chat = JSON.parse(render(compile(openaiChatJson(r, model)), id, created)) as unknown;
+      sendBody(res, 200, JSON_CONTENT_TYPE, JSON.stringify(chatResponseToResponses(chat, ctx).body));
+      return;
+    }
+    const plan = openaiChatStream(r, model, true, script);
+    const parser = createSseParser();
+    const tr = createChatStreamToResponses(ctx);
+    let out = '';
+    for (const ev of parser.push(render(plan.whole, id, created))) out += tr.push(ev);
+    for (const ev of parser.end()) out += tr.push(ev);
+    out += tr.end();
+    res.writeHead(200, SSE_HEADERS);
+    res.end(out);
   }
 
   private gcpPublicKey: string | undefined;

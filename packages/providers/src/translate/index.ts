@@ -7,3 +7,4 @@ export { createAnthropicPassthrough } from './anthropic/passthrough.js';
 export { chatRequestToGemini, geminiResponseToChat, createGeminiStreamToChat, usageFromGemini, geminiFinishToOpenAI } from './gemini/from-openai.js';
 export { responsesRequestToChat, chatResponseToResponses, createChatStreamToResponses, type ResponsesContext } from './responses/via-chat.js';
 export { chatRequestToConverse, converseResponseToChat, createConverseStreamToChat, usageFromConverse, converseError } from './bedrock/from-openai.js';
+export { createResponsesPassthrough } from './responses/passthrough.js';
