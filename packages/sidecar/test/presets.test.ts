@@ -29,6 +29,9 @@ before(async () => {
     backend('groq', 'groq'),
     backend('deepseek', 'deepseek'),
     backend('xai', 'xai'),
+    backend('together', 'together'),
+    backend('fireworks', 'fireworks'),
+    backend('openrouter', 'openrouter'),
     obj('LLMBackend', 'ollama', { provider: 'ollama', endpoint: fake.url }),
     backend('gemini', 'gemini'),
     obj('LLMRoute', 'presets', {
@@ -40,6 +43,9 @@ before(async () => {
         { match: { models: ['llama-3.3-70b-versatile'] }, backends: [{ name: 'groq' }], retry: { attempts: 1 } },
         { match: { models: ['deepseek-chat'] }, backends: [{ name: 'deepseek' }], retry: { attempts: 1 } },
         { match: { models: ['grok-3-mini'] }, backends: [{ name: 'xai' }], retry: { attempts: 1 } },
+        { match: { models: ['meta-llama/Llama-3.3-70B-Instruct-Turbo'] }, backends: [{ name: 'together' }], retry: { attempts: 1 } },
+        { match: { models: ['accounts/fireworks/models/llama-v3p3-70b-instruct'] }, backends: [{ name: 'fireworks' }], retry: { attempts: 1 } },
+        { match: { models: ['openai/gpt-4o-mini'] }, backends: [{ name: 'openrouter' }], retry: { attempts: 1 } },
         { match: { models: ['llama3.2'] }, backends: [{ name: 'ollama' }], retry: { attempts: 1 } },
         { match: { models: ['gemini-2.5-flash'] }, backends: [{ name: 'gemini' }], retry: { attempts: 1 } },
       ],
@@ -87,7 +93,15 @@ test('the fake speaks Azure: without api-version the deployment path is not foun
 });
 
 test('OpenAI-compatible presets: Bearer key, OpenAI wire format, preset prices; an Anthropic caller is translated', async () => {
-  for (const model of ['mistral-small-latest', 'llama-3.3-70b-versatile', 'grok-3-mini']) {
+  const families: Record<string, string> = {
+    'mistral-small-latest': 'mistral',
+    'llama-3.3-70b-versatile': 'groq',
+    'grok-3-mini': 'xai',
+    'meta-llama/Llama-3.3-70B-Instruct-Turbo': 'together',
+    'accounts/fireworks/models/llama-v3p3-70b-instruct': 'fireworks',
+    'openai/gpt-4o-mini': 'openrouter',
+  };
+  for (const [model, family] of Object.entries(families)) {
     fake.reset();
     const { response, data } = await openai.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     assert.equal(data.object, 'chat.completion');
@@ -96,7 +110,6 @@ test('OpenAI-compatible presets: Bearer key, OpenAI wire format, preset prices; 
     assert.equal(sent.headers['authorization'], 'Bearer sk-upstream-openai-key');
     assert.equal(sent.body['model'], model);
     assert.equal(sent.body['max_tokens'], undefined, 'no output field invented');
-    const family = model.startsWith('mistral') ? 'mistral' : model.startsWith('llama') ? 'groq' : 'xai';
     const price = bundledPrice(family, model);
     assert.ok(price !== undefined);
     const usage = data.usage;
