@@ -51,6 +51,8 @@ const VALID: Array<[string, Record<string, unknown>]> = [
   ['/v1/messages', { model: 'claude-haiku-4-5', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }],
   ['/v1/messages', { model: 'gpt-4o-mini', max_tokens: 5, system: [{ type: 'text', text: 's' }], messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }], stream: true }],
   ['/v1/embeddings', { model: 'text-embedding-3-small', input: ['a'] }],
+  ['/v1/responses', { model: 'claude-haiku-4-5', instructions: 's', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi' }] }, { type: 'function_call', call_id: 'c', name: 'f', arguments: '{}' }, { type: 'function_call_output', call_id: 'c', output: 'x' }], tools: [{ type: 'function', name: 'f', parameters: { type: 'object' } }], stream: true }],
+  ['/v1/responses', { model: 'gpt-4o-mini', input: 'hi' }],
 ];
 const WEIRD: unknown[] = [null, 0, -1, 1e308, true, '', 'x'.repeat(300), [], [null], {}, { type: 'nope' }, [{ role: 7 }], [{ role: 'tool' }], [{ type: 'image_url', image_url: 7 }], [{ role: 'assistant', tool_calls: [{ function: { arguments: '{bad' } }] }]];
 
