@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { chatRequestToConverse, createConverseStreamToChat } from '@sluice/providers';
 import { eventFrame, exceptionFrame } from '@sluice/testkit';
 import { createAwsEventStreamParser } from './aws.js';
@@ -69,4 +70,16 @@ test('a chat request becomes a Converse request: system, turns, images, tool use
     toolConfig: { tools: [{ toolSpec: { name: 'f', description: 'F', inputSchema: { json: { type: 'object' } } } }], toolChoice: { any: {} } },
   });
   assert.throws(() => chatRequestToConverse({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } }), /not supported by Converse/u);
+});
+
+test('golden chat-to-bedrock/stream-tools (AWS event-stream fixture, every byte split)', () => {
+  const dir = new URL('../../../providers/test/fixtures/translate/chat-to-bedrock/', import.meta.url);
+  const bytes = readFileSync(new URL('stream-tools.in.eventstream', dir));
+  const whole = run([bytes]);
+  for (let i = 1; i < bytes.length; i++) assert.equal(run([bytes.subarray(0, i), bytes.subarray(i)]), whole, `split at ${i}`);
+  const golden = new URL('stream-tools.out.sse', dir);
+  if (process.env['SLUICE_UPDATE_GOLDEN'] === '1' || !existsSync(golden)) {
+    if (process.env['SLUICE_UPDATE_GOLDEN'] !== '1') assert.fail('golden chat-to-bedrock/stream-tools.out.sse is missing (run with SLUICE_UPDATE_GOLDEN=1)');
+    writeFileSync(golden, whole);
+  } else assert.equal(whole, readFileSync(golden, 'utf8'));
 });

@@ -12,6 +12,7 @@ import {
   chatRequestToConverse,
   converseResponseToChat,
   createConverseStreamToChat,
+  chainStreamTranslators,
   createChatStreamToResponses,
   createResponsesPassthrough,
   chatResponseToResponses,
@@ -497,7 +498,7 @@ function streamTranslator(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamM
       return createResponsesPassthrough();
     case 'responses-via-chat':
       if (plan.inner === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'responses plan without its chat plan');
-      return chainTranslators(streamTranslator(plan.inner, rec), createChatStreamToResponses(responsesContext(plan, rec)));
+      return chainStreamTranslators(streamTranslator(plan.inner, rec), createChatStreamToResponses(responsesContext(plan, rec)));
     case 'openai-pass':
       return createOpenAIPassthrough({ stripUsageChunk: plan.stripUsageChunk });
     case 'anthropic-pass':
@@ -509,37 +510,14 @@ function streamTranslator(plan: Plan, rec: Pick<RequestRecord, 'id' | 'upstreamM
     case 'openai-to-bedrock':
       return createConverseStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: plan.includeUsage });
     case 'anthropic-to-bedrock':
-      return chainTranslators(createConverseStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: true }), createChatStreamToAnthropic({ model, id: `msg_${rec.id}` }));
+      return chainStreamTranslators(createConverseStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: true }), createChatStreamToAnthropic({ model, id: `msg_${rec.id}` }));
     case 'openai-to-gemini':
       return createGeminiStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: plan.includeUsage });
     case 'anthropic-to-gemini':
-      return chainTranslators(createGeminiStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: true }), createChatStreamToAnthropic({ model, id: `msg_${rec.id}` }));
+      return chainStreamTranslators(createGeminiStreamToChat({ model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000), includeUsage: true }), createChatStreamToAnthropic({ model, id: `msg_${rec.id}` }));
   }
 }
 
-/** Two stream translators in a row: the first one's SSE output is parsed again and fed to the second. */
-function chainTranslators(first: StreamTranslator, second: StreamTranslator): StreamTranslator {
-  const parser = createSseParser();
-  const feed = (text: string): string => {
-    let out = '';
-    for (const ev of parser.push(Buffer.from(text))) out += second.push(ev);
-    return out;
-  };
-  return {
-    get usage() {
-      return first.usage;
-    },
-    get done() {
-      return second.done;
-    },
-    push: (ev) => feed(first.push(ev)),
-    end: () => {
-      let out = feed(first.end());
-      for (const ev of parser.end()) out += second.push(ev);
-      return out + second.end();
-    },
-  };
-}
 
 function sluiceHeaders(rec: RequestRecord, admission: Admission | undefined): Record<string, string> {
   return {

@@ -8,3 +8,4 @@ export { chatRequestToGemini, geminiResponseToChat, createGeminiStreamToChat, us
 export { responsesRequestToChat, chatResponseToResponses, createChatStreamToResponses, type ResponsesContext } from './responses/via-chat.js';
 export { chatRequestToConverse, converseResponseToChat, createConverseStreamToChat, usageFromConverse, converseError } from './bedrock/from-openai.js';
 export { createResponsesPassthrough } from './responses/passthrough.js';
+export { chainStreamTranslators } from './chain.js';
