@@ -58,6 +58,32 @@ export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** @internal The text of a system or assistant message's content: a string, or its text parts joined. */
+export function textOfParts(content: unknown, path: string): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) throw invalidRequest(path, 'must be a string or an array of parts');
+  return content
+    .map((p, i) => {
+      if (!isRecord(p) || p['type'] !== 'text' || typeof p['text'] !== 'string') throw unsupported(`${path}[${i}]`, 'only text parts are supported here');
+      return p['text'];
+    })
+    .join('');
+}
+
+/** @internal A tool call's `arguments` (a JSON string) as the object it encodes ('' or absent = {}). */
+export function parseToolArguments(args: unknown, path: string): Record<string, unknown> {
+  if (args === undefined || args === '') return {};
+  if (typeof args !== 'string') throw invalidRequest(path, 'must be a JSON string');
+  let v: unknown;
+  try {
+    v = JSON.parse(args);
+  } catch {
+    throw invalidRequest(path, 'is not valid JSON');
+  }
+  if (!isRecord(v)) throw invalidRequest(path, 'must encode a JSON object');
+  return v;
+}
+
 /** @internal */
 export function badResponse(message: string): SluiceError {
   return new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `Upstream response is malformed: ${message}`);

@@ -11,22 +11,12 @@ import type { Usage } from '../../usage.js';
 import { emptyUsage, usageToOpenAI } from '../../usage.js';
 import type { ChatChunkDelta, ChatCompletionChunk, ChatFinishReason, ChatToolCall } from '../../wire/openai.js';
 import type { StreamTranslator } from '../stream.js';
-import { badResponse, interrupted, invalidRequest, isRecord, parseEventObject, stringifyOr, unsupported } from '../stream.js';
+import { badResponse, interrupted, invalidRequest, isRecord, parseEventObject, parseToolArguments, stringifyOr, textOfParts, unsupported } from '../stream.js';
 
 type Json = Record<string, unknown>;
 const opt = (req: Json, key: string): unknown => (req[key] === null ? undefined : req[key]);
 const IMAGE_FORMATS: Readonly<Record<string, string>> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/jpg': 'jpeg', 'image/gif': 'gif', 'image/webp': 'webp' };
 
-function text(content: unknown, path: string): string {
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) throw invalidRequest(path, 'must be a string or an array of parts');
-  return content
-    .map((p, i) => {
-      if (!isRecord(p) || p['type'] !== 'text' || typeof p['text'] !== 'string') throw unsupported(`${path}[${i}]`, 'only text parts are supported here');
-      return p['text'];
-    })
-    .join('');
-}
 
 function userBlocks(content: unknown, path: string): Json[] {
   if (typeof content === 'string') return [{ text: content }];
@@ -69,7 +59,7 @@ export function chatRequestToConverse(req: Json): Json {
     switch (m['role']) {
       case 'system':
       case 'developer':
-        system.push({ text: text(m['content'], `${path}.content`) });
+        system.push({ text: textOfParts(m['content'], `${path}.content`) });
         break;
       case 'user':
         push('user', userBlocks(m['content'], `${path}.content`));
@@ -78,7 +68,7 @@ export function chatRequestToConverse(req: Json): Json {
         const blocks: Json[] = [];
         const c = opt(m, 'content');
         if (c !== undefined) {
-          const t = text(c, `${path}.content`);
+          const t = textOfParts(c, `${path}.content`);
           if (t !== '') blocks.push({ text: t });
         }
         const calls = opt(m, 'tool_calls');
@@ -86,15 +76,7 @@ export function chatRequestToConverse(req: Json): Json {
           calls.forEach((tc, j) => {
             const fn = isRecord(tc) ? tc['function'] : undefined;
             if (!isRecord(tc) || typeof tc['id'] !== 'string' || !isRecord(fn) || typeof fn['name'] !== 'string') throw invalidRequest(`${path}.tool_calls[${j}]`, 'must have id and function.name');
-            let input: unknown = {};
-            if (typeof fn['arguments'] === 'string' && fn['arguments'] !== '') {
-              try {
-                input = JSON.parse(fn['arguments']);
-              } catch {
-                throw invalidRequest(`${path}.tool_calls[${j}].function.arguments`, 'is not valid JSON');
-              }
-            }
-            blocks.push({ toolUse: { toolUseId: tc['id'], name: fn['name'], input } });
+            blocks.push({ toolUse: { toolUseId: tc['id'], name: fn['name'], input: parseToolArguments(fn['arguments'], `${path}.tool_calls[${j}].function.arguments`) } });
           });
         }
         push('assistant', blocks);
@@ -102,7 +84,7 @@ export function chatRequestToConverse(req: Json): Json {
       }
       case 'tool': {
         if (typeof m['tool_call_id'] !== 'string') throw invalidRequest(`${path}.tool_call_id`, 'must be a string');
-        push('user', [{ toolResult: { toolUseId: m['tool_call_id'], content: [{ text: text(m['content'], `${path}.content`) }], status: 'success' } }]);
+        push('user', [{ toolResult: { toolUseId: m['tool_call_id'], content: [{ text: textOfParts(m['content'], `${path}.content`) }], status: 'success' } }]);
         break;
       }
       default:

@@ -11,7 +11,7 @@ import type { Usage } from '../../usage.js';
 import { emptyUsage, usageToOpenAI } from '../../usage.js';
 import type { ChatChunkDelta, ChatCompletionChunk, ChatFinishReason, ChatToolCall } from '../../wire/openai.js';
 import type { StreamTranslator } from '../stream.js';
-import { badResponse, interrupted, invalidRequest, isRecord, parseEventObject, stringifyOr, unsupported } from '../stream.js';
+import { badResponse, interrupted, invalidRequest, isRecord, parseEventObject, parseToolArguments, stringifyOr, textOfParts, unsupported } from '../stream.js';
 
 type Json = Record<string, unknown>;
 
@@ -34,16 +34,6 @@ function geminiSchema(v: unknown, depth = 0): unknown {
   return out;
 }
 
-function textOf(content: unknown, path: string): string {
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) throw invalidRequest(path, 'must be a string or an array of parts');
-  return content
-    .map((p, i) => {
-      if (!isRecord(p) || p['type'] !== 'text' || typeof p['text'] !== 'string') throw unsupported(`${path}[${i}]`, 'only text parts are supported here');
-      return p['text'];
-    })
-    .join('');
-}
 
 /** A data: URL as inline data; an http(s) URL as file data (its type guessed from the extension). */
 function imagePart(url: unknown, path: string): Json {
@@ -73,18 +63,6 @@ function userParts(content: unknown, path: string): Json[] {
   });
 }
 
-function parseArguments(args: unknown, path: string): Json {
-  if (args === undefined || args === '') return {};
-  if (typeof args !== 'string') throw invalidRequest(path, 'must be a JSON string');
-  let v: unknown;
-  try {
-    v = JSON.parse(args);
-  } catch {
-    throw invalidRequest(path, 'is not valid JSON');
-  }
-  if (!isRecord(v)) throw invalidRequest(path, 'must encode a JSON object');
-  return v;
-}
 
 /** Chat Completions request → GenerateContentRequest (the model goes in the URL path). */
 export function chatRequestToGemini(req: Json): Json {
@@ -110,7 +88,7 @@ export function chatRequestToGemini(req: Json): Json {
     switch (m['role']) {
       case 'system':
       case 'developer':
-        system.push(textOf(m['content'], `${path}.content`));
+        system.push(textOfParts(m['content'], `${path}.content`));
         break;
       case 'user':
         push('user', userParts(m['content'], `${path}.content`));
@@ -119,7 +97,7 @@ export function chatRequestToGemini(req: Json): Json {
         const parts: Json[] = [];
         const c = opt(m, 'content');
         if (c !== undefined) {
-          const t = textOf(c, `${path}.content`);
+          const t = textOfParts(c, `${path}.content`);
           if (t !== '') parts.push({ text: t });
         }
         const calls = opt(m, 'tool_calls');
@@ -129,7 +107,7 @@ export function chatRequestToGemini(req: Json): Json {
             const fn = isRecord(tc) ? tc['function'] : undefined;
             if (!isRecord(tc) || !isRecord(fn) || typeof fn['name'] !== 'string') throw invalidRequest(`${path}.tool_calls[${j}]`, 'must have function.name');
             if (typeof tc['id'] === 'string') callNames.set(tc['id'], fn['name']);
-            parts.push({ functionCall: { name: fn['name'], args: parseArguments(fn['arguments'], `${path}.tool_calls[${j}].function.arguments`) } });
+            parts.push({ functionCall: { name: fn['name'], args: parseToolArguments(fn['arguments'], `${path}.tool_calls[${j}].function.arguments`) } });
           });
         }
         push('model', parts);
@@ -139,7 +117,7 @@ export function chatRequestToGemini(req: Json): Json {
         const id = m['tool_call_id'];
         const name = typeof id === 'string' ? callNames.get(id) : undefined;
         if (name === undefined) throw invalidRequest(`${path}.tool_call_id`, 'names no tool call of an earlier assistant message');
-        const text = textOf(m['content'], `${path}.content`);
+        const text = textOfParts(m['content'], `${path}.content`);
         let response: unknown;
         try {
           response = JSON.parse(text);
