@@ -214,6 +214,8 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
     }
   }
   const bearer = b.spec.azure?.auth === 'bearer';
+  const e = b.spec.azure?.auth === 'entra' ? b.spec.azure.entra : undefined;
+  const entra = e === undefined ? undefined : { tenantId: e.tenantId, clientId: e.clientId, authorityHost: (e.authorityHost ?? 'https://login.microsoftonline.com').replace(/\/+$/u, ''), federatedTokenFile: e.federatedTokenFile ?? '' };
   const prices: Record<string, ModelPrice> = {};
   const models: string[] = [];
   const aliases: Record<string, string> = {};
@@ -233,11 +235,11 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
     provider: spec.id,
     schema: spec.schema,
     baseUrl: (b.spec.endpoint ?? vertexHost(spec.baseUrl, b.spec.vertex?.location)?.replace('{region}', b.spec.bedrock?.region ?? '') ?? '').replace(/\/+$/, '').replace(/\/v1$/, ''),
-    authHeader: key === undefined ? '' : bearer ? 'authorization' : spec.authHeader,
-    authValue: key === undefined ? '' : bearer ? `Bearer ${key}` : spec.authPrefix + key,
-
-    // Credentials the sidecar signs with rather than sends: a GCP service-account key, AWS keys (region after the slash).
-    authType: key === undefined ? '' : spec.id === 'vertex-ai' ? 'gcp-service-account' : spec.id === 'bedrock' ? `aws-sigv4/${b.spec.bedrock?.region ?? ''}` : '',
+    authHeader: entra !== undefined ? 'authorization' : key === undefined ? '' : bearer ? 'authorization' : spec.authHeader,
+    authValue: entra !== undefined ? JSON.stringify({ ...entra, clientSecret: key ?? '' }) : key === undefined ? '' : bearer ? `Bearer ${key}` : spec.authPrefix + key,
+    // Credentials the sidecar signs or exchanges rather than sends: a GCP service-account key, AWS keys
+    // (region after the slash), an Entra ID app registration (authValue: its JSON).
+    authType: entra !== undefined ? 'azure-entra' : key === undefined ? '' : spec.id === 'vertex-ai' ? 'gcp-service-account' : spec.id === 'bedrock' ? `aws-sigv4/${b.spec.bedrock?.region ?? ''}` : '',
     headers: { ...spec.headers },
     // `{apiVersion}` (Azure), `{project}` and `{location}` (Vertex) are the backend's; `{model}` is filled per request.
     paths: Object.fromEntries(

@@ -51,7 +51,17 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
       azure: obj(
         {
           apiVersion: str({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$', description: 'api-version query parameter (default 2024-10-21)' }),
-          auth: oneOf(['api-key', 'bearer'], 'api-key header (default) or an Entra ID token as Authorization: Bearer'),
+          auth: oneOf(['api-key', 'bearer', 'entra'], 'api-key header (default); bearer: a token from the Secret as Authorization: Bearer; entra: tokens the sidecar obtains from Entra ID (client secret from the Secret, or a federated token file)'),
+          entra: obj(
+            {
+              tenantId: str({ pattern: '^[A-Za-z0-9.-]{1,100}$', description: 'Entra ID tenant (directory) id' }),
+              clientId: str({ pattern: '^[A-Za-z0-9-]{1,100}$', description: 'application (client) id' }),
+              authorityHost: str({ pattern: '^https?://', maxLength: 2048, description: 'default https://login.microsoftonline.com' }),
+              federatedTokenFile: str({ maxLength: 4096, description: 'workload identity: file with the federated token (AZURE_FEDERATED_TOKEN_FILE on AKS), used when the backend has no auth Secret' }),
+            },
+            ['tenantId', 'clientId'],
+            'auth: entra — the app registration the sidecar gets tokens for',
+          ),
         },
         [],
         'Azure OpenAI options (provider azure-openai)',

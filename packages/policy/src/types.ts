@@ -75,7 +75,7 @@ export interface LLMBackendSpec {
   models?: BackendModel[];
   timeouts?: BackendTimeouts;
   /** Azure OpenAI: the api-version, and how the credential is sent (`api-key` header or Entra `bearer`). */
-  azure?: { apiVersion?: string; auth?: 'api-key' | 'bearer' };
+  azure?: { apiVersion?: string; auth?: 'api-key' | 'bearer' | 'entra'; entra?: { tenantId: string; clientId: string; authorityHost?: string; federatedTokenFile?: string } };
   /** Vertex AI: the Google Cloud project and location (`us-central1`, `global`, …). The auth Secret holds a service-account key (JSON). */
   vertex?: { project: string; location: string };
   /** Bedrock: the AWS region. The auth Secret holds JSON `{accessKeyId, secretAccessKey, sessionToken?}`. */

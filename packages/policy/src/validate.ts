@@ -96,6 +96,10 @@ export function validateObject(input: unknown, where: string): { object?: AnyPol
   if (validate(input)) {
     // A provider without a public endpoint (a self-hosted or per-tenant server) needs one.
     const spec = input['spec'] as { provider?: string; endpoint?: string; vertex?: unknown };
+    const azure = (spec as { azure?: { auth?: string; entra?: unknown } }).azure;
+    if (kind === 'LLMBackend' && azure?.auth === 'entra' && azure.entra === undefined) {
+      return { issues: [{ object, path: 'spec.azure.entra', message: 'is required with auth: entra (tenantId and clientId)', code: 'SLUICE_ERR_POLICY_SCHEMA' }] };
+    }
     if (kind === 'LLMBackend' && spec.provider === 'bedrock' && (spec as { bedrock?: unknown }).bedrock === undefined) {
       return { issues: [{ object, path: 'spec.bedrock', message: 'is required for provider bedrock (region)', code: 'SLUICE_ERR_POLICY_SCHEMA' }] };
     }

@@ -1,4 +1,5 @@
-import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { readFile } from 'node:fs/promises';
+import { Pool, request as undiciRequest, errors as undiciErrors, type Dispatcher } from 'undici';
 import { SluiceError } from '@sluice/core';
 import type { SnapshotBackend } from '@sluice/policy';
 /** The AWS libraries (SigV4, event-stream) are loaded by the first Bedrock request, not at start. */
@@ -18,6 +19,40 @@ export class UpstreamPools {
   readonly #pools = new Map<string, Pool>();
   /** Service-account signers (Vertex AI) by key; google-auth-library is loaded only when one is needed. */
   readonly #signers = new Map<string, Promise<{ getRequestHeaders(url?: string): Promise<Headers> }>>();
+
+  readonly #entra = new Map<string, { token: string; expiresAtMs: number; pending: Promise<string> | undefined }>();
+
+  /**
+   * The `authorization` value of an Azure backend with `auth: entra`: an access token for Azure
+   * OpenAI (scope `https://cognitiveservices.azure.com/.default`) from the Entra ID token endpoint,
+   * by client credentials (the client secret from the Secret) or workload identity (a federated
+   * token read from its file at each exchange, as AKS rotates it). Cached until 5 minutes before it
+   * expires; one exchange at a time per registration.
+   */
+  async entraToken(backend: SnapshotBackend): Promise<string> {
+    const now = Date.now();
+    let slot = this.#entra.get(backend.authValue);
+    if (slot !== undefined && slot.token !== '' && slot.expiresAtMs - 300_000 > now) return slot.token;
+    if (slot?.pending !== undefined) return slot.pending;
+    if (slot === undefined) {
+      slot = { token: '', expiresAtMs: 0, pending: undefined };
+      this.#entra.set(backend.authValue, slot);
+    }
+    const s = slot;
+    s.pending = fetchEntraToken(backend).then(
+      ({ token, expiresInS }) => {
+        s.token = `Bearer ${token}`;
+        s.expiresAtMs = Date.now() + expiresInS * 1000;
+        s.pending = undefined;
+        return s.token;
+      },
+      (e: unknown) => {
+        s.pending = undefined;
+        throw e;
+      },
+    );
+    return s.pending;
+  }
 
   /**
    * The `authorization` value of a service-account backend: a self-signed JWT with the cloud-platform
@@ -95,6 +130,50 @@ export class UpstreamPools {
   }
 }
 
+/** One Entra ID token exchange (OAuth 2 client credentials, with a secret or a federated assertion). */
+async function fetchEntraToken(backend: SnapshotBackend): Promise<{ token: string; expiresInS: number }> {
+  let cfg: { tenantId?: string; clientId?: string; clientSecret?: string; authorityHost?: string; federatedTokenFile?: string };
+  try {
+    cfg = JSON.parse(backend.authValue) as typeof cfg;
+  } catch {
+    throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `The Entra ID settings of backend ${backend.id} are not JSON`);
+  }
+  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: cfg.clientId ?? '', scope: 'https://cognitiveservices.azure.com/.default' });
+  if (cfg.clientSecret !== undefined && cfg.clientSecret !== '') form.set('client_secret', cfg.clientSecret);
+  else if (cfg.federatedTokenFile !== undefined && cfg.federatedTokenFile !== '') {
+    let assertion: string;
+    try {
+      assertion = (await readFile(cfg.federatedTokenFile, 'utf8')).trim();
+    } catch (e) {
+      throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `Backend ${backend.id}: cannot read the federated token file: ${(e as Error).message}`);
+    }
+    form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+    form.set('client_assertion', assertion);
+  } else throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `Backend ${backend.id} has neither a client secret nor a federated token file for Entra ID`);
+  const url = `${cfg.authorityHost ?? 'https://login.microsoftonline.com'}/${encodeURIComponent(cfg.tenantId ?? '')}/oauth2/v2.0/token`;
+  let status: number;
+  let text: string;
+  try {
+    const r = await undiciRequest(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(), headersTimeout: 30_000, bodyTimeout: 30_000 });
+    status = r.statusCode;
+    text = await r.body.text();
+  } catch (e) {
+    throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `Backend ${backend.id}: the Entra ID token endpoint cannot be reached: ${(e as Error).message}`);
+  }
+  let j: { access_token?: unknown; expires_in?: unknown; error_description?: unknown; error?: unknown } = {};
+  try {
+    j = JSON.parse(text) as typeof j;
+  } catch {
+    // described below
+  }
+  if (status !== 200 || typeof j.access_token !== 'string') {
+    const why = typeof j.error_description === 'string' ? j.error_description.split('\n')[0] : typeof j.error === 'string' ? j.error : `HTTP ${status}`;
+    throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `Backend ${backend.id}: Entra ID refused the token request: ${why}`);
+  }
+  const expires = Number(j.expires_in);
+  return { token: j.access_token, expiresInS: Number.isFinite(expires) && expires > 0 ? expires : 3600 };
+}
+
 /** SigV4 headers of a Bedrock request (region after `aws-sigv4/` in the backend's auth type). */
 async function awsHeaders(backend: SnapshotBackend, method: string, path: string, headers: Record<string, string>, body: string): Promise<Record<string, string>> {
   const url = new URL(path, backend.baseUrl);
@@ -124,7 +203,8 @@ export interface UpstreamRequest {
 export async function sendUpstream(pools: UpstreamPools, r: UpstreamRequest): Promise<Dispatcher.ResponseData> {
   const { pool, pathPrefix } = pools.pool(r.backend);
   const headers: Record<string, string> = { ...r.backend.headers, ...r.extraHeaders, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-  if (r.backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(r.backend);
+  if (r.backend.authType === 'azure-entra') headers['authorization'] = await pools.entraToken(r.backend);
+  else if (r.backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(r.backend);
   else if (r.backend.authType.startsWith('aws-sigv4/')) Object.assign(headers, await awsHeaders(r.backend, 'POST', pathPrefix + r.path, headers, r.body));
   else if (r.backend.authHeader !== '') headers[r.backend.authHeader] = r.backend.authValue;
   try {
@@ -254,7 +334,8 @@ export async function callUpstream(pools: UpstreamPools, backend: SnapshotBacken
   const { pool, pathPrefix } = pools.pool(backend);
   const headers: Record<string, string> = { ...backend.headers, accept: 'application/json' };
   if (c.body !== undefined) headers['content-type'] = c.contentType ?? 'application/json';
-  if (backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(backend);
+  if (backend.authType === 'azure-entra') headers['authorization'] = await pools.entraToken(backend);
+  else if (backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(backend);
   else if (backend.authType.startsWith('aws-sigv4/')) Object.assign(headers, await awsHeaders(backend, c.method, pathPrefix + c.path, headers, c.body ?? ''));
   else if (backend.authHeader !== '') headers[backend.authHeader] = backend.authValue;
   let res: Dispatcher.ResponseData;

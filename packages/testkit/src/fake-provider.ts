@@ -71,6 +71,10 @@ export interface FakeProvider {
   forModel(model: string, script: FakeScript): void;
   /** One-shot scripts consumed in order by the next generation requests (take precedence). */
   enqueue(...scripts: FakeScript[]): void;
+  /** An Entra ID app registration the fake token endpoint knows; with it, Azure bearer tokens must be ones it issued. */
+  setEntra(app: { tenantId: string; clientId: string; clientSecret?: string; federatedToken?: string } | undefined): void;
+  /** Tokens issued by the fake Entra ID endpoint so far. */
+  readonly entraIssued: number;
   /** AWS credentials (and region) whose SigV4 signature Bedrock requests must carry; undefined = Bedrock refuses every request. */
   setAwsCredentials(creds: FakeAwsCredentials | undefined, region?: string): void;
   /** Public key (PEM) whose signature Vertex AI bearer tokens must carry; undefined = any well-formed token. */
@@ -901,6 +905,29 @@ class FakeProviderServer implements FakeProvider {
     }
     let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
     // Google Gemini API: /v1beta/models/<model>:generateContent | :streamGenerateContent?alt=sse.
+    // Entra ID token endpoint (client credentials, with a secret or a federated assertion).
+    const entraToken = /^\/([^/]+)\/oauth2\/v2\.0\/token$/u.exec(path);
+    if (entraToken !== null && method === 'POST') {
+      const form = new URLSearchParams(body);
+      const e = this.entra;
+      const ok =
+        e !== undefined &&
+        decodeURIComponent(entraToken[1] as string) === e.tenantId &&
+        form.get('grant_type') === 'client_credentials' &&
+        form.get('client_id') === e.clientId &&
+        form.get('scope') === 'https://cognitiveservices.azure.com/.default' &&
+        ((e.clientSecret !== undefined && form.get('client_secret') === e.clientSecret) ||
+          (e.federatedToken !== undefined && form.get('client_assertion') === e.federatedToken && form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'));
+      if (!ok) {
+        sendBody(res, 401, JSON_CONTENT_TYPE, JSON.stringify({ error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.\r\nTrace ID: fake' }));
+        return;
+      }
+      const token = `entra-${randomBytes(12).toString('hex')}`;
+      this.entraTokens.add(token);
+      this.entraIssued++;
+      sendBody(res, 200, JSON_CONTENT_TYPE, JSON.stringify({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token }));
+      return;
+    }
     // OpenAI Responses API: the Response object, or its event stream (built from the chat reply the
     // same script gives, through the gateway's own Chat→Responses converter).
     if (path === '/v1/responses' && method === 'POST') {
@@ -966,7 +993,12 @@ class FakeProviderServer implements FakeProvider {
         sendBody(res, 404, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: '404', message: 'Resource not found' } }));
         return;
       }
-      if (req.headers['api-key'] === undefined && !/^Bearer ./u.test(String(req.headers['authorization'] ?? ''))) {
+      const bearer = /^Bearer (.+)$/u.exec(String(req.headers['authorization'] ?? ''))?.[1];
+      if (this.entra !== undefined && bearer !== undefined && !this.entraTokens.has(bearer)) {
+        sendBody(res, 401, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: '401', message: 'Access denied due to invalid token.' } }));
+        return;
+      }
+      if (req.headers['api-key'] === undefined && bearer === undefined) {
         sendBody(res, 401, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: '401', message: 'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.' } }));
         return;
       }
@@ -1093,6 +1125,15 @@ class FakeProviderServer implements FakeProvider {
     out += tr.end();
     res.writeHead(200, SSE_HEADERS);
     res.end(out);
+  }
+
+  private entra: { tenantId: string; clientId: string; clientSecret?: string; federatedToken?: string } | undefined;
+  private readonly entraTokens = new Set<string>();
+  /** Tokens the fake Entra ID endpoint issued. */
+  entraIssued = 0;
+
+  setEntra(app: { tenantId: string; clientId: string; clientSecret?: string; federatedToken?: string } | undefined): void {
+    this.entra = app;
   }
 
   private gcpPublicKey: string | undefined;
