@@ -214,6 +214,9 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
     }
   }
   const bearer = b.spec.azure?.auth === 'bearer';
+  const br = b.spec.bedrock;
+  // IRSA: no Secret, a role to assume with the pod's web identity token.
+  const irsa = spec.id === 'bedrock' && key === undefined && br?.roleArn !== undefined ? { webIdentity: { roleArn: br.roleArn, tokenFile: br.webIdentityTokenFile ?? '/var/run/secrets/eks.amazonaws.com/serviceaccount/token', stsEndpoint: br.stsEndpoint ?? `https://sts.${br.region}.amazonaws.com` } } : undefined;
   const e = b.spec.azure?.auth === 'entra' ? b.spec.azure.entra : undefined;
   const entra = e === undefined ? undefined : { tenantId: e.tenantId, clientId: e.clientId, authorityHost: (e.authorityHost ?? 'https://login.microsoftonline.com').replace(/\/+$/u, ''), federatedTokenFile: e.federatedTokenFile ?? '' };
   const prices: Record<string, ModelPrice> = {};
@@ -236,10 +239,11 @@ function compileBackend(b: LLMBackend, opts: CompileOptions, issues: PolicyIssue
     schema: spec.schema,
     baseUrl: (b.spec.endpoint ?? vertexHost(spec.baseUrl, b.spec.vertex?.location)?.replace('{region}', b.spec.bedrock?.region ?? '') ?? '').replace(/\/+$/, '').replace(/\/v1$/, ''),
     authHeader: entra !== undefined ? 'authorization' : key === undefined ? '' : bearer ? 'authorization' : spec.authHeader,
-    authValue: entra !== undefined ? JSON.stringify({ ...entra, clientSecret: key ?? '' }) : key === undefined ? '' : bearer ? `Bearer ${key}` : spec.authPrefix + key,
+    authValue: entra !== undefined ? JSON.stringify({ ...entra, clientSecret: key ?? '' }) : irsa !== undefined ? JSON.stringify(irsa) : key === undefined ? '' : bearer ? `Bearer ${key}` : spec.authPrefix + key,
     // Credentials the sidecar signs or exchanges rather than sends: a GCP service-account key, AWS keys
     // (region after the slash), an Entra ID app registration (authValue: its JSON).
-    authType: entra !== undefined ? 'azure-entra' : key === undefined ? '' : spec.id === 'vertex-ai' ? 'gcp-service-account' : spec.id === 'bedrock' ? `aws-sigv4/${b.spec.bedrock?.region ?? ''}` : '',
+    // Vertex AI without a Secret: Google application default credentials (GKE workload identity, the metadata server).
+    authType: entra !== undefined ? 'azure-entra' : irsa !== undefined ? `aws-sigv4/${br?.region ?? ''}` : key === undefined ? (spec.id === 'vertex-ai' ? 'gcp-adc' : '') : spec.id === 'vertex-ai' ? 'gcp-service-account' : spec.id === 'bedrock' ? `aws-sigv4/${b.spec.bedrock?.region ?? ''}` : '',
     headers: { ...spec.headers },
     // `{apiVersion}` (Azure), `{project}` and `{location}` (Vertex) are the backend's; `{model}` is filled per request.
     paths: Object.fromEntries(

@@ -74,7 +74,16 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
         ['project', 'location'],
         'Vertex AI options (provider vertex-ai); the auth Secret holds a service-account key (JSON)',
       ),
-      bedrock: obj({ region: str({ pattern: '^[a-z]{2}(-gov)?-[a-z]+-[0-9]$', description: 'AWS region, e.g. us-east-1' }) }, ['region'], 'Bedrock options (provider bedrock); the auth Secret holds JSON {accessKeyId, secretAccessKey, sessionToken?}'),
+      bedrock: obj(
+        {
+          region: str({ pattern: '^[a-z]{2}(-gov)?-[a-z]+-[0-9]$', description: 'AWS region, e.g. us-east-1' }),
+          roleArn: str({ pattern: '^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$', description: 'IAM role for service accounts (IRSA): assumed with the web identity token when the backend has no auth Secret' }),
+          webIdentityTokenFile: str({ maxLength: 4096, description: 'default /var/run/secrets/eks.amazonaws.com/serviceaccount/token' }),
+          stsEndpoint: str({ pattern: '^https?://', maxLength: 2048, description: 'STS endpoint (default the regional one)' }),
+        },
+        ['region'],
+        'Bedrock options (provider bedrock); the auth Secret holds JSON {accessKeyId, secretAccessKey, sessionToken?}, or roleArn names a role to assume (IRSA)',
+      ),
       endpoint: str({ pattern: '^https?://', maxLength: 2048, description: 'base URL; default: the provider public endpoint' }),
       auth: obj(
         {

@@ -79,7 +79,7 @@ export interface LLMBackendSpec {
   /** Vertex AI: the Google Cloud project and location (`us-central1`, `global`, …). The auth Secret holds a service-account key (JSON). */
   vertex?: { project: string; location: string };
   /** Bedrock: the AWS region. The auth Secret holds JSON `{accessKeyId, secretAccessKey, sessionToken?}`. */
-  bedrock?: { region: string };
+  bedrock?: { region: string; roleArn?: string; webIdentityTokenFile?: string; stsEndpoint?: string };
 }
 
 export interface RouteBackendRef {

@@ -2,6 +2,7 @@ import { Sha256 } from '@aws-crypto/sha256-js';
 import { EventStreamCodec } from '@smithy/core/event-streams';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
+import { fromTokenFile } from '@aws-sdk/credential-provider-web-identity';
 import { SluiceError } from '@sluice/core';
 import type { SseEvent, SseParser } from '@sluice/providers';
 
@@ -14,6 +15,29 @@ export interface AwsCredentials {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly sessionToken?: string;
+}
+
+/** Credentials from assuming an IAM role with the pod's web identity token (IRSA), cached until 5 minutes before they expire. */
+function webIdentityCredentials(w: { roleArn: string; tokenFile: string; stsEndpoint: string }, region: string, backendId: string): () => Promise<AwsCredentials> {
+  let cached: { creds: AwsCredentials; expiresAtMs: number } | undefined;
+  let pending: Promise<AwsCredentials> | undefined;
+  const provider = fromTokenFile({ webIdentityTokenFile: w.tokenFile, roleArn: w.roleArn, roleSessionName: `sluice-${backendId.replace(/[^\w+=,.@-]/gu, '-')}`.slice(0, 64), clientConfig: { endpoint: w.stsEndpoint, region } });
+  return async () => {
+    if (cached !== undefined && cached.expiresAtMs - 300_000 > Date.now()) return cached.creds;
+    pending ??= provider()
+      .then((c) => {
+        const creds = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, ...(c.sessionToken === undefined ? {} : { sessionToken: c.sessionToken }) };
+        cached = { creds, expiresAtMs: c.expiration?.getTime() ?? Date.now() + 3_600_000 };
+        return creds;
+      })
+      .catch((e: unknown) => {
+        throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `Backend ${backendId}: assuming ${w.roleArn} with the web identity token failed: ${(e as Error).message}`);
+      })
+      .finally(() => {
+        pending = undefined;
+      });
+    return pending;
+  };
 }
 
 /** The credentials in a Bedrock backend's Secret: JSON `{accessKeyId, secretAccessKey, sessionToken?}`. */
@@ -36,7 +60,14 @@ export async function signAws(input: { secret: string; backendId: string; region
   const cacheKey = `${input.region}\u0000${input.service}\u0000${input.secret}`;
   let signer = signers.get(cacheKey);
   if (signer === undefined) {
-    signer = new SignatureV4({ credentials: parseAwsCredentials(input.secret, input.backendId), region: input.region, service: input.service, sha256: Sha256 });
+    let web: { webIdentity?: { roleArn: string; tokenFile: string; stsEndpoint: string } } = {};
+    try {
+      web = JSON.parse(input.secret) as typeof web;
+    } catch {
+      // parseAwsCredentials reports it
+    }
+    const credentials = web.webIdentity !== undefined ? webIdentityCredentials(web.webIdentity, input.region, input.backendId) : parseAwsCredentials(input.secret, input.backendId);
+    signer = new SignatureV4({ credentials, region: input.region, service: input.service, sha256: Sha256 });
     if (signers.size > 256) signers.clear();
     signers.set(cacheKey, signer);
   }

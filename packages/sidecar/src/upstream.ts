@@ -20,6 +20,25 @@ export class UpstreamPools {
   /** Service-account signers (Vertex AI) by key; google-auth-library is loaded only when one is needed. */
   readonly #signers = new Map<string, Promise<{ getRequestHeaders(url?: string): Promise<Headers> }>>();
 
+  #adc: Promise<{ getRequestHeaders(url?: string): Promise<Headers> }> | undefined;
+
+  /**
+   * Google application default credentials (Vertex AI backends without a key): GKE workload identity
+   * through the metadata server, or GOOGLE_APPLICATION_CREDENTIALS; google-auth-library caches and
+   * renews the token.
+   */
+  async adcToken(backend: SnapshotBackend): Promise<string> {
+    this.#adc ??= import('google-auth-library').then(({ GoogleAuth }) => new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] }).getClient());
+    try {
+      const value = (await (await this.#adc).getRequestHeaders()).get('authorization');
+      if (value === null) throw new Error('no authorization header');
+      return value;
+    } catch (e) {
+      this.#adc = undefined;
+      throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', `Backend ${backend.id}: no Google credentials (workload identity / application default credentials): ${(e as Error).message}`);
+    }
+  }
+
   readonly #entra = new Map<string, { token: string; expiresAtMs: number; pending: Promise<string> | undefined }>();
 
   /**
@@ -204,6 +223,7 @@ export async function sendUpstream(pools: UpstreamPools, r: UpstreamRequest): Pr
   const { pool, pathPrefix } = pools.pool(r.backend);
   const headers: Record<string, string> = { ...r.backend.headers, ...r.extraHeaders, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   if (r.backend.authType === 'azure-entra') headers['authorization'] = await pools.entraToken(r.backend);
+  else if (r.backend.authType === 'gcp-adc') headers['authorization'] = await pools.adcToken(r.backend);
   else if (r.backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(r.backend);
   else if (r.backend.authType.startsWith('aws-sigv4/')) Object.assign(headers, await awsHeaders(r.backend, 'POST', pathPrefix + r.path, headers, r.body));
   else if (r.backend.authHeader !== '') headers[r.backend.authHeader] = r.backend.authValue;
@@ -335,6 +355,7 @@ export async function callUpstream(pools: UpstreamPools, backend: SnapshotBacken
   const headers: Record<string, string> = { ...backend.headers, accept: 'application/json' };
   if (c.body !== undefined) headers['content-type'] = c.contentType ?? 'application/json';
   if (backend.authType === 'azure-entra') headers['authorization'] = await pools.entraToken(backend);
+  else if (backend.authType === 'gcp-adc') headers['authorization'] = await pools.adcToken(backend);
   else if (backend.authType === 'gcp-service-account') headers['authorization'] = await pools.serviceAccountToken(backend);
   else if (backend.authType.startsWith('aws-sigv4/')) Object.assign(headers, await awsHeaders(backend, c.method, pathPrefix + c.path, headers, c.body ?? ''));
   else if (backend.authHeader !== '') headers[backend.authHeader] = backend.authValue;

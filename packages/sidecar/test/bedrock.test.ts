@@ -10,9 +10,15 @@ import Anthropic from '@anthropic-ai/sdk';
 import { compile, type AnyPolicyObject } from '@sluice/policy';
 import { bundledPrice, costMicros } from '@sluice/providers';
 import { captureLogger, startFakeProvider, type FakeProvider } from '@sluice/testkit';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadSidecarConfig, startSidecar, type Sidecar } from '../src/index.js';
 
 const CREDS = { accessKeyId: 'AKIAEXAMPLEKEY123456', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' };
+const TEMP = { accessKeyId: 'ASIATEMPORARYKEY1234', secretAccessKey: 'temporarySecretKeyFromSts/abcdefghijk', sessionToken: 'FwoGZXIvYXdzEJr//////////wEaDFakeSessionToken' };
+const ROLE = 'arn:aws:iam::123456789012:role/sluice-bedrock';
+const tokenFile = join(mkdtempSync(join(tmpdir(), 'sluice-irsa-')), 'token');
 const MODEL = 'us.anthropic.claude-haiku-4-5-20251001-v1:0';
 
 let fake: FakeProvider;
@@ -21,8 +27,11 @@ let logs: Array<Record<string, unknown>>;
 before(async () => {
   fake = await startFakeProvider();
   fake.setAwsCredentials(CREDS, 'us-east-1');
+  writeFileSync(tokenFile, 'eyJhbGciOiJSUzI1NiJ9.irsa-token.sig');
+  fake.setSts({ roleArn: ROLE, webIdentityToken: 'eyJhbGciOiJSUzI1NiJ9.irsa-token.sig', issue: TEMP });
   const objects = [
     { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMBackend', metadata: { name: 'bedrock' }, spec: { provider: 'bedrock', endpoint: fake.url, bedrock: { region: 'us-east-1' }, auth: { env: 'AWS_KEYS' } } },
+    { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMBackend', metadata: { name: 'bedrock-irsa' }, spec: { provider: 'bedrock', endpoint: fake.url, bedrock: { region: 'us-east-1', roleArn: ROLE, webIdentityTokenFile: tokenFile, stsEndpoint: fake.url } } },
     { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMBackend', metadata: { name: 'bedrock-wrong' }, spec: { provider: 'bedrock', endpoint: fake.url, bedrock: { region: 'us-east-1' }, auth: { env: 'WRONG_KEYS' } } },
     {
       apiVersion: 'sluice.dev/v1alpha1',
@@ -31,6 +40,7 @@ before(async () => {
       spec: {
         rules: [
           { match: { models: ['claude-on-aws'] }, backends: [{ name: 'bedrock', modelOverride: MODEL }], retry: { attempts: 1 } },
+          { match: { models: ['claude-irsa'] }, backends: [{ name: 'bedrock-irsa', modelOverride: MODEL }], retry: { attempts: 1 } },
           { match: { models: ['wrong-key'] }, backends: [{ name: 'bedrock-wrong', modelOverride: MODEL }], retry: { attempts: 1 } },
         ],
       },
@@ -104,4 +114,21 @@ test('an exception frame mid-stream ends the stream with an error event; a wrong
   assert.equal(w.status, 502);
   assert.equal(w.headers.get('x-sluice-error-code'), 'SLUICE_ERR_UPSTREAM_AUTH');
   assert.match(((await w.json()) as { error: { message: string } }).error.message, /signature/u);
+});
+
+test('IRSA: no Secret, the role is assumed with the web identity token; the temporary keys sign, cached', async () => {
+  fake.setAwsCredentials(TEMP, 'us-east-1');
+  try {
+    const calls = fake.stsCalls;
+    for (let i = 0; i < 3; i++) {
+      const r = await fetch(`${sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-irsa', messages: [{ role: 'user', content: 'hi' }] }) });
+      assert.equal(r.status, 200, await r.clone().text());
+    }
+    assert.equal(fake.stsCalls - calls, 1, 'one AssumeRoleWithWebIdentity for three requests');
+    const sent = fake.requests.at(-1);
+    assert.match(String(sent?.headers['authorization']), /Credential=ASIATEMPORARYKEY1234\//u);
+    assert.equal(sent?.headers['x-amz-security-token'], TEMP.sessionToken);
+  } finally {
+    fake.setAwsCredentials(CREDS, 'us-east-1');
+  }
 });

@@ -26,9 +26,24 @@ let sidecar: Sidecar;
 before(async () => {
   fake = await startFakeProvider();
   fake.setGcpPublicKey(key.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  // Workload identity: google-auth-library finds the (fake) metadata server through GCE_METADATA_HOST.
+  fake.setGcpMetadataToken('ya29.workload-identity-token');
+  process.env['GCE_METADATA_HOST'] = fake.url.replace(/^http:\/\//u, '');
+  delete process.env['GOOGLE_APPLICATION_CREDENTIALS'];
   const objects = [
     { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMBackend', metadata: { name: 'vertex' }, spec: { provider: 'vertex-ai', endpoint: fake.url, vertex: { project: 'shop-ml', location: 'europe-west4' }, auth: { env: 'VERTEX_SA_KEY' } } },
-    { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMRoute', metadata: { name: 'r' }, spec: { rules: [{ match: { models: ['gemini-*'] }, backends: [{ name: 'vertex' }], retry: { attempts: 1 } }] } },
+    { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMBackend', metadata: { name: 'vertex-wi' }, spec: { provider: 'vertex-ai', endpoint: fake.url, vertex: { project: 'shop-ml', location: 'global' } } },
+    {
+      apiVersion: 'sluice.dev/v1alpha1',
+      kind: 'LLMRoute',
+      metadata: { name: 'r' },
+      spec: {
+        rules: [
+          { match: { models: ['gemini-*'] }, backends: [{ name: 'vertex' }], retry: { attempts: 1 } },
+          { match: { models: ['wi-gemini'] }, backends: [{ name: 'vertex-wi', modelOverride: 'gemini-2.5-flash' }], retry: { attempts: 1 } },
+        ],
+      },
+    },
   ] as unknown as AnyPolicyObject[];
   const { snapshot, issues } = compile(
     objects.map((object, i) => ({ object, where: `t#${i}` })),
@@ -66,4 +81,16 @@ test('a token signed by another key is refused by Vertex: 502 SLUICE_ERR_UPSTREA
   assert.equal(r.status, 502);
   assert.equal(r.headers.get('x-sluice-error-code'), 'SLUICE_ERR_UPSTREAM_AUTH');
   assert.match(((await r.json()) as { error: { message: string } }).error.message, /bad signature/u);
+});
+
+test('no key: workload identity through the metadata server (application default credentials), the token cached', async () => {
+  const calls = fake.gcpMetadataCalls;
+  for (let i = 0; i < 2; i++) {
+    const r = await fetch(`${sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'wi-gemini', messages: [{ role: 'user', content: 'hi' }] }) });
+    assert.equal(r.status, 200, await r.clone().text());
+  }
+  const sent = fake.requests.at(-1);
+  assert.equal(sent?.path, '/v1/projects/shop-ml/locations/global/publishers/google/models/gemini-2.5-flash:generateContent');
+  assert.equal(sent?.headers['authorization'], 'Bearer ya29.workload-identity-token');
+  assert.equal(fake.gcpMetadataCalls - calls, 1, 'one token for both requests');
 });

@@ -71,6 +71,12 @@ export interface FakeProvider {
   forModel(model: string, script: FakeScript): void;
   /** One-shot scripts consumed in order by the next generation requests (take precedence). */
   enqueue(...scripts: FakeScript[]): void;
+  /** The access token the fake GCE/GKE metadata server hands out (workload identity); Vertex accepts it too. */
+  setGcpMetadataToken(token: string | undefined): void;
+  readonly gcpMetadataCalls: number;
+  /** AWS STS: the role, the web identity token it accepts, and the temporary credentials it issues. */
+  setSts(sts: { roleArn: string; webIdentityToken: string; issue: { accessKeyId: string; secretAccessKey: string; sessionToken: string } } | undefined): void;
+  readonly stsCalls: number;
   /** An Entra ID app registration the fake token endpoint knows; with it, Azure bearer tokens must be ones it issued. */
   setEntra(app: { tenantId: string; clientId: string; clientSecret?: string; federatedToken?: string } | undefined): void;
   /** Tokens issued by the fake Entra ID endpoint so far. */
@@ -905,6 +911,48 @@ class FakeProviderServer implements FakeProvider {
     }
     let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
     // Google Gemini API: /v1beta/models/<model>:generateContent | :streamGenerateContent?alt=sse.
+    // GCE / GKE metadata server (workload identity): the service account's access token.
+    if (method === 'GET' && path.startsWith('/computeMetadata/v1/')) {
+      res.setHeader('metadata-flavor', 'Google');
+      if (req.headers['metadata-flavor'] !== 'Google') {
+        sendBody(res, 403, 'text/plain', 'Missing Metadata-Flavor:Google header.');
+        return;
+      }
+      if (path === '/computeMetadata/v1/instance/service-accounts/default/token' && this.gcpMetadataToken !== undefined) {
+        this.gcpMetadataCalls++;
+        sendBody(res, 200, JSON_CONTENT_TYPE, JSON.stringify({ access_token: this.gcpMetadataToken, expires_in: 3599, token_type: 'Bearer' }));
+        return;
+      }
+      if (path === '/computeMetadata/v1/instance' || path === '/computeMetadata/v1/instance/') {
+        sendBody(res, 200, 'text/plain', 'attributes/\nservice-accounts/\n');
+        return;
+      }
+      if (path === '/computeMetadata/v1/project/project-id') {
+        sendBody(res, 200, 'text/plain', 'shop-ml');
+        return;
+      }
+      sendBody(res, 404, 'text/plain', 'Not Found');
+      return;
+    }
+    // AWS STS AssumeRoleWithWebIdentity (IRSA): the query protocol, an XML answer.
+    if (method === 'POST' && path === '/' && body.includes('Action=AssumeRoleWithWebIdentity')) {
+      const form = new URLSearchParams(body);
+      const sts = this.sts;
+      this.stsCalls++;
+      if (sts === undefined || form.get('RoleArn') !== sts.roleArn || form.get('WebIdentityToken') !== sts.webIdentityToken) {
+        sendBody(res, 403, 'text/xml', '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error><RequestId>fake</RequestId></ErrorResponse>');
+        return;
+      }
+      const c = sts.issue;
+      const expiration = new Date(Date.now() + 3_600_000).toISOString();
+      sendBody(
+        res,
+        200,
+        'text/xml',
+        `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult><SubjectFromWebIdentityToken>system:serviceaccount:shop:chat</SubjectFromWebIdentityToken><AssumedRoleUser><Arn>${sts.roleArn}/sluice</Arn><AssumedRoleId>AROAFAKE:sluice</AssumedRoleId></AssumedRoleUser><Credentials><AccessKeyId>${c.accessKeyId}</AccessKeyId><SecretAccessKey>${c.secretAccessKey}</SecretAccessKey><SessionToken>${c.sessionToken}</SessionToken><Expiration>${expiration}</Expiration></Credentials><Provider>oidc.eks.us-east-1.amazonaws.com</Provider><Audience>sts.amazonaws.com</Audience></AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>`,
+      );
+      return;
+    }
     // Entra ID token endpoint (client credentials, with a secret or a federated assertion).
     const entraToken = /^\/([^/]+)\/oauth2\/v2\.0\/token$/u.exec(path);
     if (entraToken !== null && method === 'POST') {
@@ -1127,6 +1175,14 @@ class FakeProviderServer implements FakeProvider {
     res.end(out);
   }
 
+  private sts: { roleArn: string; webIdentityToken: string; issue: { accessKeyId: string; secretAccessKey: string; sessionToken: string } } | undefined;
+  /** AssumeRoleWithWebIdentity calls received. */
+  stsCalls = 0;
+
+  setSts(sts: { roleArn: string; webIdentityToken: string; issue: { accessKeyId: string; secretAccessKey: string; sessionToken: string } } | undefined): void {
+    this.sts = sts;
+  }
+
   private entra: { tenantId: string; clientId: string; clientSecret?: string; federatedToken?: string } | undefined;
   private readonly entraTokens = new Set<string>();
   /** Tokens the fake Entra ID endpoint issued. */
@@ -1205,8 +1261,17 @@ class FakeProviderServer implements FakeProvider {
     this.gcpPublicKey = pem;
   }
 
-  /** Why a Vertex AI bearer token is refused (undefined = accepted): a signed JWT with the cloud-platform scope, not expired. */
+  private gcpMetadataToken: string | undefined;
+  /** Token requests served by the fake metadata server. */
+  gcpMetadataCalls = 0;
+
+  setGcpMetadataToken(token: string | undefined): void {
+    this.gcpMetadataToken = token;
+  }
+
+  /** Why a Vertex AI bearer token is refused (undefined = accepted): the metadata server's token, or a signed JWT with the cloud-platform scope, not expired. */
   private checkGcpToken(header: string): string | undefined {
+    if (this.gcpMetadataToken !== undefined && header === `Bearer ${this.gcpMetadataToken}`) return undefined;
     const m = /^Bearer ([\w-]+)\.([\w-]+)\.([\w-]+)$/u.exec(header);
     if (m === null) return 'no bearer JWT';
     let head: Record<string, unknown>;
