@@ -48,6 +48,14 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 /**
+ * The audit stream (guardrail findings): its own pino destination — a file (appended) or, with
+ * `path` '', stderr — so it can be shipped and retained apart from the request log.
+ */
+export function createAuditLogger(path: string): Logger {
+  return pino({ level: 'info', base: { name: 'sluice-audit' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: path === '' ? 2 : path, sync: false, mkdir: true }));
+}
+
+/**
  * A fast path for the one line per request: the object is a plain, flat record that carries no
  * secrets (it skips redaction), serialised with one `JSON.stringify` and written to the logger's own
  * destination in pino's line format (`level`, `time`, the logger's bindings, the fields, `msg`), so

@@ -51,6 +51,8 @@ export interface SidecarConfig {
   readonly cacheRedisTimeoutMs: number;
   /** Bytes of semantic-cache vectors held in memory. */
   readonly semanticMaxBytes: number;
+  /** Guardrail audit log file ('' = stderr). */
+  readonly auditLog: string;
 }
 
 interface Var {
@@ -88,6 +90,7 @@ export const SIDECAR_ENV: Readonly<Record<keyof SidecarConfig, Var>> = {
   cacheMaxEntryBytes: { env: 'SLUICE_SIDECAR_CACHE_MAX_ENTRY_BYTES', def: String(1024 * 1024), doc: 'response cache: larger answers are not cached' },
   cacheRedisTimeoutMs: { env: 'SLUICE_SIDECAR_CACHE_REDIS_TIMEOUT_MS', def: '100', doc: 'response cache: a Redis lookup slower than this counts as a miss' },
   semanticMaxBytes: { env: 'SLUICE_SIDECAR_SEMANTIC_MAX_BYTES', def: String(64 * 1024 * 1024), doc: 'semantic cache: bytes of embedding vectors held in memory (LRU)' },
+  auditLog: { env: 'SLUICE_SIDECAR_AUDIT_LOG', def: '', doc: 'guardrail audit log: a file the findings are appended to (JSON lines); empty = stderr' },
 };
 
 function intVar(v: Var, env: NodeJS.ProcessEnv, min: number, max: number): number {
@@ -129,6 +132,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env, override
     cacheMaxEntryBytes: intVar(e.cacheMaxEntryBytes, env, 1024, 1024 * 1024 * 1024),
     cacheRedisTimeoutMs: intVar(e.cacheRedisTimeoutMs, env, 1, 60_000),
     semanticMaxBytes: intVar(e.semanticMaxBytes, env, 0, 64 * 1024 * 1024 * 1024),
+    auditLog: env[e.auditLog.env] ?? e.auditLog.def,
     ...overrides,
   };
 }

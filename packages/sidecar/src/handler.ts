@@ -63,6 +63,7 @@ import { loadedAws, readUpstreamBody, sendUpstream, transportError, upstreamStat
 import { batchApiOf, type Batcher } from './batch/batcher.js';
 import { cacheScope, cacheUse, exactKey, type CachedAnswer, type CacheHit, type ResponseCache } from './cache/index.js';
 import { semanticQuery, semanticScope, type SemanticCache } from './cache/semantic.js';
+import { applyGuardrails, Placeholders, type GuardFinding } from './guard/index.js';
 import type { BatchResults, ResponseSink } from './batch/results.js';
 
 export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages' | 'openai-responses';
@@ -131,6 +132,8 @@ export interface RequestRecord {
   cacheSimilarity: number | undefined;
   /** A hit's cost avoided: what the cached answer cost when it was produced (micro-USD). */
   cacheSavedMicros: number | undefined;
+  /** Guardrail findings: `guardrail:direction:action:detector×count`, comma-separated. */
+  guardrails: string | undefined;
   /** Batch routing: the provider's batch id (`fallback` when the batch failed and the request was served in real time). */
   batch: string | undefined;
   /** The id to poll (`GET /v1/sluice/batch/<id>`) when the caller was answered 202 before the batch finished. */
@@ -172,6 +175,8 @@ export interface HandlerDeps {
   readonly semantic: SemanticCache;
   /** OpenTelemetry traces (OTLP) when configured. */
   readonly tracing: Tracing | undefined;
+  /** Guardrail findings (their own stream; never the matched text). */
+  readonly audit: Logger;
   /** Where finished requests are counted for usage accounting (StreamUsage), once connected. */
   readonly usage: () => UsageSink | undefined;
   readonly pools: UpstreamPools;
@@ -535,6 +540,32 @@ function sluiceHeaders(rec: RequestRecord, admission: Admission | undefined): Re
   };
 }
 
+/**
+ * Runs the guardrails of one direction over `body` (in place): findings go to the audit log, the
+ * metrics and the request's log line; a block throws. Returns whether the body was redacted.
+ */
+function guard(deps: HandlerDeps, rec: RequestRecord, guards: Runtime['guardrails'], routeId: string, direction: 'input' | 'output', body: Json, names: Placeholders): boolean {
+  let findings: GuardFinding[] = [];
+  try {
+    const r = applyGuardrails(guards, routeId, direction, body, names);
+    findings = r.findings;
+    return r.changed;
+  } catch (e) {
+    findings = (e as { guardFindings?: GuardFinding[] }).guardFindings ?? [];
+    throw e;
+  } finally {
+    if (findings.length > 0) {
+      const summary = findings.map((f) => `${f.guardrail}:${f.direction}:${f.action}:${f.detector}x${f.count}`).join(',');
+      rec.guardrails = rec.guardrails === undefined ? summary : `${rec.guardrails},${summary}`;
+      const who = deps.identity;
+      for (const f of findings) {
+        deps.audit.info({ id: rec.id, guardrail: f.guardrail, direction: f.direction, action: f.action, detector: f.detector, count: f.count, route: rec.route, model: rec.model, namespace: who.namespace, serviceAccount: who.serviceAccount, team: who.labels[deps.config.teamLabel] ?? '', feature: rec.feature, user: rec.user }, 'guardrail finding');
+        deps.metrics.observeGuardrail(f.guardrail, f.detector, f.direction, f.action, f.count);
+      }
+    }
+  }
+}
+
 /** What the cache keeps of an answer: its bytes as the caller got them, and what it cost. */
 function cachedAnswer(form: 'json' | 'sse', body: string, rec: Pick<RequestRecord, 'backend' | 'upstreamModel' | 'costMicros'>): CachedAnswer {
   return { form, body, backend: rec.backend ?? '', upstreamModel: rec.upstreamModel ?? '', costMicros: rec.costMicros ?? 0, createdAtMs: Date.now() };
@@ -591,6 +622,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     variant: undefined,
     coalescedWith: undefined,
     capabilitySkipped: undefined,
+    guardrails: undefined,
     cache: undefined,
     cacheBypass: undefined,
     cacheTier: undefined,
@@ -673,6 +705,17 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         rec.cappedMaxTokens = cap;
         rawOut = setTopLevelMembers(raw, { [field]: String(cap) });
       }
+    }
+    // Guardrails on the request (LLMGuardrail input): redact in place, block, or log.
+    const names = new Placeholders();
+    const routeId = target.route.slice(0, target.route.lastIndexOf('#'));
+    if (rt.guardrails.length > 0) {
+      const r = guard(deps, rec, rt.guardrails, routeId, 'input', body, names);
+      if (r) rawOut = JSON.stringify(body);
+      // Output guardrails filter non-streamed answers; a stream they would have to redact or block is
+      // refused rather than passed unfiltered (stream filtering is not built yet).
+      const strict = stream && rt.guardrails.find((g) => g.output && g.action !== 'log' && (g.routes === undefined || g.routes.has(routeId)));
+      if (strict) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Guardrail ${strict.id} filters answers of this route, and streamed answers cannot be filtered yet: send the request with stream: false`, { param: 'stream' });
     }
     // Planned per attempt (each backend may need a translation); none before the first.
     let plan: Plan | undefined;
@@ -938,8 +981,19 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     if (plan === undefined || backend === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'no plan after the attempts');
     if (!stream || up === undefined) {
       const buf = batchAnswer ?? (up === undefined ? Buffer.alloc(0) : await readUpstreamBody(up.body, deps.config.maxResponseBytes));
-      const { out, usage: u } = readJsonResponse(plan, buf, rec);
-      usage = u;
+      const read = readJsonResponse(plan, buf, rec);
+      usage = read.usage;
+      let out = read.out;
+      if (rt.guardrails.some((g) => g.output)) {
+        // Guardrails on the answer (LLMGuardrail output), on its caller-shape JSON.
+        let answer: unknown;
+        try {
+          answer = JSON.parse(typeof out === 'string' ? out : out.toString('utf8'));
+        } catch {
+          answer = undefined;
+        }
+        if (isObj(answer) && guard(deps, rec, rt.guardrails, routeId, 'output', answer, names)) out = JSON.stringify(answer);
+      }
       const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), ...sluiceHeaders(rec, admission) };
       const price = usage === undefined ? undefined : rt.priceOf(backend, rec.upstreamModel ?? target.upstreamModel);
       if (usage !== undefined && price !== undefined) {

@@ -144,6 +144,12 @@ export class SidecarMetrics {
     this.registry.gauge('sluice_semantic_loaded_total', 'Semantic cache: entries of other sidecars loaded from Redis.', () => [{ value: stats().loaded }], 'counter');
   }
 
+  readonly #guardrails = this.registry.counter('sluice_guardrail_findings_total', 'LLMGuardrail findings (matches), by guardrail, detector, direction and action.', ['guardrail', 'detector', 'direction', 'action']);
+
+  observeGuardrail(guardrail: string, detector: string, direction: string, action: string, count: number): void {
+    this.#guardrails.inc([guardrail, detector, direction, action], count);
+  }
+
   observeRetry(backend: string, code: string): void {
     this.#retries.inc([backend, code]);
   }

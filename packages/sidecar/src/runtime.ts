@@ -3,6 +3,7 @@ import type { Snapshot, SnapshotBackend, SnapshotCache } from '@sluice/policy';
 import { requestMatcher, type CompiledLimits } from '@sluice/policy/limits';
 import { compileSnapshotLimits } from './limits/enforce.js';
 import { createRouter, type Router } from './router.js';
+import { compileGuardrails, type CompiledGuardrail } from './guard/index.js';
 
 const PRICE_CACHE_MAX = 4096;
 
@@ -18,6 +19,8 @@ export interface Runtime {
   /** The snapshot's limits (local and global), compiled. */
   readonly limits: CompiledLimits;
   priceOf(backend: SnapshotBackend, model: string): ModelPrice | undefined;
+  /** The snapshot's guardrails, compiled (one scanner each). */
+  readonly guardrails: readonly CompiledGuardrail[];
   /** The response cache policy of a request (the first LLMCache in precedence order that matches), if any. */
   cacheFor(routeId: string, model: string): SnapshotCache | undefined;
 }
@@ -44,6 +47,7 @@ export function createRuntime(snapshot: Snapshot): Runtime {
     modelsOpenAI,
     modelsAnthropic,
     limits: compileSnapshotLimits(snapshot.limits),
+    guardrails: compileGuardrails(snapshot.guardrails),
     priceOf(backend, model) {
       const key = `${backend.id}\u0000${model}`;
       const hit = prices.get(key);

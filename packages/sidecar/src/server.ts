@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { acceptRequestId, errorBody, infoLineWriter, newRequestId, PROMETHEUS_CONTENT_TYPE, SluiceError, type ApiShape, type Logger } from '@sluice/core';
+import { acceptRequestId, createAuditLogger, errorBody, infoLineWriter, newRequestId, PROMETHEUS_CONTENT_TYPE, SluiceError, type ApiShape, type Logger } from '@sluice/core';
 // The snapshot entry only: the sidecar never loads the policy validator (ajv) or YAML parser.
 import { checkSnapshot, type Snapshot, type SnapshotProblem } from '@sluice/policy/snapshot';
 import type { SidecarConfig } from './config.js';
@@ -69,6 +69,8 @@ export interface SidecarOptions {
   readonly tracing?: Tracing;
   /** Routing state (tests pass one with a seeded random source). */
   readonly routing?: Routing;
+  /** Where guardrail findings go; default: the audit log of the configuration. */
+  readonly audit?: Logger;
 }
 
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
@@ -111,7 +113,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   metrics.caching(() => cache.stats, () => cache.local);
   const semantic = new SemanticCache({ pools, logger, local: cache.local, redis: () => cache.redis, maxBytes: config.semanticMaxBytes });
   metrics.semanticCache(() => semantic.stats, () => semantic.index);
+  const audit = options.audit ?? createAuditLogger(config.auditLog);
   const deps = {
+    audit,
     cache,
     semantic,
     logLine,

@@ -65,12 +65,14 @@ export function snapshotFor(objects: AnyPolicyObject[]): Snapshot {
   return snapshot;
 }
 
-export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = [], extra: Pick<SidecarOptions, 'tracing' | 'routing' | 'identity'> = {}): Promise<Harness> {
+export async function startHarness(config: Partial<SidecarConfig> = {}, extraPolicy: AnyPolicyObject[] = [], extra: Pick<SidecarOptions, 'tracing' | 'routing' | 'identity' | 'audit'> = {}): Promise<Harness> {
   const fake = await startFakeProvider();
   const { logger, logs } = captureLogger({ name: 'sluice-sidecar' });
   const sidecar = await startSidecar({
     config: loadSidecarConfig({}, { port: 0, adminPort: 0, host: '127.0.0.1', adminHost: '127.0.0.1', ...config }),
     logger,
+    // Guardrail findings go to the test's logger unless the test captures them itself.
+    audit: logger,
     snapshot: snapshotFor(policy(fake.url, extraPolicy)),
     ...extra,
   });

@@ -1,0 +1,125 @@
+import { SluiceError } from '@sluice/core';
+import type { SnapshotGuardrail } from '@sluice/policy';
+import { compileScanner, type Finding, type Scanner } from './detectors.js';
+
+/**
+ * LLMGuardrail on the request path: each guardrail's detectors compiled once per snapshot into one
+ * scanner; per request, the texts of the request (input) or of a non-streamed answer (output) are
+ * scanned and the guardrail's action applied — `redact` (typed placeholders, the same value → the
+ * same placeholder within a request), `block` (an error in the caller's shape, nothing sent upstream
+ * for input), `log` (allowed, recorded). Findings go to the audit log and metrics without the text.
+ */
+
+export interface CompiledGuardrail {
+  readonly id: string;
+  readonly input: boolean;
+  readonly output: boolean;
+  readonly action: 'redact' | 'block' | 'log';
+  readonly scanner: Scanner;
+  readonly routes: ReadonlySet<string> | undefined;
+}
+
+export function compileGuardrails(list: readonly SnapshotGuardrail[]): CompiledGuardrail[] {
+  return list.map((g) => ({
+    id: g.id,
+    input: g.direction === 'input' || g.direction === 'both',
+    output: g.direction === 'output' || g.direction === 'both',
+    action: g.action === 'block' ? 'block' : g.action === 'log' ? 'log' : 'redact',
+    scanner: compileScanner(g.detectors),
+    routes: g.routes.length === 0 ? undefined : new Set(g.routes),
+  }));
+}
+
+/** What one guardrail found in one direction (counts per detector label; never the text). */
+export interface GuardFinding {
+  readonly guardrail: string;
+  readonly direction: 'input' | 'output';
+  readonly action: string;
+  readonly detector: string;
+  readonly count: number;
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Visits every user-visible text of a request or answer body, in place: OpenAI chat messages
+ * (string content, text parts), Anthropic system and content blocks (text, tool results), Responses
+ * `input` / `instructions`, embeddings `input`, answer message contents and text blocks. `edit`
+ * returns the replacement (or the same string).
+ */
+export function visitTexts(body: Json, edit: (text: string) => string): void {
+  const fix = (holder: Json | unknown[], key: string | number): void => {
+    const v = (holder as Record<string | number, unknown>)[key];
+    if (typeof v === 'string') (holder as Record<string | number, unknown>)[key] = edit(v);
+    else if (Array.isArray(v)) v.forEach((_, i) => fix(v, i));
+    else if (isObj(v)) {
+      if (typeof v['text'] === 'string') v['text'] = edit(v['text']);
+      if (v['content'] !== undefined) fix(v, 'content');
+      if (typeof v['output'] === 'string') v['output'] = edit(v['output']);
+    }
+  };
+  for (const key of ['messages', 'system', 'input', 'instructions', 'prompt', 'content']) if (body[key] !== undefined) fix(body, key);
+  const choices = body['choices'];
+  if (Array.isArray(choices)) for (const c of choices) if (isObj(c) && isObj(c['message'])) fix(c['message'], 'content');
+  const output = body['output'];
+  if (Array.isArray(output)) output.forEach((_, i) => fix(output, i));
+}
+
+/** Placeholders of one request: the same value and label always get the same `[LABEL_n]`. */
+export class Placeholders {
+  readonly #byValue = new Map<string, string>();
+  readonly #counts = new Map<string, number>();
+
+  for(label: string, value: string): string {
+    const key = `${label}\u0000${value}`;
+    let p = this.#byValue.get(key);
+    if (p === undefined) {
+      const n = (this.#counts.get(label) ?? 0) + 1;
+      this.#counts.set(label, n);
+      p = `[${label.replace(/([a-z])([A-Z])/gu, '$1_$2').toUpperCase()}_${n}]`;
+      this.#byValue.set(key, p);
+    }
+    return p;
+  }
+}
+
+/** Replaces the findings of `text` by placeholders. */
+export function redact(text: string, findings: readonly Finding[], names: Placeholders): string {
+  let out = '';
+  let at = 0;
+  for (const f of findings) {
+    out += text.slice(at, f.start) + names.for(f.label, text.slice(f.start, f.end));
+    at = f.end;
+  }
+  return out + text.slice(at);
+}
+
+/**
+ * Applies the guardrails of `direction` that match the route to `body` (in place). Returns what was
+ * found, and whether the body changed (redaction). Throws SLUICE_ERR_GUARDRAIL_BLOCKED on a block.
+ */
+export function applyGuardrails(guards: readonly CompiledGuardrail[], routeId: string, direction: 'input' | 'output', body: Json, names: Placeholders): { findings: GuardFinding[]; changed: boolean } {
+  const findings: GuardFinding[] = [];
+  let changed = false;
+  for (const g of guards) {
+    if (!(direction === 'input' ? g.input : g.output)) continue;
+    if (g.routes !== undefined && !g.routes.has(routeId)) continue;
+    const counts = new Map<string, number>();
+    visitTexts(body, (text) => {
+      const found = g.scanner.scan(text);
+      if (found.length === 0) return text;
+      for (const f of found) counts.set(f.label, (counts.get(f.label) ?? 0) + 1);
+      if (g.action !== 'redact') return text;
+      changed = true;
+      return redact(text, found, names);
+    });
+    for (const [detector, count] of counts) findings.push({ guardrail: g.id, direction, action: g.action, detector, count });
+    if (g.action === 'block' && counts.size > 0) {
+      const err = new SluiceError('SLUICE_ERR_GUARDRAIL_BLOCKED', `Guardrail ${g.id} blocked the ${direction === 'input' ? 'request' : 'answer'}: ${[...counts.keys()].join(', ')} found`);
+      (err as SluiceError & { guardFindings?: GuardFinding[] }).guardFindings = findings;
+      throw err;
+    }
+  }
+  return { findings, changed };
+}
