@@ -707,9 +707,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       }
     }
     // Guardrails on the request (LLMGuardrail input): redact in place, block, or log.
-    const names = new Placeholders();
+    // (Nothing is allocated for requests without guardrails: the hot path stays as it was.)
+    const names = rt.guardrails.length > 0 ? new Placeholders() : undefined;
     const routeId = target.route.slice(0, target.route.lastIndexOf('#'));
-    if (rt.guardrails.length > 0) {
+    if (names !== undefined) {
       const r = guard(deps, rec, rt.guardrails, routeId, 'input', body, names);
       if (r) rawOut = JSON.stringify(body);
       // Output guardrails filter non-streamed answers; a stream they would have to redact or block is
@@ -992,7 +993,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         } catch {
           answer = undefined;
         }
-        if (isObj(answer) && guard(deps, rec, rt.guardrails, routeId, 'output', answer, names)) out = JSON.stringify(answer);
+        if (isObj(answer) && guard(deps, rec, rt.guardrails, routeId, 'output', answer, names ?? new Placeholders())) out = JSON.stringify(answer);
       }
       const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), ...sluiceHeaders(rec, admission) };
       const price = usage === undefined ? undefined : rt.priceOf(backend, rec.upstreamModel ?? target.upstreamModel);
