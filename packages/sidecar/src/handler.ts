@@ -64,6 +64,7 @@ import { batchApiOf, type Batcher } from './batch/batcher.js';
 import { cacheScope, cacheUse, exactKey, type CachedAnswer, type CacheHit, type ResponseCache } from './cache/index.js';
 import { semanticQuery, semanticScope, type SemanticCache } from './cache/semantic.js';
 import { applyGuardrails, Placeholders, type GuardFinding } from './guard/index.js';
+import { StreamGuard } from './guard/stream.js';
 import type { BatchResults, ResponseSink } from './batch/results.js';
 
 export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages' | 'openai-responses';
@@ -554,15 +555,19 @@ function guard(deps: HandlerDeps, rec: RequestRecord, guards: Runtime['guardrail
     findings = (e as { guardFindings?: GuardFinding[] }).guardFindings ?? [];
     throw e;
   } finally {
-    if (findings.length > 0) {
-      const summary = findings.map((f) => `${f.guardrail}:${f.direction}:${f.action}:${f.detector}x${f.count}`).join(',');
-      rec.guardrails = rec.guardrails === undefined ? summary : `${rec.guardrails},${summary}`;
-      const who = deps.identity;
-      for (const f of findings) {
-        deps.audit.info({ id: rec.id, guardrail: f.guardrail, direction: f.direction, action: f.action, detector: f.detector, count: f.count, route: rec.route, model: rec.model, namespace: who.namespace, serviceAccount: who.serviceAccount, team: who.labels[deps.config.teamLabel] ?? '', feature: rec.feature, user: rec.user }, 'guardrail finding');
-        deps.metrics.observeGuardrail(f.guardrail, f.detector, f.direction, f.action, f.count);
-      }
-    }
+    recordFindings(deps, rec, findings);
+  }
+}
+
+/** Guardrail findings to the request's log line, the audit stream and the metrics (never the text). */
+function recordFindings(deps: HandlerDeps, rec: RequestRecord, findings: readonly GuardFinding[]): void {
+  if (findings.length === 0) return;
+  const summary = findings.map((f) => `${f.guardrail}:${f.direction}:${f.action}:${f.detector}x${f.count}`).join(',');
+  rec.guardrails = rec.guardrails === undefined ? summary : `${rec.guardrails},${summary}`;
+  const who = deps.identity;
+  for (const f of findings) {
+    deps.audit.info({ id: rec.id, guardrail: f.guardrail, direction: f.direction, action: f.action, detector: f.detector, count: f.count, route: rec.route, model: rec.model, namespace: who.namespace, serviceAccount: who.serviceAccount, team: who.labels[deps.config.teamLabel] ?? '', feature: rec.feature, user: rec.user }, 'guardrail finding');
+    deps.metrics.observeGuardrail(f.guardrail, f.detector, f.direction, f.action, f.count);
   }
 }
 
@@ -713,10 +718,6 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     if (names !== undefined) {
       const r = guard(deps, rec, rt.guardrails, routeId, 'input', body, names);
       if (r) rawOut = JSON.stringify(body);
-      // Output guardrails filter non-streamed answers; a stream they would have to redact or block is
-      // refused rather than passed unfiltered (stream filtering is not built yet).
-      const strict = stream && rt.guardrails.find((g) => g.output && g.action !== 'log' && (g.routes === undefined || g.routes.has(routeId)));
-      if (strict) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Guardrail ${strict.id} filters answers of this route, and streamed answers cannot be filtered yet: send the request with stream: false`, { param: 'stream' });
     }
     // Planned per attempt (each backend may need a translation); none before the first.
     let plan: Plan | undefined;
@@ -1023,12 +1024,17 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.status = 200;
     const parser = framing.parser();
     const tr = streamTranslator(plan, rec);
+    // Output guardrails of the route filter the stream through their look-behind window.
+    const outputGuards = names === undefined ? [] : rt.guardrails.filter((g) => g.output && g.action !== 'log' && (g.routes === undefined || g.routes.has(routeId)));
+    const streamGuard = outputGuards.length === 0 ? undefined : new StreamGuard(outputGuards, ep.ingress === 'openai-responses' ? 'responses' : ep.shape, names ?? new Placeholders());
     try {
       // A cacheable stream is recorded as it passes (never delaying it), up to the entry size bound.
       let recorded: string[] | undefined = cacheKey === undefined && semantic === undefined ? undefined : [];
       let recordedChars = 0;
-      const forward = async (text: string): Promise<void> => {
-        if (text.length === 0 || clientGone) return;
+      const forward = async (raw: string): Promise<void> => {
+        if (raw.length === 0 || clientGone) return;
+        const text = streamGuard === undefined ? raw : streamGuard.push(raw);
+        if (text.length === 0) return;
         if (rec.ttftMs === null) rec.ttftMs = ms(t0);
         if (recorded !== undefined) {
           recordedChars += text.length;
@@ -1054,6 +1060,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       throw clientGone ? new SluiceError('SLUICE_ERR_REQUEST_ABORTED') : transportError(e, true);
     } finally {
       usage = tr.usage;
+      if (streamGuard !== undefined) recordFindings(deps, rec, [...streamGuard.findings.values()]);
     }
   } catch (e) {
     let err = toSluiceError(e);

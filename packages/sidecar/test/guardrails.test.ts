@@ -2,7 +2,8 @@
  * LLMGuardrail through the sidecar: input redaction with consistent typed placeholders (what the
  * provider receives), input blocks in each caller shape with nothing sent upstream, `log` findings,
  * output redaction and blocks on non-streamed answers, a stream the route would have to filter
- * refused, the audit stream (no matched text) and the metrics, a bad pattern NACKed.
+ * filtered through the look-behind window in every caller shape, the audit stream (no matched text)
+ * and the metrics, a bad pattern NACKed.
  */
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,7 +75,7 @@ test('input block: a prompt injection is refused in the caller shape, nothing is
   assert.match(String(h.requestLogs().at(-1)?.['guardrails']), /c-secrets:input:log:secret/u);
 });
 
-test('output: a non-streamed answer is redacted or blocked; a stream the route would filter is refused', async () => {
+test('output: a non-streamed answer is redacted or blocked', async () => {
   h.fake.enqueue({ text: 'Write to support@example.com for help.' });
   const r = await post('/v1/chat/completions', { model: 'pii-out', messages: [{ role: 'user', content: 'who do I write to?' }] });
   const body = (await r.json()) as { choices: Array<{ message: { content: string } }> };
@@ -84,9 +85,46 @@ test('output: a non-streamed answer is redacted or blocked; a stream the route w
   assert.equal(b.status, 400);
   assert.equal(b.headers.get('x-sluice-error-code'), 'SLUICE_ERR_GUARDRAIL_BLOCKED');
   assert.doesNotMatch(await b.text(), /INTERNAL-4242/u);
-  const s = await post('/v1/chat/completions', { model: 'no-leak', stream: true, messages: [{ role: 'user', content: 'ticket?' }] });
-  assert.equal(s.status, 400);
-  assert.equal(s.headers.get('x-sluice-error-code'), 'SLUICE_ERR_ROUTE_UNSUPPORTED');
+});
+
+/** The text of a caller-shape stream (OpenAI chunks, Anthropic text deltas, Responses text deltas). */
+function streamedText(sse: string): string {
+  let text = '';
+  for (const block of sse.split('\n\n')) {
+    const line = block.split('\n').find((l) => l.startsWith('data: '));
+    if (line === undefined || line === 'data: [DONE]') continue;
+    const d = JSON.parse(line.slice(6)) as Record<string, unknown>;
+    const c = (d['choices'] as Array<{ delta?: { content?: string } }> | undefined)?.[0]?.delta?.content;
+    if (typeof c === 'string') text += c;
+    const delta = d['delta'] as Record<string, unknown> | string | undefined;
+    if (typeof delta === 'object' && delta !== null && delta['type'] === 'text_delta') text += String(delta['text']);
+    if (d['type'] === 'response.output_text.delta' && typeof delta === 'string') text += delta;
+  }
+  return text;
+}
+
+test('streamed answers: a match split across chunks is redacted in every caller shape; a block ends the stream with one error event', async () => {
+  const reply = { text: 'Write to support@example.com or jane.doe@example.org for help, please.', chunks: 12 };
+  h.fake.enqueue(reply);
+  const o = await (await post('/v1/chat/completions', { model: 'pii-out', stream: true, messages: [{ role: 'user', content: 'who?' }] })).text();
+  assert.equal(streamedText(o), 'Write to [EMAIL_1] or [EMAIL_2] for help, please.');
+  assert.doesNotMatch(o, /support@|jane\.doe/u);
+  assert.match(o, /data: \[DONE\]/u);
+  h.fake.enqueue(reply);
+  const a = await (await post('/v1/messages', { model: 'strict', stream: true, max_tokens: 50, messages: [{ role: 'user', content: 'who?' }] })).text();
+  assert.equal(streamedText(a), 'Write to [EMAIL_1] or [EMAIL_2] for help, please.');
+  assert.match(a, /event: message_stop/u);
+  h.fake.enqueue(reply);
+  const r = await (await post('/v1/responses', { model: 'pii-out', stream: true, input: 'who?' })).text();
+  assert.equal(streamedText(r), 'Write to [EMAIL_1] or [EMAIL_2] for help, please.');
+  assert.doesNotMatch(r, /support@|jane\.doe/u, 'the summary events are redacted too');
+  assert.match(String(h.requestLogs().at(-1)?.['guardrails']), /a-pii:output:redact:emailx2/u);
+
+  h.fake.enqueue({ text: 'Sure. The ticket is INTERNAL-4242 and more text follows here.', chunks: 10 });
+  const b = await (await post('/v1/chat/completions', { model: 'no-leak', stream: true, messages: [{ role: 'user', content: 'ticket?' }] })).text();
+  assert.doesNotMatch(b, /INTERNAL-4242/u);
+  assert.match(b, /SLUICE_ERR_GUARDRAIL_BLOCKED/u, 'one terminal error event');
+  assert.equal(h.requestLogs().at(-1)?.['code'], 'SLUICE_ERR_GUARDRAIL_BLOCKED');
 });
 
 test('a guardrail whose pattern does not compile is refused with the snapshot (the last good one keeps serving)', async () => {
