@@ -72,7 +72,7 @@ const STREAM_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', co
 const FAKE_SCRIPT = { chunks: 8, chunkIntervalMs: 1 };
 
 /** Targets the sidecar is measured against (the check list). */
-const GOALS = { ratio: 0.7, addedP50Ms: 0.3, addedP99Ms: 3, ttfbAddedMs: 0.5, rssIdleMiB: 60 };
+const GOALS = { guardRatio: 0.5, ratio: 0.7, addedP50Ms: 0.3, addedP99Ms: 3, ttfbAddedMs: 0.5, rssIdleMiB: 60 };
 const MAX_ERROR_SHARE = 0.01;
 
 const USAGE = `usage: node packages/bench/dist/src/main.js [options]
@@ -189,12 +189,13 @@ class UsageError extends Error {}
 // ---------------------------------------------------------------------------------------------------
 // Results
 
-type TargetId = 'bare' | 'sidecar' | 'sidecar-limit';
+type TargetId = 'bare' | 'sidecar' | 'sidecar-limit' | 'sidecar-guard';
 
 const TARGET_LABELS: Record<TargetId, string> = {
   bare: 'bare node:http pipe',
   sidecar: 'sluice sidecar',
   'sidecar-limit': 'sluice sidecar + global token limit',
+  'sidecar-guard': 'sluice sidecar + PII guardrail (input and output)',
 };
 
 /**
@@ -208,6 +209,17 @@ apiVersion: sluice.dev/v1alpha1
 kind: LLMLimit
 metadata: { name: bench-tokens }
 spec: { unit: tokens, window: minute, max: ${BENCH_LIMIT_MAX}, scope: global, failureMode: FailClosed, match: { models: [${MODEL}] } }
+`;
+
+/**
+ * The guardrail of the `sidecar-guard` target: the default PII detectors, redacting, on the request
+ * and on the answer (streams through the look-behind window) — every text is scanned.
+ */
+const GUARD_YAML = `---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMGuardrail
+metadata: { name: bench-pii }
+spec: { direction: both, action: redact, detectors: [{ kind: email }, { kind: phone }, { kind: ssn }, { kind: creditCard }, { kind: iban }, { kind: ip }] }
 `;
 
 interface PhaseRecord {
@@ -264,6 +276,9 @@ interface BenchResult {
   roundRatios: number[];
   /** Median of limitRoundRatios. */
   limitRatio?: number;
+  /** sidecar with the PII guardrail / bare, each round, and their median. */
+  guardRoundRatios: number[];
+  guardRatio?: number;
   /** sidecar with a global token limit / bare, each round. */
   limitRoundRatios: number[];
   checks: Check[];
@@ -353,6 +368,7 @@ class Bench {
       targets: [],
       roundRatios: [],
       limitRoundRatios: [],
+      guardRoundRatios: [],
       checks: [],
       phases: [],
       warnings,
@@ -452,14 +468,14 @@ class Bench {
     for (const f of [SIDECAR_MAIN, CP_MAIN]) if (!existsSync(f)) throw new Error(`${f} is missing: build first (npm run bench builds)`);
     // The production shape: the control plane binary (on the load core) pushes the policy over
     // gRPC to the sidecar binary (on the proxy core); only the sidecar is measured.
-    const { grpcAddress } = await startControlPlane({ tmp: this.tmp, policyYaml: benchPolicyYaml(this.fakeUrl, id === 'sidecar-limit' ? LIMIT_YAML : ''), cpu: this.place.loadCpu });
+    const { grpcAddress } = await startControlPlane({ tmp: this.tmp, policyYaml: benchPolicyYaml(this.fakeUrl, id === 'sidecar-limit' ? LIMIT_YAML : id === 'sidecar-guard' ? GUARD_YAML : ''), cpu: this.place.loadCpu });
     const { child, url } = await startSidecar({ name: TARGET_LABELS[id], grpcAddress, cpu: this.place.proxyCpu, nodeFlags: this.nodeFlags(id) });
     return { child, url };
   }
 
   /** Starts both proxies (each idle while the other is measured), checks them, warms them up. */
   async startTargets(): Promise<void> {
-    for (const id of ['bare', 'sidecar', 'sidecar-limit'] as const) {
+    for (const id of ['bare', 'sidecar', 'sidecar-limit', 'sidecar-guard'] as const) {
       const label = TARGET_LABELS[id];
       const t: TargetResult = { id, label, roundsRps: [] };
       this.result.targets.push(t);
@@ -492,7 +508,7 @@ class Bench {
    * machine within a round, so the per-round ratio is robust to whatever else the host is doing.
    */
   async throughput(): Promise<void> {
-    const order: TargetId[] = ['bare', 'sidecar', 'sidecar-limit'];
+    const order: TargetId[] = ['bare', 'sidecar', 'sidecar-limit', 'sidecar-guard'];
     for (let round = 1; round <= this.o.rounds; round++) {
       const ids = round % 2 === 1 ? order : [...order].reverse();
       const got: Partial<Record<TargetId, number>> = {};
@@ -517,6 +533,8 @@ class Bench {
       const sl = got['sidecar-limit'];
       if (b !== undefined && sc !== undefined && b > 0) this.result.roundRatios.push(sc / b);
       if (b !== undefined && sl !== undefined && b > 0) this.result.limitRoundRatios.push(sl / b);
+      const sg = got['sidecar-guard'];
+      if (b !== undefined && sg !== undefined && b > 0) this.result.guardRoundRatios.push(sg / b);
     }
     for (const { t } of this.live.values()) t.maxRps = median(t.roundsRps);
   }
@@ -651,6 +669,7 @@ class Bench {
     const side = r.targets.find((t) => t.id === 'sidecar');
     if (r.roundRatios.length > 0) r.ratio = median(r.roundRatios);
     if (r.limitRoundRatios.length > 0) r.limitRatio = median(r.limitRoundRatios);
+    if (r.guardRoundRatios.length > 0) r.guardRatio = median(r.guardRoundRatios);
     if (bare?.maxRps !== undefined && r.fakeCeilingRps !== undefined && bare.maxRps > r.fakeCeilingRps * 0.85) {
       r.warnings.push(
         `the bare pipe (${fmtRate(bare.maxRps)} req/s) is close to the direct-to-fake ceiling (${fmtRate(r.fakeCeilingRps)} req/s): the baseline may be limited by the load CPU, which flatters the ratio`,
@@ -665,6 +684,7 @@ class Bench {
     return [
       check('ratio sidecar/bare-pipe (max req/s)', `≥ ${GOALS.ratio}`, r.ratio, (v) => v >= GOALS.ratio, (v) => v.toFixed(3)),
       check('ratio sidecar with a global token limit/bare-pipe', `≥ ${GOALS.ratio}`, r.limitRatio, (v) => v >= GOALS.ratio, (v) => v.toFixed(3)),
+      check('ratio sidecar with the PII guardrail/bare-pipe', `≥ ${GOALS.guardRatio}`, r.guardRatio, (v) => v >= GOALS.guardRatio, (v) => v.toFixed(3)),
       check(`added p50 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP50Ms} ms`, side?.addedP50Ms, (v) => v <= GOALS.addedP50Ms, (v) => fmtMs(v)),
       check(`added p99 @${fmtRateShort(this.o.rate)}`, `≤ ${GOALS.addedP99Ms} ms`, side?.addedP99Ms, (v) => v <= GOALS.addedP99Ms, (v) => fmtMs(v)),
       check('stream TTFB added p50', `≤ ${GOALS.ttfbAddedMs} ms`, side?.ttfbAddedP50Ms, (v) => v <= GOALS.ttfbAddedMs, (v) => fmtMs(v)),
@@ -768,6 +788,8 @@ function renderSidecarTables(r: BenchResult, lines: string[]): void {
   lines.push(
     `ratio sidecar with a global token limit (leases over StreamQuota)/bare-pipe: ${n(r.limitRatio, 3)}${r.limitRoundRatios.length > 1 ? ` (median of ${r.limitRoundRatios.length} rounds: ${limitRounds})` : ''}`,
   );
+  const guardRounds = r.guardRoundRatios.map((x) => x.toFixed(3)).join(', ');
+  lines.push(`ratio sidecar with the PII guardrail (input and output)/bare-pipe: ${n(r.guardRatio, 3)}${r.guardRoundRatios.length > 1 ? ` (median of ${r.guardRoundRatios.length} rounds: ${guardRounds})` : ''}`);
   lines.push('');
 }
 

@@ -112,7 +112,9 @@ export class StreamGuard {
       data = undefined;
     }
     const delta = data === undefined ? undefined : this.#deltaOf(ev, data);
-    if (data !== undefined && delta !== undefined) {
+    // An empty delta (the OpenAI role chunk) carries no text: it goes as it came, so the caller's first
+    // byte is not delayed by the window.
+    if (data !== undefined && delta !== undefined && delta !== '') {
       this.#template = { event: ev.event, data };
       this.#pending += delta;
       const ready = this.#release(false);
