@@ -718,6 +718,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     if (names !== undefined) {
       const r = guard(deps, rec, rt.guardrails, routeId, 'input', body, names);
       if (r) rawOut = JSON.stringify(body);
+      // The stream filter follows one choice: several streamed choices would pass unfiltered.
+      if (stream && typeof body['n'] === 'number' && body['n'] > 1 && rt.guardrails.some((g) => g.output && g.action !== 'log' && (g.routes === undefined || g.routes.has(routeId)))) {
+        throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', 'An output guardrail filters this route: streamed answers with n > 1 choices cannot be filtered', { param: 'n' });
+      }
     }
     // Planned per attempt (each backend may need a translation); none before the first.
     let plan: Plan | undefined;

@@ -119,6 +119,8 @@ test('streamed answers: a match split across chunks is redacted in every caller 
   assert.equal(streamedText(r), 'Write to [EMAIL_1] or [EMAIL_2] for help, please.');
   assert.doesNotMatch(r, /support@|jane\.doe/u, 'the summary events are redacted too');
   assert.match(String(h.requestLogs().at(-1)?.['guardrails']), /a-pii:output:redact:emailx2/u);
+  const several = await post('/v1/chat/completions', { model: 'pii-out', stream: true, n: 2, messages: [{ role: 'user', content: 'who?' }] });
+  assert.equal(several.status, 400, 'several streamed choices cannot be filtered');
 
   h.fake.enqueue({ text: 'Sure. The ticket is INTERNAL-4242 and more text follows here.', chunks: 10 });
   const b = await (await post('/v1/chat/completions', { model: 'no-leak', stream: true, messages: [{ role: 'user', content: 'ticket?' }] })).text();
