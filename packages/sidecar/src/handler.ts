@@ -690,6 +690,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.backend = backend.id;
     rec.provider = backend.provider;
     rec.upstreamModel = target.upstreamModel;
+    /** The route (`namespace/name`) the rule belongs to: what limits, caches and guardrails match on. */
+    const routeId = target.route.slice(0, target.route.lastIndexOf('#'));
     // The whole request's deadline: the x-sluice-timeout-ms header within the rule's bound, else the rule's.
     const totalMs = totalTimeoutOf(req.headers['x-sluice-timeout-ms'], target.rule.totalTimeoutMs, target.rule.maxTotalTimeoutMs);
     if (totalMs > 0) {
@@ -714,7 +716,6 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     // Guardrails on the request (LLMGuardrail input): redact in place, block, or log.
     // (Nothing is allocated for requests without guardrails: the hot path stays as it was.)
     const names = rt.guardrails.length > 0 ? new Placeholders() : undefined;
-    const routeId = target.route.slice(0, target.route.lastIndexOf('#'));
     if (names !== undefined) {
       const r = guard(deps, rec, rt.guardrails, routeId, 'input', body, names);
       if (r) rawOut = JSON.stringify(body);
@@ -725,7 +726,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     }
     // Planned per attempt (each backend may need a translation); none before the first.
     let plan: Plan | undefined;
-    const matching = rt.limits.limits.length === 0 ? [] : deps.limits.match(rt.limits, { routeId: target.route.slice(0, target.route.lastIndexOf('#')), model }, deps.identity, req);
+    const matching = rt.limits.limits.length === 0 ? [] : deps.limits.match(rt.limits, { routeId, model }, deps.identity, req);
     if (matching.length > 0) {
       // Reserve the estimated prompt + max_tokens (and its cost) on every matching limit; settled
       // with the provider's usage in `finally`. Tokens are estimated only when a token or money
@@ -757,7 +758,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     // once it has been answered in full (a stream as it passed through).
     let cacheKey: string | undefined;
     let semantic: { readonly scope: string; readonly vector: Float32Array } | undefined;
-    const cachePolicy = rt.snapshot.caches.length === 0 ? undefined : rt.cacheFor(target.route.slice(0, target.route.lastIndexOf('#')), model);
+    const cachePolicy = rt.snapshot.caches.length === 0 ? undefined : rt.cacheFor(routeId, model);
     if (cachePolicy !== undefined && (cachePolicy.exact || cachePolicy.semantic)) {
       const decision = cacheUse(cachePolicy, req.headers, body, ep.ingress === 'openai-embeddings');
       if (decision.use === 'bypass') {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import type { AnyPolicyObject } from '@sluice/policy';
 import { redisCommand, startRedis, waitFor, type TestRedis } from '@sluice/testkit';
-import { startHarness, type Harness } from './harness.js';
+import { redisClients, startHarness, type Harness } from './harness.js';
 
 const obj = (kind: string, name: string, spec: unknown): AnyPolicyObject => ({ apiVersion: 'sluice.dev/v1alpha1', kind, metadata: { name }, spec }) as unknown as AnyPolicyObject;
 const policy: AnyPolicyObject[] = [
@@ -37,10 +37,8 @@ before(async () => {
   const config = { cacheRedisUrl: redis.url };
   const identity = (team: string) => ({ identity: { namespace: 'shop', serviceAccount: 'default', labels: { team } } });
   [a, b, other] = await Promise.all([startHarness(config, policy, identity('search')), startHarness(config, policy, identity('search')), startHarness(config, policy, identity('ads'))]);
-  await waitFor('redis tier ready', async () => {
-    const m = await (await fetch(`${a.sidecar.adminUrl}/metrics`)).text();
-    return m.includes('sluice_cache_stores_total');
-  });
+  // The sidecars connect to Redis in the background: wait until all three are connected.
+  await waitFor('three sidecars connected to redis', async () => (await redisClients(redis.url)) >= 3);
 });
 after(async () => {
   await Promise.all([a.close(), b.close(), other.close()]);

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { compile, type AnyPolicyObject, type Snapshot } from '@sluice/policy';
 import { captureLogger, startFakeProvider, type FakeProvider } from '@sluice/testkit';
 import { loadSidecarConfig, startSidecar, type Sidecar, type SidecarConfig, type SidecarOptions } from '../src/index.js';
@@ -95,4 +96,15 @@ export async function startHarness(config: Partial<SidecarConfig> = {}, extraPol
       await fake.close();
     },
   };
+}
+
+/** Clients connected to a Redis server, not counting the one asking. */
+export async function redisClients(url: string): Promise<number> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await r.connect();
+    return Number(/connected_clients:(\d+)/u.exec(await r.info('clients'))?.[1] ?? 0) - 1;
+  } finally {
+    r.disconnect();
+  }
 }

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AnyPolicyObject } from '@sluice/policy';
 import { redisCommand, startRedis, waitFor, type TestRedis } from '@sluice/testkit';
-import { startHarness, type Harness } from './harness.js';
+import { redisClients, startHarness, type Harness } from './harness.js';
 
 const obj = (kind: string, name: string, spec: unknown): AnyPolicyObject => ({ apiVersion: 'sluice.dev/v1alpha1', kind, metadata: { name }, spec }) as unknown as AnyPolicyObject;
 const policy: AnyPolicyObject[] = [
@@ -24,7 +24,8 @@ before(async () => {
   redis = await startRedis();
   const id = (namespace: string) => ({ identity: { namespace, serviceAccount: 'default', labels: {} } });
   [a, b, elsewhere] = await Promise.all([startHarness({ cacheRedisUrl: redis.url }, policy, id('shop')), startHarness({ cacheRedisUrl: redis.url }, policy, id('shop')), startHarness({ cacheRedisUrl: redis.url }, policy, id('bank'))]);
-  await new Promise((r) => setTimeout(r, 200)); // Redis connections up
+  // The sidecars connect to Redis in the background: wait until all three are connected.
+  await waitFor('three sidecars connected to redis', async () => (await redisClients(redis.url)) >= 3);
 });
 after(async () => {
   await Promise.all([a.close(), b.close(), elsewhere.close()]);

@@ -23,9 +23,6 @@ export type BatchState =
 /** One result: the real-time status and body, or a request the provider never ran (`reason`). */
 export type BatchResult = { readonly status: number; readonly body: string } | { readonly reason: 'expired' | 'canceled' };
 
-/** custom_id: both providers accept 1–64 characters of [A-Za-z0-9_-]. */
-export const BATCH_CUSTOM_ID = /^[A-Za-z0-9_-]{1,64}$/u;
-
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 

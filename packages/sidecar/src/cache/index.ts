@@ -82,10 +82,6 @@ export class ResponseCache {
     return this.options.maxEntryBytes;
   }
 
-  get hasSharedTier(): boolean {
-    return this.options.redisUrl !== '';
-  }
-
   #health(ok: boolean, err?: unknown): void {
     if (!ok) this.stats.redisErrors++;
     if (ok === this.#redisHealthy) return;

@@ -11,7 +11,7 @@ import type { Usage } from '../../usage.js';
 import { emptyUsage, usageToOpenAI } from '../../usage.js';
 import type { ChatChunkDelta, ChatCompletionChunk, ChatFinishReason, ChatToolCall } from '../../wire/openai.js';
 import type { StreamTranslator } from '../stream.js';
-import { badResponse, interrupted, invalidRequest, isRecord, parseEventObject, parseToolArguments, stringifyOr, textOfParts, unsupported } from '../stream.js';
+import { anthropicStopToOpenAI, badResponse, interrupted, invalidRequest, isRecord, parseEventObject, parseToolArguments, stringifyOr, textOfParts, unsupported } from '../stream.js';
 
 type Json = Record<string, unknown>;
 const opt = (req: Json, key: string): unknown => (req[key] === null ? undefined : req[key]);
@@ -136,19 +136,9 @@ export function usageFromConverse(u: unknown): Usage | undefined {
   return { inputTokens: int(u['inputTokens']) + read + written, cachedInputTokens: read, cacheWriteTokens: written, outputTokens: int(u['outputTokens']), reasoningTokens: 0 };
 }
 
+/** Converse stop reasons are Anthropic's, plus its guardrail and content-filter stops. */
 function finishOf(reason: unknown): ChatFinishReason {
-  switch (reason) {
-    case 'max_tokens':
-    case 'model_context_window_exceeded':
-      return 'length';
-    case 'tool_use':
-      return 'tool_calls';
-    case 'guardrail_intervened':
-    case 'content_filtered':
-      return 'content_filter';
-    default:
-      return 'stop';
-  }
+  return reason === 'guardrail_intervened' || reason === 'content_filtered' ? 'content_filter' : anthropicStopToOpenAI(reason);
 }
 
 /** A Converse exception (`{message}` with its type) as a stable gateway error. */
