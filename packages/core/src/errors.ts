@@ -42,6 +42,7 @@ export const ERRORS = Object.freeze({
   SLUICE_ERR_NOT_READY: spec(503, 'api_error', 'api_error', true, 'The gateway has no policy yet'),
   SLUICE_ERR_FEEDBACK_UNKNOWN_REQUEST: spec(404, 'invalid_request_error', 'not_found_error', false, 'Feedback names a request this sidecar does not know (or no longer remembers)'),
   SLUICE_ERR_GUARDRAIL_BLOCKED: spec(400, 'invalid_request_error', 'invalid_request_error', false, 'An LLMGuardrail blocked the request or its answer'),
+  SLUICE_ERR_GUARDRAIL_UNAVAILABLE: spec(503, 'api_error', 'api_error', true, 'The external classifier of an LLMGuardrail failed or timed out (onError: block)'),
   SLUICE_ERR_BATCH_UNKNOWN_REQUEST: spec(404, 'invalid_request_error', 'not_found_error', false, 'No batched request with this id (unknown, expired, or the sidecar restarted)'),
   SLUICE_ERR_BATCH_ABANDONED: spec(503, 'api_error', 'api_error', true, 'The sidecar stopped before the batch this request was in finished'),
   SLUICE_ERR_FEEDBACK_DUPLICATE: spec(409, 'invalid_request_error', 'invalid_request_error', false, 'That request already has feedback'),

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compile, formatIssue, parseYamlDocuments } from './index.js';
+import { checkSnapshot, compile, formatIssue, parseYamlDocuments } from './index.js';
 
 const YAML = `
 apiVersion: sluice.dev/v1alpha1
@@ -121,4 +121,74 @@ test('provider presets compile to their endpoints, paths and auth: Vertex AI by 
   // Missing settings are reported, the objects left out.
   const bad = compile([backend('nv', { provider: 'vertex-ai' }), backend('nl', { provider: 'vllm' })] as Parameters<typeof compile>[0], secrets);
   assert.deepEqual(bad.issues.map((i) => `${i.object} ${i.path}`).sort(), ['LLMBackend default/nl spec.endpoint', 'LLMBackend default/nv spec.vertex']);
+});
+
+test('guardrail classifiers and route logging compile; a guardrail with neither detectors nor a classifier, or a classifier asked to redact, is refused', () => {
+  const extra = `
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMBackend
+metadata: { name: claude }
+spec: { provider: anthropic, auth: { env: KEY } }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMRoute
+metadata: { name: logged }
+spec:
+  rules:
+    - match: { models: [chatty] }
+      backends: [{ name: oai }]
+      logging: { prompts: true, maxChars: 500 }
+    - match: { models: [claude-x] }
+      backends: [{ name: claude }]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMGuardrail
+metadata: { name: mod }
+spec:
+  direction: both
+  action: block
+  classifier: { backend: oai, model: omni-moderation-latest, categories: [violence], threshold: 0.35, onError: block }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMGuardrail
+metadata: { name: empty }
+spec: { direction: input, action: log }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMGuardrail
+metadata: { name: redacting }
+spec:
+  direction: input
+  action: redact
+  classifier: { backend: oai, model: omni-moderation-latest }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMGuardrail
+metadata: { name: nowhere }
+spec:
+  direction: input
+  action: block
+  classifier: { backend: missing, model: m }
+`;
+  const { objects } = parseYamlDocuments(YAML + extra, 'p.yaml');
+  const { snapshot, issues } = compile(objects, secrets);
+  assert.deepEqual(
+    issues.map((i) => `${i.object} ${i.path}`).sort(),
+    ['LLMGuardrail default/empty spec', 'LLMGuardrail default/nowhere spec.classifier.backend', 'LLMGuardrail default/redacting spec.action'],
+  );
+  const g = snapshot.guardrails.find((x) => x.id === 'default/mod');
+  assert.equal(g?.classifierBackend, 'default/oai');
+  assert.equal(g?.classifierFormat, 'openaiModeration');
+  assert.deepEqual(g?.classifierCategories, ['violence']);
+  assert.equal(g?.classifierThresholdMilli, 350);
+  assert.equal(g?.classifierTimeoutMs, 2000);
+  assert.equal(g?.classifierFailClosed, true);
+  assert.deepEqual(g?.detectors, []);
+  const rule = snapshot.rules.find((r) => r.route.startsWith('default/logged'));
+  assert.deepEqual([rule?.logPrompts, rule?.logCompletions, rule?.logMaxChars], [true, false, 500]);
+  // A classifier on a backend without the API it needs makes the sidecar refuse the snapshot.
+  const onClaude = { ...snapshot, guardrails: [{ ...g!, classifierBackend: 'default/claude' }] };
+  assert.match(checkSnapshot(onClaude).map((p) => p.message).join(';'), /no OpenAI-schema moderations API/u);
+  assert.deepEqual(checkSnapshot(snapshot), []);
 });

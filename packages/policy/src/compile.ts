@@ -81,6 +81,17 @@ function referenceIssues(o: AnyPolicyObject, objects: ReadonlyMap<string, AnyPol
     );
   } else if (o.kind === 'LLMCache' && o.spec.semantic !== undefined) {
     if (findBackend(objects, ns, o.spec.semantic.backend, root) === undefined) missing('spec.semantic.backend', o.spec.semantic.backend);
+  } else if (o.kind === 'LLMGuardrail') {
+    const s = o.spec;
+    if ((s.detectors === undefined || s.detectors.length === 0) && s.classifier === undefined) {
+      issues.push({ object: objectKey(o), path: 'spec', message: 'needs detectors, a classifier, or both', code: 'SLUICE_ERR_POLICY_SCHEMA' });
+    }
+    if (s.classifier !== undefined) {
+      if (findBackend(objects, ns, s.classifier.backend, root) === undefined) missing('spec.classifier.backend', s.classifier.backend);
+      if (s.action === 'redact' && (s.detectors === undefined || s.detectors.length === 0)) {
+        issues.push({ object: objectKey(o), path: 'spec.action', message: 'a classifier gives a verdict, not spans to redact: use block or log (or add detectors to redact)', code: 'SLUICE_ERR_POLICY_SCHEMA' });
+      }
+    }
   } else if (o.kind === 'LLMLimit') {
     (o.spec.key ?? []).forEach((k, i) => {
       if ((k.source === 'label' || k.source === 'header') && (k.name === undefined || k.name === '')) {
@@ -324,6 +335,9 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
             batchMaxRequests: rule.batch?.maxRequests ?? 1000,
             batchPollMs: rule.batch?.pollMs ?? 30_000,
             batchHoldMs: rule.batch?.holdMs ?? 600_000,
+            logPrompts: rule.logging?.prompts ?? false,
+            logCompletions: rule.logging?.completions ?? false,
+            logMaxChars: rule.logging?.maxChars ?? 4096,
           });
         });
         break;
@@ -374,8 +388,16 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
           id: idOf(o),
           direction: s.direction,
           action: s.action,
-          detectors: s.detectors.map((d) => ({ kind: d.kind, values: [...(d.values ?? [])], name: d.name ?? '' })),
+          detectors: (s.detectors ?? []).map((d) => ({ kind: d.kind, values: [...(d.values ?? [])], name: d.name ?? '' })),
           routes: routeIds(o, s.match?.routes),
+          classifierBackend: s.classifier === undefined ? '' : useBackend(o, s.classifier.backend),
+          classifierModel: s.classifier?.model ?? '',
+          classifierFormat: s.classifier?.format ?? 'openaiModeration',
+          classifierCategories: [...(s.classifier?.categories ?? [])],
+          classifierThresholdMilli: s.classifier?.threshold === undefined ? 0 : Math.max(1, Math.round(s.classifier.threshold * 1000)),
+          classifierTimeoutMs: s.classifier?.timeoutMs ?? 2000,
+          classifierFailClosed: s.classifier?.onError === 'block',
+          classifierMaxChars: s.classifier?.maxChars ?? 32_000,
         });
         break;
       }

@@ -171,6 +171,15 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
               [],
               "latency-tolerant requests go through the provider's batch API (OpenAI Batch, Anthropic Message Batches) at its batch price",
             ),
+            logging: obj(
+              {
+                prompts: { type: 'boolean', description: "log the request's texts in its log line (default false)" },
+                completions: { type: 'boolean', description: "log the answer's texts in its log line (default false)" },
+                maxChars: int(16, 1_000_000, 'longest text logged per field, in characters (default 4096)'),
+              },
+              [],
+              "opt-in prompt logging; texts pass through the route's guardrail redaction (or the default PII detectors) first",
+            ),
           },
           ['match', 'backends'],
         ),
@@ -237,8 +246,22 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
         ),
         { minItems: 1 },
       ),
+      classifier: obj(
+        {
+          backend: str({ pattern: NAME, description: 'LLMBackend serving the classifier' }),
+          model: str({ pattern: MODEL }),
+          format: oneOf(['openaiModeration', 'llamaGuard'], 'openaiModeration (default): POST /v1/moderations; llamaGuard: a Llama Guard model behind a chat API'),
+          categories: list(str({ maxLength: 100 }), { description: 'categories that count (default: every flagged category)' }),
+          threshold: { type: 'number', minimum: 0, maximum: 1, description: "openaiModeration: a category counts at this score or above (default: the endpoint's flagged)" },
+          timeoutMs: int(10, 60_000, 'longest wait for a verdict (default 2000)'),
+          onError: oneOf(['allow', 'block'], 'when the classifier fails or times out: allow (fail open, default) or block (fail closed)'),
+          maxChars: int(100, 1_000_000, 'longest text sent, in characters (default 32000)'),
+        },
+        ['backend', 'model'],
+        'an external moderation endpoint asked about the texts (action block or log)',
+      ),
     },
-    ['direction', 'action', 'detectors'],
+    ['direction', 'action'],
   ),
 };
 

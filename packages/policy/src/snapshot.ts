@@ -76,6 +76,10 @@ export interface SnapshotRule {
   readonly batchMaxRequests: number;
   readonly batchPollMs: number;
   readonly batchHoldMs: number;
+  /** Opt-in prompt logging (texts redacted) and the longest text logged per field. */
+  readonly logPrompts: boolean;
+  readonly logCompletions: boolean;
+  readonly logMaxChars: number;
 }
 
 export interface SnapshotTarget {
@@ -129,6 +133,18 @@ export interface SnapshotGuardrail {
   readonly action: string;
   readonly detectors: readonly { readonly kind: string; readonly values: readonly string[]; readonly name: string }[];
   readonly routes: readonly string[];
+  /** External classifier: its backend ('' = none), model and wire format (`openaiModeration` | `llamaGuard`). */
+  readonly classifierBackend: string;
+  readonly classifierModel: string;
+  readonly classifierFormat: string;
+  /** Categories that count; empty = every flagged one. */
+  readonly classifierCategories: readonly string[];
+  /** Score (0..1000) at which a category counts; 0 = the endpoint's `flagged`. */
+  readonly classifierThresholdMilli: number;
+  readonly classifierTimeoutMs: number;
+  /** Fail closed (block) when the classifier fails or times out; else fail open. */
+  readonly classifierFailClosed: boolean;
+  readonly classifierMaxChars: number;
 }
 
 /** A problem that makes a sidecar refuse (NACK) a snapshot. */
@@ -165,6 +181,13 @@ export function checkSnapshot(s: Snapshot): SnapshotProblem[] {
     for (const t of r.targets) if (!backendIds.has(t.backend)) fail(`route ${r.route}`, `target backend ${t.backend} is not in the snapshot`);
   }
   for (const g of s.guardrails) {
+    if (g.classifierBackend !== '') {
+      const b = s.backends.find((x) => x.id === g.classifierBackend);
+      const path = g.classifierFormat === 'llamaGuard' ? 'chat' : 'moderations';
+      if (b === undefined) fail(`guardrail ${g.id}`, `classifier backend ${g.classifierBackend} is not in the snapshot`);
+      else if (b.schema !== 'openai' || b.paths[path] === undefined) fail(`guardrail ${g.id}`, `classifier backend ${g.classifierBackend} has no OpenAI-schema ${path} API`);
+      if (g.classifierFormat !== 'openaiModeration' && g.classifierFormat !== 'llamaGuard') fail(`guardrail ${g.id}`, `unknown classifier format ${JSON.stringify(g.classifierFormat)}`);
+    }
     for (const d of g.detectors) {
       if (d.kind !== 'regex') continue;
       for (const v of d.values) {

@@ -119,6 +119,17 @@ export interface RouteRule {
   shadow?: { backend: string; modelOverride?: string; percent: number };
   /** Latency-tolerant requests go through the provider's batch API. */
   batch?: RouteBatch;
+  /** Opt-in: the request's texts (and the answer's) in its log line, through the PII redaction. */
+  logging?: RouteLogging;
+}
+
+export interface RouteLogging {
+  /** Log the request's texts (default false). */
+  prompts?: boolean;
+  /** Log the answer's texts (default false). */
+  completions?: boolean;
+  /** Longest text logged per field, in characters (default 4096); longer texts are cut. */
+  maxChars?: number;
 }
 
 export interface RouteBatch {
@@ -219,7 +230,28 @@ export interface LLMGuardrailSpec {
   match?: { routes?: string[] };
   direction: 'input' | 'output' | 'both';
   action: 'redact' | 'block' | 'log';
-  detectors: DetectorSpec[];
+  /** Detectors run in the sidecar (at least one of `detectors` and `classifier`). */
+  detectors?: DetectorSpec[];
+  /** An external moderation endpoint asked about the texts. */
+  classifier?: ClassifierSpec;
+}
+
+export interface ClassifierSpec {
+  /** LLMBackend serving the classifier. */
+  backend: string;
+  model: string;
+  /** `openaiModeration` (default): POST /v1/moderations; `llamaGuard`: a Llama Guard model behind a chat API. */
+  format?: 'openaiModeration' | 'llamaGuard';
+  /** Categories that count (default: every category the classifier flags). */
+  categories?: string[];
+  /** openaiModeration: a category counts when its score reaches this (0..1); default: the endpoint's own `flagged`. */
+  threshold?: number;
+  /** Longest wait for a verdict (default 2000 ms). */
+  timeoutMs?: number;
+  /** When the classifier fails or times out: `allow` (fail open, default) or `block` (fail closed). */
+  onError?: 'allow' | 'block';
+  /** Longest text sent, in characters (default 32 000; the end is cut). */
+  maxChars?: number;
 }
 
 export interface PolicyObject<K extends Kind = Kind, S = unknown> {

@@ -5,7 +5,7 @@
 export type WireSchema = 'openai' | 'anthropic' | 'gemini' | 'bedrock';
 
 /** `batches` / `files`: the provider's batch API (OpenAI Batch with its file uploads; Anthropic Message Batches). */
-export type Endpoint = 'responses' | 'chat' | 'embeddings' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate' | 'converse' | 'converseStream';
+export type Endpoint = 'responses' | 'chat' | 'embeddings' | 'moderations' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate' | 'converse' | 'converseStream';
 
 export interface ProviderSpec {
   readonly id: string;
@@ -31,9 +31,11 @@ export interface ProviderSpec {
   readonly displayName: string;
 }
 
-const openaiPaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings', batches: '/v1/batches', files: '/v1/files', responses: '/v1/responses' });
+const openaiPaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings', moderations: '/v1/moderations', batches: '/v1/batches', files: '/v1/files', responses: '/v1/responses' });
 const compatiblePaths = Object.freeze({ chat: '/v1/chat/completions', embeddings: '/v1/embeddings' });
 const chatOnly = Object.freeze({ chat: '/v1/chat/completions' });
+/** Self-hosted and generic OpenAI-family servers: a classifier may serve the moderations API there. */
+const selfHostedPaths = Object.freeze({ ...compatiblePaths, moderations: '/v1/moderations' });
 
 export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
   openai: Object.freeze({
@@ -72,7 +74,7 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     authPrefix: 'Bearer ',
     headers: Object.freeze({}),
     // Servers of the OpenAI API family rarely implement its batch API.
-    paths: compatiblePaths,
+    paths: selfHostedPaths,
     maxTokensField: 'max_tokens',
     priceFamily: 'openai',
     batchPricePercent: 0,
@@ -149,7 +151,7 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     defaultModels: ['anthropic.claude-sonnet-4-5-20250929-v1:0', 'anthropic.claude-haiku-4-5-20251001-v1:0', 'amazon.nova-pro-v1:0', 'amazon.nova-lite-v1:0', 'meta.llama3-3-70b-instruct-v1:0'],
     displayName: 'AWS Bedrock (Converse)',
   }),
-  mistral: compatible('mistral', 'Mistral AI', 'https://api.mistral.ai', compatiblePaths, ['mistral-large-latest', 'mistral-medium-latest', 'mistral-small-latest', 'codestral-latest', 'mistral-embed']),
+  mistral: compatible('mistral', 'Mistral AI', 'https://api.mistral.ai', selfHostedPaths, ['mistral-large-latest', 'mistral-medium-latest', 'mistral-small-latest', 'codestral-latest', 'mistral-embed']),
   groq: compatible('groq', 'Groq', 'https://api.groq.com/openai', chatOnly, ['llama-3.3-70b-versatile', 'llama-3.1-8b-instant', 'openai/gpt-oss-120b', 'openai/gpt-oss-20b']),
   deepseek: compatible('deepseek', 'DeepSeek', 'https://api.deepseek.com', chatOnly, ['deepseek-chat', 'deepseek-reasoner']),
   together: compatible('together', 'Together AI', 'https://api.together.xyz', compatiblePaths, ['meta-llama/Llama-3.3-70B-Instruct-Turbo', 'deepseek-ai/DeepSeek-V3', 'Qwen/Qwen2.5-72B-Instruct-Turbo']),
@@ -157,8 +159,8 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
   openrouter: compatible('openrouter', 'OpenRouter', 'https://openrouter.ai/api', chatOnly, ['openai/gpt-4o-mini', 'anthropic/claude-sonnet-4.5', 'meta-llama/llama-3.3-70b-instruct']),
   xai: compatible('xai', 'xAI', 'https://api.x.ai', chatOnly, ['grok-4', 'grok-3', 'grok-3-mini']),
   // Self-hosted servers: no list price (priced 0 unless the backend declares prices), key optional.
-  vllm: compatible('vllm', 'vLLM (self-hosted)', undefined, compatiblePaths, [], 'self-hosted'),
-  ollama: compatible('ollama', 'Ollama (self-hosted)', 'http://localhost:11434', compatiblePaths, [], 'self-hosted'),
+  vllm: compatible('vllm', 'vLLM (self-hosted)', undefined, selfHostedPaths, [], 'self-hosted'),
+  ollama: compatible('ollama', 'Ollama (self-hosted)', 'http://localhost:11434', selfHostedPaths, [], 'self-hosted'),
 } satisfies Record<string, ProviderSpec>);
 
 /** A preset of the OpenAI-compatible family: the OpenAI wire format at another address, its own prices. */

@@ -63,8 +63,10 @@ import { loadedAws, readUpstreamBody, sendUpstream, transportError, upstreamStat
 import { batchApiOf, type Batcher } from './batch/batcher.js';
 import { cacheScope, cacheUse, exactKey, type CachedAnswer, type CacheHit, type ResponseCache } from './cache/index.js';
 import { semanticQuery, semanticScope, type SemanticCache } from './cache/semantic.js';
-import { applyGuardrails, Placeholders, type GuardFinding } from './guard/index.js';
+import { appliesTo, applyGuardrails, Placeholders, type CompiledGuardrail, type GuardFinding } from './guard/index.js';
 import { StreamGuard } from './guard/stream.js';
+import { classify, type ClassifierInput } from './guard/classifier.js';
+import { bodyText, loggable, logScanners } from './guard/log-texts.js';
 import type { BatchResults, ResponseSink } from './batch/results.js';
 
 export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages' | 'openai-responses';
@@ -135,6 +137,11 @@ export interface RequestRecord {
   cacheSavedMicros: number | undefined;
   /** Guardrail findings: `guardrail:direction:action:detector×count`, comma-separated. */
   guardrails: string | undefined;
+  /** Time spent waiting for external guardrail classifiers (ms, both directions). */
+  classifierMs: number | undefined;
+  /** Opt-in (route rule `logging`): the request's and the answer's texts, redacted and cut. */
+  prompt: string | undefined;
+  completion: string | undefined;
   /** Batch routing: the provider's batch id (`fallback` when the batch failed and the request was served in real time). */
   batch: string | undefined;
   /** The id to poll (`GET /v1/sluice/batch/<id>`) when the caller was answered 202 before the batch finished. */
@@ -571,6 +578,44 @@ function recordFindings(deps: HandlerDeps, rec: RequestRecord, findings: readonl
   }
 }
 
+/**
+ * Asks the external classifiers of `guards` (in parallel) about one direction of the request: the
+ * categories each flags become findings (`classifier:<category>`) with the guardrail's action; a
+ * classifier that fails or times out is a `classifierError` finding, and blocks only when its
+ * guardrail fails closed. Throws SLUICE_ERR_GUARDRAIL_BLOCKED / _UNAVAILABLE after recording.
+ */
+async function classifyWith(deps: HandlerDeps, rec: RequestRecord, rt: Runtime, guards: readonly CompiledGuardrail[], input: ClassifierInput): Promise<void> {
+  const t0 = performance.now();
+  const verdicts = await Promise.all(
+    guards.map(async (g) => {
+      const p = g.classifier!;
+      try {
+        const backend = rt.snapshot.backends.find((b) => b.id === p.backend);
+        if (backend === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `The classifier backend ${p.backend} is not in the policy`);
+        return { g, categories: await classify(deps.pools, backend, p, input), error: undefined };
+      } catch (e) {
+        return { g, categories: [], error: toSluiceError(e) };
+      }
+    }),
+  );
+  rec.classifierMs = (rec.classifierMs ?? 0) + ms(t0);
+  const findings: GuardFinding[] = [];
+  let stop: SluiceError | undefined;
+  const what = input.direction === 'input' ? 'request' : 'answer';
+  for (const v of verdicts) {
+    const p = v.g.classifier!;
+    if (v.error !== undefined) {
+      findings.push({ guardrail: v.g.id, direction: input.direction, action: p.failClosed ? 'block' : 'allow', detector: 'classifierError', count: 1 });
+      if (p.failClosed) stop ??= new SluiceError('SLUICE_ERR_GUARDRAIL_UNAVAILABLE', `The classifier of guardrail ${v.g.id} could not check the ${what} (${v.error.code}); it fails closed`);
+      continue;
+    }
+    for (const c of v.categories) findings.push({ guardrail: v.g.id, direction: input.direction, action: v.g.action, detector: `classifier:${c}`, count: 1 });
+    if (v.categories.length > 0 && v.g.action === 'block') stop ??= new SluiceError('SLUICE_ERR_GUARDRAIL_BLOCKED', `Guardrail ${v.g.id} blocked the ${what}: its classifier flagged ${v.categories.join(', ')}`);
+  }
+  recordFindings(deps, rec, findings);
+  if (stop !== undefined) throw stop;
+}
+
 /** What the cache keeps of an answer: its bytes as the caller got them, and what it cost. */
 function cachedAnswer(form: 'json' | 'sse', body: string, rec: Pick<RequestRecord, 'backend' | 'upstreamModel' | 'costMicros'>): CachedAnswer {
   return { form, body, backend: rec.backend ?? '', upstreamModel: rec.upstreamModel ?? '', costMicros: rec.costMicros ?? 0, createdAtMs: Date.now() };
@@ -628,6 +673,9 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     coalescedWith: undefined,
     capabilitySkipped: undefined,
     guardrails: undefined,
+    classifierMs: undefined,
+    prompt: undefined,
+    completion: undefined,
     cache: undefined,
     cacheBypass: undefined,
     cacheTier: undefined,
@@ -715,15 +763,21 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     }
     // Guardrails on the request (LLMGuardrail input): redact in place, block, or log.
     // (Nothing is allocated for requests without guardrails: the hot path stays as it was.)
-    const names = rt.guardrails.length > 0 ? new Placeholders() : undefined;
-    if (names !== undefined) {
+    const names = rt.guardrails.length > 0 || target.rule.logPrompts || target.rule.logCompletions ? new Placeholders() : undefined;
+    // The request's texts (after input redaction), for classifiers and prompt logging; read once.
+    let promptText: string | undefined;
+    const promptOf = (): string => (promptText ??= bodyText(body));
+    if (names !== undefined && rt.guardrails.length > 0) {
       const r = guard(deps, rec, rt.guardrails, routeId, 'input', body, names);
       if (r) rawOut = JSON.stringify(body);
+      const classifiers = rt.guardrails.filter((g) => g.input && g.classifier !== undefined && appliesTo(g, routeId));
+      if (classifiers.length > 0) await classifyWith(deps, rec, rt, classifiers, { direction: 'input', prompt: promptOf() });
       // The stream filter follows one choice: several streamed choices would pass unfiltered.
       if (stream && typeof body['n'] === 'number' && body['n'] > 1 && rt.guardrails.some((g) => g.output && g.action !== 'log' && (g.routes === undefined || g.routes.has(routeId)))) {
         throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', 'An output guardrail filters this route: streamed answers with n > 1 choices cannot be filtered', { param: 'n' });
       }
     }
+    if (names !== undefined && target.rule.logPrompts) rec.prompt = loggable(promptOf(), logScanners(rt.guardrails, routeId), names, target.rule.logMaxChars);
     // Planned per attempt (each backend may need a translation); none before the first.
     let plan: Plan | undefined;
     const matching = rt.limits.limits.length === 0 ? [] : deps.limits.match(rt.limits, { routeId, model }, deps.identity, req);
@@ -991,7 +1045,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       const read = readJsonResponse(plan, buf, rec);
       usage = read.usage;
       let out = read.out;
-      if (rt.guardrails.some((g) => g.output)) {
+      if (rt.guardrails.some((g) => g.output) || target.rule.logCompletions) {
         // Guardrails on the answer (LLMGuardrail output), on its caller-shape JSON.
         let answer: unknown;
         try {
@@ -999,7 +1053,13 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         } catch {
           answer = undefined;
         }
-        if (isObj(answer) && guard(deps, rec, rt.guardrails, routeId, 'output', answer, names ?? new Placeholders())) out = JSON.stringify(answer);
+        if (isObj(answer)) {
+          const answerNames = names ?? new Placeholders();
+          if (guard(deps, rec, rt.guardrails, routeId, 'output', answer, answerNames)) out = JSON.stringify(answer);
+          const classifiers = rt.guardrails.filter((g) => g.output && g.classifier !== undefined && appliesTo(g, routeId));
+          if (classifiers.length > 0) await classifyWith(deps, rec, rt, classifiers, { direction: 'output', prompt: promptOf(), answer: bodyText(answer) });
+          if (target.rule.logCompletions) rec.completion = loggable(bodyText(answer), logScanners(rt.guardrails, routeId), answerNames, target.rule.logMaxChars);
+        }
       }
       const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), ...sluiceHeaders(rec, admission) };
       const price = usage === undefined ? undefined : rt.priceOf(backend, rec.upstreamModel ?? target.upstreamModel);
@@ -1029,17 +1089,22 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     rec.status = 200;
     const parser = framing.parser();
     const tr = streamTranslator(plan, rec);
-    // Output guardrails of the route filter the stream through their look-behind window.
-    const outputGuards = names === undefined ? [] : rt.guardrails.filter((g) => g.output && g.action !== 'log' && (g.routes === undefined || g.routes.has(routeId)));
-    const streamGuard = outputGuards.length === 0 ? undefined : new StreamGuard(outputGuards, ep.ingress === 'openai-responses' ? 'responses' : ep.shape, names ?? new Placeholders());
+    // Output guardrails of the route filter the stream through their look-behind window; an output
+    // classifier gets the answer once it is complete (the end of the stream waits for its verdict).
+    const outputGuards = names === undefined ? [] : rt.guardrails.filter((g) => g.output && appliesTo(g, routeId));
+    const outputClassifiers = outputGuards.filter((g) => g.classifier !== undefined);
+    const collectChars = Math.max(0, ...outputClassifiers.map((g) => g.classifier!.maxChars), target.rule.logCompletions ? target.rule.logMaxChars + 4608 : 0);
+    const streamGuard =
+      outputGuards.length === 0 && !target.rule.logCompletions
+        ? undefined
+        : new StreamGuard(outputGuards, ep.ingress === 'openai-responses' ? 'responses' : ep.shape, names ?? new Placeholders(), { collectChars, holdTail: outputClassifiers.length > 0 });
     try {
       // A cacheable stream is recorded as it passes (never delaying it), up to the entry size bound.
       let recorded: string[] | undefined = cacheKey === undefined && semantic === undefined ? undefined : [];
       let recordedChars = 0;
-      const forward = async (raw: string): Promise<void> => {
-        if (raw.length === 0 || clientGone) return;
-        const text = streamGuard === undefined ? raw : streamGuard.push(raw);
-        if (text.length === 0) return;
+      const forward = (raw: string): Promise<void> | undefined => (raw.length === 0 || clientGone ? undefined : send(streamGuard === undefined ? raw : streamGuard.push(raw)));
+      const send = async (text: string): Promise<void> => {
+        if (text.length === 0 || clientGone) return;
         if (rec.ttftMs === null) rec.ttftMs = ms(t0);
         if (recorded !== undefined) {
           recordedChars += text.length;
@@ -1054,6 +1119,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (clientGone) throw new SluiceError('SLUICE_ERR_REQUEST_ABORTED');
       for (const ev of parser.end()) await forward(tr.push(ev));
       await forward(tr.end());
+      if (streamGuard !== undefined && outputClassifiers.length > 0) {
+        await classifyWith(deps, rec, rt, outputClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer });
+        await send(streamGuard.takeTail());
+      }
       res.end();
       if (recorded !== undefined && !clientGone) {
         // Stored only once complete: usage read (the cost a hit avoids) and no error on the way.
@@ -1065,7 +1134,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       throw clientGone ? new SluiceError('SLUICE_ERR_REQUEST_ABORTED') : transportError(e, true);
     } finally {
       usage = tr.usage;
-      if (streamGuard !== undefined) recordFindings(deps, rec, [...streamGuard.findings.values()]);
+      if (streamGuard !== undefined) {
+        recordFindings(deps, rec, [...streamGuard.findings.values()]);
+        if (target.rule.logCompletions) rec.completion = loggable(streamGuard.answer, logScanners(rt.guardrails, routeId), names ?? new Placeholders(), target.rule.logMaxChars);
+      }
     }
   } catch (e) {
     let err = toSluiceError(e);

@@ -909,7 +909,7 @@ class FakeProviderServer implements FakeProvider {
       sendBody(res, a.status, a.contentType ?? JSON_CONTENT_TYPE, a.body);
       return;
     }
-    let endpoint: 'chat' | 'embeddings' | 'messages' | undefined;
+    let endpoint: 'chat' | 'embeddings' | 'moderations' | 'messages' | undefined;
     // Google Gemini API: /v1beta/models/<model>:generateContent | :streamGenerateContent?alt=sse.
     // GCE / GKE metadata server (workload identity): the service account's access token.
     if (method === 'GET' && path.startsWith('/computeMetadata/v1/')) {
@@ -1054,6 +1054,7 @@ class FakeProviderServer implements FakeProvider {
       endpoint = azure[2] === 'embeddings' ? 'embeddings' : 'chat';
     } else if (method === 'POST' && path === '/v1/chat/completions') endpoint = 'chat';
     else if (method === 'POST' && path === '/v1/embeddings') endpoint = 'embeddings';
+    else if (method === 'POST' && path === '/v1/moderations') endpoint = 'moderations';
     else if (method === 'POST' && path === '/v1/messages') endpoint = 'messages';
     else if (method === 'GET' && path === '/v1/models') {
       // Only the default script applies here, so a model-list probe never eats one-shot scripts.
@@ -1089,9 +1090,11 @@ class FakeProviderServer implements FakeProvider {
       return;
     }
     const model = deployment ?? (typeof parsed['model'] === 'string' ? parsed['model'] : '');
-    const script = this.pick(model);
+    // Moderations take only their model's script: a classifier call never eats a queued reply.
+    const script = endpoint === 'moderations' ? (this.byModel.get(model) ?? NO_SCRIPT) : this.pick(model);
     this.afterLatency(res, ex, script, () => {
       if (endpoint === 'embeddings') this.embeddings(res, ex, script, parsed, model);
+      else if (endpoint === 'moderations') this.moderations(res, ex, script, parsed, model);
       else this.generate(res, ex, script, parsed, model, endpoint);
     });
   }
@@ -1343,6 +1346,18 @@ class FakeProviderServer implements FakeProvider {
     this.respondJson(res, ex, script, 'openai', out);
   }
 
+  /** OpenAI moderations: each input text scored by {@link moderate} (trigger words, deterministic). */
+  private moderations(res: ServerResponse, ex: Exchange, script: FakeScript, body: Record<string, unknown>, model: string): void {
+    const input = body['input'];
+    const texts = typeof input === 'string' ? [input] : Array.isArray(input) && input.every((x) => typeof x === 'string') ? (input as string[]) : undefined;
+    if (texts === undefined) {
+      if (this.preface(res, script, 'openai')) return;
+      this.sendError(res, 'openai', 400, 'invalid_request_error', "'input' must be a string or an array of strings.");
+      return;
+    }
+    this.respondJson(res, ex, script, 'openai', JSON.stringify({ id: `modr-${nextId()}`, model: model || 'omni-moderation-latest', results: texts.map(moderate) }));
+  }
+
   private generate(
     res: ServerResponse,
     ex: Exchange,
@@ -1443,4 +1458,41 @@ export function startFakeProvider(options: FakeProviderOptions = {}): Promise<Fa
       resolve(fake);
     });
   });
+}
+
+/** The categories of OpenAI's omni moderation model. */
+export const MODERATION_CATEGORIES = [
+  'harassment',
+  'harassment/threatening',
+  'hate',
+  'hate/threatening',
+  'illicit',
+  'illicit/violent',
+  'self-harm',
+  'self-harm/intent',
+  'self-harm/instructions',
+  'sexual',
+  'sexual/minors',
+  'violence',
+  'violence/graphic',
+] as const;
+
+/**
+ * The fake moderation verdict of one text: a category scores 0.92 (flagged) when one of its trigger
+ * words is in the text, 0.4 (not flagged; for threshold tests) for its borderline word, 0.001
+ * otherwise. Triggers: violence "kill", "murder" (borderline "fight"); self-harm "suicide";
+ * harassment "idiot"; illicit "counterfeit".
+ */
+export function moderate(text: string): { flagged: boolean; categories: Record<string, boolean>; category_scores: Record<string, number> } {
+  const words = new Set(text.toLowerCase().split(/[^a-z-]+/u));
+  const triggers: Record<string, readonly string[]> = { violence: ['kill', 'murder'], 'self-harm': ['suicide'], harassment: ['idiot'], illicit: ['counterfeit'] };
+  const borderline: Record<string, string> = { violence: 'fight' };
+  const categories: Record<string, boolean> = {};
+  const scores: Record<string, number> = {};
+  for (const c of MODERATION_CATEGORIES) {
+    const hit = (triggers[c] ?? []).some((w) => words.has(w));
+    scores[c] = hit ? 0.92 : borderline[c] !== undefined && words.has(borderline[c]) ? 0.4 : 0.001;
+    categories[c] = hit;
+  }
+  return { flagged: Object.values(categories).some(Boolean), categories, category_scores: scores };
 }

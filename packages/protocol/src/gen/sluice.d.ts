@@ -2476,6 +2476,15 @@ export namespace sluice {
             /** Rule batchHoldMs. */
             batchHoldMs: number;
 
+            /** Rule logPrompts. */
+            logPrompts: boolean;
+
+            /** Rule logCompletions. */
+            logCompletions: boolean;
+
+            /** Rule logMaxChars. */
+            logMaxChars: number;
+
             /**
              * Creates a new Rule instance using the specified properties.
              * @param [properties] Properties to set
@@ -2625,6 +2634,15 @@ export namespace sluice {
 
                 /** Rule batchHoldMs */
                 batchHoldMs?: (number|null);
+
+                /** Rule logPrompts */
+                logPrompts?: (boolean|null);
+
+                /** Rule logCompletions */
+                logCompletions?: (boolean|null);
+
+                /** Rule logMaxChars */
+                logMaxChars?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -3316,6 +3334,30 @@ export namespace sluice {
             /** Guardrail routes. */
             routes: string[];
 
+            /** Guardrail classifierBackend. */
+            classifierBackend: string;
+
+            /** Guardrail classifierModel. */
+            classifierModel: string;
+
+            /** Guardrail classifierFormat. */
+            classifierFormat: string;
+
+            /** Guardrail classifierCategories. */
+            classifierCategories: string[];
+
+            /** Guardrail classifierThresholdMilli. */
+            classifierThresholdMilli: number;
+
+            /** Guardrail classifierTimeoutMs. */
+            classifierTimeoutMs: number;
+
+            /** Guardrail classifierFailClosed. */
+            classifierFailClosed: boolean;
+
+            /** Guardrail classifierMaxChars. */
+            classifierMaxChars: number;
+
             /**
              * Creates a new Guardrail instance using the specified properties.
              * @param [properties] Properties to set
@@ -3414,6 +3456,30 @@ export namespace sluice {
 
                 /** Guardrail routes */
                 routes?: (string[]|null);
+
+                /** Guardrail classifierBackend */
+                classifierBackend?: (string|null);
+
+                /** Guardrail classifierModel */
+                classifierModel?: (string|null);
+
+                /** Guardrail classifierFormat */
+                classifierFormat?: (string|null);
+
+                /** Guardrail classifierCategories */
+                classifierCategories?: (string[]|null);
+
+                /** Guardrail classifierThresholdMilli */
+                classifierThresholdMilli?: (number|null);
+
+                /** Guardrail classifierTimeoutMs */
+                classifierTimeoutMs?: (number|null);
+
+                /** Guardrail classifierFailClosed */
+                classifierFailClosed?: (boolean|null);
+
+                /** Guardrail classifierMaxChars */
+                classifierMaxChars?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -7269,6 +7269,9 @@ export const sluice = $root.sluice = (() => {
              * @property {number|null} [batchMaxRequests] Rule batchMaxRequests
              * @property {number|null} [batchPollMs] Rule batchPollMs
              * @property {number|null} [batchHoldMs] Rule batchHoldMs
+             * @property {boolean|null} [logPrompts] Rule logPrompts
+             * @property {boolean|null} [logCompletions] Rule logCompletions
+             * @property {number|null} [logMaxChars] Rule logMaxChars
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -7480,6 +7483,30 @@ export const sluice = $root.sluice = (() => {
             Rule.prototype.batchHoldMs = 0;
 
             /**
+             * Rule logPrompts.
+             * @member {boolean} logPrompts
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.logPrompts = false;
+
+            /**
+             * Rule logCompletions.
+             * @member {boolean} logCompletions
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.logCompletions = false;
+
+            /**
+             * Rule logMaxChars.
+             * @member {number} logMaxChars
+             * @memberof sluice.v1.Rule
+             * @instance
+             */
+            Rule.prototype.logMaxChars = 0;
+
+            /**
              * Creates a new Rule instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Rule
@@ -7558,6 +7585,12 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 21, wireType 0 =*/168).int32(message.batchPollMs);
                 if (message.batchHoldMs != null && $Object.hasOwnProperty.call(message, "batchHoldMs") && message.batchHoldMs !== 0)
                     writer.uint32(/* id 22, wireType 0 =*/176).int32(message.batchHoldMs);
+                if (message.logPrompts != null && $Object.hasOwnProperty.call(message, "logPrompts") && message.logPrompts !== false)
+                    writer.uint32(/* id 23, wireType 0 =*/184).bool(message.logPrompts);
+                if (message.logCompletions != null && $Object.hasOwnProperty.call(message, "logCompletions") && message.logCompletions !== false)
+                    writer.uint32(/* id 24, wireType 0 =*/192).bool(message.logCompletions);
+                if (message.logMaxChars != null && $Object.hasOwnProperty.call(message, "logMaxChars") && message.logMaxChars !== 0)
+                    writer.uint32(/* id 25, wireType 0 =*/200).int32(message.logMaxChars);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -7807,6 +7840,33 @@ export const sluice = $root.sluice = (() => {
                                 delete message.batchHoldMs;
                             continue;
                         }
+                    case 23: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.logPrompts = value;
+                            else
+                                delete message.logPrompts;
+                            continue;
+                        }
+                    case 24: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.logCompletions = value;
+                            else
+                                delete message.logCompletions;
+                            continue;
+                        }
+                    case 25: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.logMaxChars = value;
+                            else
+                                delete message.logMaxChars;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -7937,6 +7997,15 @@ export const sluice = $root.sluice = (() => {
                 if (message.batchHoldMs != null && $Object.hasOwnProperty.call(message, "batchHoldMs"))
                     if (!$util.isInteger(message.batchHoldMs))
                         return "batchHoldMs: integer expected";
+                if (message.logPrompts != null && $Object.hasOwnProperty.call(message, "logPrompts"))
+                    if (typeof message.logPrompts !== "boolean")
+                        return "logPrompts: boolean expected";
+                if (message.logCompletions != null && $Object.hasOwnProperty.call(message, "logCompletions"))
+                    if (typeof message.logCompletions !== "boolean")
+                        return "logCompletions: boolean expected";
+                if (message.logMaxChars != null && $Object.hasOwnProperty.call(message, "logMaxChars"))
+                    if (!$util.isInteger(message.logMaxChars))
+                        return "logMaxChars: integer expected";
                 return null;
             };
 
@@ -8041,6 +8110,15 @@ export const sluice = $root.sluice = (() => {
                 if (object.batchHoldMs != null)
                     if ($Number(object.batchHoldMs) !== 0)
                         message.batchHoldMs = object.batchHoldMs | 0;
+                if (object.logPrompts != null)
+                    if (object.logPrompts)
+                        message.logPrompts = $Boolean(object.logPrompts);
+                if (object.logCompletions != null)
+                    if (object.logCompletions)
+                        message.logCompletions = $Boolean(object.logCompletions);
+                if (object.logMaxChars != null)
+                    if ($Number(object.logMaxChars) !== 0)
+                        message.logMaxChars = object.logMaxChars | 0;
                 return message;
             };
 
@@ -8086,6 +8164,9 @@ export const sluice = $root.sluice = (() => {
                     object.batchMaxRequests = 0;
                     object.batchPollMs = 0;
                     object.batchHoldMs = 0;
+                    object.logPrompts = false;
+                    object.logCompletions = false;
+                    object.logMaxChars = 0;
                 }
                 if (message.route != null && $Object.hasOwnProperty.call(message, "route"))
                     object.route = message.route;
@@ -8140,6 +8221,12 @@ export const sluice = $root.sluice = (() => {
                     object.batchPollMs = message.batchPollMs;
                 if (message.batchHoldMs != null && $Object.hasOwnProperty.call(message, "batchHoldMs"))
                     object.batchHoldMs = message.batchHoldMs;
+                if (message.logPrompts != null && $Object.hasOwnProperty.call(message, "logPrompts"))
+                    object.logPrompts = message.logPrompts;
+                if (message.logCompletions != null && $Object.hasOwnProperty.call(message, "logCompletions"))
+                    object.logCompletions = message.logCompletions;
+                if (message.logMaxChars != null && $Object.hasOwnProperty.call(message, "logMaxChars"))
+                    object.logMaxChars = message.logMaxChars;
                 return object;
             };
 
@@ -10248,6 +10335,14 @@ export const sluice = $root.sluice = (() => {
              * @property {string|null} [action] Guardrail action
              * @property {Array.<sluice.v1.Detector.$Properties>|null} [detectors] Guardrail detectors
              * @property {Array.<string>|null} [routes] Guardrail routes
+             * @property {string|null} [classifierBackend] Guardrail classifierBackend
+             * @property {string|null} [classifierModel] Guardrail classifierModel
+             * @property {string|null} [classifierFormat] Guardrail classifierFormat
+             * @property {Array.<string>|null} [classifierCategories] Guardrail classifierCategories
+             * @property {number|null} [classifierThresholdMilli] Guardrail classifierThresholdMilli
+             * @property {number|null} [classifierTimeoutMs] Guardrail classifierTimeoutMs
+             * @property {boolean|null} [classifierFailClosed] Guardrail classifierFailClosed
+             * @property {number|null} [classifierMaxChars] Guardrail classifierMaxChars
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -10275,6 +10370,7 @@ export const sluice = $root.sluice = (() => {
             const Guardrail = function (properties) {
                 this.detectors = [];
                 this.routes = [];
+                this.classifierCategories = [];
                 if (properties)
                     for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                         if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -10322,6 +10418,70 @@ export const sluice = $root.sluice = (() => {
             Guardrail.prototype.routes = $util.emptyArray;
 
             /**
+             * Guardrail classifierBackend.
+             * @member {string} classifierBackend
+             * @memberof sluice.v1.Guardrail
+             * @instance
+             */
+            Guardrail.prototype.classifierBackend = "";
+
+            /**
+             * Guardrail classifierModel.
+             * @member {string} classifierModel
+             * @memberof sluice.v1.Guardrail
+             * @instance
+             */
+            Guardrail.prototype.classifierModel = "";
+
+            /**
+             * Guardrail classifierFormat.
+             * @member {string} classifierFormat
+             * @memberof sluice.v1.Guardrail
+             * @instance
+             */
+            Guardrail.prototype.classifierFormat = "";
+
+            /**
+             * Guardrail classifierCategories.
+             * @member {Array.<string>} classifierCategories
+             * @memberof sluice.v1.Guardrail
+             * @instance
+             */
+            Guardrail.prototype.classifierCategories = $util.emptyArray;
+
+            /**
+             * Guardrail classifierThresholdMilli.
+             * @member {number} classifierThresholdMilli
+             * @memberof sluice.v1.Guardrail
+             * @instance
+             */
+            Guardrail.prototype.classifierThresholdMilli = 0;
+
+            /**
+             * Guardrail classifierTimeoutMs.
+             * @member {number} classifierTimeoutMs
+             * @memberof sluice.v1.Guardrail
+             * @instance
+             */
+            Guardrail.prototype.classifierTimeoutMs = 0;
+
+            /**
+             * Guardrail classifierFailClosed.
+             * @member {boolean} classifierFailClosed
+             * @memberof sluice.v1.Guardrail
+             * @instance
+             */
+            Guardrail.prototype.classifierFailClosed = false;
+
+            /**
+             * Guardrail classifierMaxChars.
+             * @member {number} classifierMaxChars
+             * @memberof sluice.v1.Guardrail
+             * @instance
+             */
+            Guardrail.prototype.classifierMaxChars = 0;
+
+            /**
              * Creates a new Guardrail instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Guardrail
@@ -10365,6 +10525,23 @@ export const sluice = $root.sluice = (() => {
                 if (message.routes != null && message.routes.length)
                     for (let i = 0; i < message.routes.length; ++i)
                         writer.uint32(/* id 5, wireType 2 =*/42).string(message.routes[i]);
+                if (message.classifierBackend != null && $Object.hasOwnProperty.call(message, "classifierBackend") && message.classifierBackend !== "")
+                    writer.uint32(/* id 6, wireType 2 =*/50).string(message.classifierBackend);
+                if (message.classifierModel != null && $Object.hasOwnProperty.call(message, "classifierModel") && message.classifierModel !== "")
+                    writer.uint32(/* id 7, wireType 2 =*/58).string(message.classifierModel);
+                if (message.classifierFormat != null && $Object.hasOwnProperty.call(message, "classifierFormat") && message.classifierFormat !== "")
+                    writer.uint32(/* id 8, wireType 2 =*/66).string(message.classifierFormat);
+                if (message.classifierCategories != null && message.classifierCategories.length)
+                    for (let i = 0; i < message.classifierCategories.length; ++i)
+                        writer.uint32(/* id 9, wireType 2 =*/74).string(message.classifierCategories[i]);
+                if (message.classifierThresholdMilli != null && $Object.hasOwnProperty.call(message, "classifierThresholdMilli") && message.classifierThresholdMilli !== 0)
+                    writer.uint32(/* id 10, wireType 0 =*/80).uint32(message.classifierThresholdMilli);
+                if (message.classifierTimeoutMs != null && $Object.hasOwnProperty.call(message, "classifierTimeoutMs") && message.classifierTimeoutMs !== 0)
+                    writer.uint32(/* id 11, wireType 0 =*/88).uint32(message.classifierTimeoutMs);
+                if (message.classifierFailClosed != null && $Object.hasOwnProperty.call(message, "classifierFailClosed") && message.classifierFailClosed !== false)
+                    writer.uint32(/* id 12, wireType 0 =*/96).bool(message.classifierFailClosed);
+                if (message.classifierMaxChars != null && $Object.hasOwnProperty.call(message, "classifierMaxChars") && message.classifierMaxChars !== 0)
+                    writer.uint32(/* id 13, wireType 0 =*/104).uint32(message.classifierMaxChars);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -10465,6 +10642,77 @@ export const sluice = $root.sluice = (() => {
                             message.routes.push(reader.stringVerify());
                             continue;
                         }
+                    case 6: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.classifierBackend = value;
+                            else
+                                delete message.classifierBackend;
+                            continue;
+                        }
+                    case 7: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.classifierModel = value;
+                            else
+                                delete message.classifierModel;
+                            continue;
+                        }
+                    case 8: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.classifierFormat = value;
+                            else
+                                delete message.classifierFormat;
+                            continue;
+                        }
+                    case 9: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.classifierCategories && message.classifierCategories.length))
+                                message.classifierCategories = [];
+                            message.classifierCategories.push(reader.stringVerify());
+                            continue;
+                        }
+                    case 10: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.classifierThresholdMilli = value;
+                            else
+                                delete message.classifierThresholdMilli;
+                            continue;
+                        }
+                    case 11: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.classifierTimeoutMs = value;
+                            else
+                                delete message.classifierTimeoutMs;
+                            continue;
+                        }
+                    case 12: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.classifierFailClosed = value;
+                            else
+                                delete message.classifierFailClosed;
+                            continue;
+                        }
+                    case 13: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.classifierMaxChars = value;
+                            else
+                                delete message.classifierMaxChars;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -10538,6 +10786,34 @@ export const sluice = $root.sluice = (() => {
                         if (!$util.isString(message.routes[i]))
                             return "routes: string[] expected";
                 }
+                if (message.classifierBackend != null && $Object.hasOwnProperty.call(message, "classifierBackend"))
+                    if (!$util.isString(message.classifierBackend))
+                        return "classifierBackend: string expected";
+                if (message.classifierModel != null && $Object.hasOwnProperty.call(message, "classifierModel"))
+                    if (!$util.isString(message.classifierModel))
+                        return "classifierModel: string expected";
+                if (message.classifierFormat != null && $Object.hasOwnProperty.call(message, "classifierFormat"))
+                    if (!$util.isString(message.classifierFormat))
+                        return "classifierFormat: string expected";
+                if (message.classifierCategories != null && $Object.hasOwnProperty.call(message, "classifierCategories")) {
+                    if (!$Array.isArray(message.classifierCategories))
+                        return "classifierCategories: array expected";
+                    for (let i = 0; i < message.classifierCategories.length; ++i)
+                        if (!$util.isString(message.classifierCategories[i]))
+                            return "classifierCategories: string[] expected";
+                }
+                if (message.classifierThresholdMilli != null && $Object.hasOwnProperty.call(message, "classifierThresholdMilli"))
+                    if (!$util.isInteger(message.classifierThresholdMilli))
+                        return "classifierThresholdMilli: integer expected";
+                if (message.classifierTimeoutMs != null && $Object.hasOwnProperty.call(message, "classifierTimeoutMs"))
+                    if (!$util.isInteger(message.classifierTimeoutMs))
+                        return "classifierTimeoutMs: integer expected";
+                if (message.classifierFailClosed != null && $Object.hasOwnProperty.call(message, "classifierFailClosed"))
+                    if (typeof message.classifierFailClosed !== "boolean")
+                        return "classifierFailClosed: boolean expected";
+                if (message.classifierMaxChars != null && $Object.hasOwnProperty.call(message, "classifierMaxChars"))
+                    if (!$util.isInteger(message.classifierMaxChars))
+                        return "classifierMaxChars: integer expected";
                 return null;
             };
 
@@ -10585,6 +10861,34 @@ export const sluice = $root.sluice = (() => {
                     for (let i = 0; i < object.routes.length; ++i)
                         message.routes[i] = $String(object.routes[i]);
                 }
+                if (object.classifierBackend != null)
+                    if (typeof object.classifierBackend !== "string" || object.classifierBackend.length)
+                        message.classifierBackend = $String(object.classifierBackend);
+                if (object.classifierModel != null)
+                    if (typeof object.classifierModel !== "string" || object.classifierModel.length)
+                        message.classifierModel = $String(object.classifierModel);
+                if (object.classifierFormat != null)
+                    if (typeof object.classifierFormat !== "string" || object.classifierFormat.length)
+                        message.classifierFormat = $String(object.classifierFormat);
+                if (object.classifierCategories) {
+                    if (!$Array.isArray(object.classifierCategories))
+                        throw $TypeError(".sluice.v1.Guardrail.classifierCategories: array expected");
+                    message.classifierCategories = $Array(object.classifierCategories.length);
+                    for (let i = 0; i < object.classifierCategories.length; ++i)
+                        message.classifierCategories[i] = $String(object.classifierCategories[i]);
+                }
+                if (object.classifierThresholdMilli != null)
+                    if ($Number(object.classifierThresholdMilli) !== 0)
+                        message.classifierThresholdMilli = object.classifierThresholdMilli >>> 0;
+                if (object.classifierTimeoutMs != null)
+                    if ($Number(object.classifierTimeoutMs) !== 0)
+                        message.classifierTimeoutMs = object.classifierTimeoutMs >>> 0;
+                if (object.classifierFailClosed != null)
+                    if (object.classifierFailClosed)
+                        message.classifierFailClosed = $Boolean(object.classifierFailClosed);
+                if (object.classifierMaxChars != null)
+                    if ($Number(object.classifierMaxChars) !== 0)
+                        message.classifierMaxChars = object.classifierMaxChars >>> 0;
                 return message;
             };
 
@@ -10608,11 +10912,19 @@ export const sluice = $root.sluice = (() => {
                 if (options.arrays || options.defaults) {
                     object.detectors = [];
                     object.routes = [];
+                    object.classifierCategories = [];
                 }
                 if (options.defaults) {
                     object.id = "";
                     object.direction = "";
                     object.action = "";
+                    object.classifierBackend = "";
+                    object.classifierModel = "";
+                    object.classifierFormat = "";
+                    object.classifierThresholdMilli = 0;
+                    object.classifierTimeoutMs = 0;
+                    object.classifierFailClosed = false;
+                    object.classifierMaxChars = 0;
                 }
                 if (message.id != null && $Object.hasOwnProperty.call(message, "id"))
                     object.id = message.id;
@@ -10630,6 +10942,25 @@ export const sluice = $root.sluice = (() => {
                     for (let j = 0; j < message.routes.length; ++j)
                         object.routes[j] = message.routes[j];
                 }
+                if (message.classifierBackend != null && $Object.hasOwnProperty.call(message, "classifierBackend"))
+                    object.classifierBackend = message.classifierBackend;
+                if (message.classifierModel != null && $Object.hasOwnProperty.call(message, "classifierModel"))
+                    object.classifierModel = message.classifierModel;
+                if (message.classifierFormat != null && $Object.hasOwnProperty.call(message, "classifierFormat"))
+                    object.classifierFormat = message.classifierFormat;
+                if (message.classifierCategories && message.classifierCategories.length) {
+                    object.classifierCategories = $Array(message.classifierCategories.length);
+                    for (let j = 0; j < message.classifierCategories.length; ++j)
+                        object.classifierCategories[j] = message.classifierCategories[j];
+                }
+                if (message.classifierThresholdMilli != null && $Object.hasOwnProperty.call(message, "classifierThresholdMilli"))
+                    object.classifierThresholdMilli = message.classifierThresholdMilli;
+                if (message.classifierTimeoutMs != null && $Object.hasOwnProperty.call(message, "classifierTimeoutMs"))
+                    object.classifierTimeoutMs = message.classifierTimeoutMs;
+                if (message.classifierFailClosed != null && $Object.hasOwnProperty.call(message, "classifierFailClosed"))
+                    object.classifierFailClosed = message.classifierFailClosed;
+                if (message.classifierMaxChars != null && $Object.hasOwnProperty.call(message, "classifierMaxChars"))
+                    object.classifierMaxChars = message.classifierMaxChars;
                 return object;
             };
 

@@ -1,6 +1,7 @@
 import { SluiceError } from '@sluice/core';
 import type { SnapshotGuardrail } from '@sluice/policy';
 import { compileScanner, type Finding, type Scanner } from './detectors.js';
+import { classifierPolicy, type ClassifierPolicy } from './classifier.js';
 
 /**
  * LLMGuardrail on the request path: each guardrail's detectors compiled once per snapshot into one
@@ -16,7 +17,16 @@ export interface CompiledGuardrail {
   readonly output: boolean;
   readonly action: 'redact' | 'block' | 'log';
   readonly scanner: Scanner;
+  /** Whether the guardrail has detectors (a classifier-only guardrail has none). */
+  readonly detects: boolean;
+  /** The external classifier, if the guardrail has one. */
+  readonly classifier: ClassifierPolicy | undefined;
   readonly routes: ReadonlySet<string> | undefined;
+}
+
+/** Does guardrail `g` apply to requests of route `routeId`? */
+export function appliesTo(g: CompiledGuardrail, routeId: string): boolean {
+  return g.routes === undefined || g.routes.has(routeId);
 }
 
 export function compileGuardrails(list: readonly SnapshotGuardrail[]): CompiledGuardrail[] {
@@ -26,6 +36,8 @@ export function compileGuardrails(list: readonly SnapshotGuardrail[]): CompiledG
     output: g.direction === 'output' || g.direction === 'both',
     action: g.action === 'block' ? 'block' : g.action === 'log' ? 'log' : 'redact',
     scanner: compileScanner(g.detectors),
+    detects: g.detectors.length > 0,
+    classifier: classifierPolicy(g),
     routes: g.routes.length === 0 ? undefined : new Set(g.routes),
   }));
 }
@@ -42,11 +54,45 @@ export interface GuardFinding {
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Every string value inside a JSON value (tool-call arguments), edited in place; keys are left alone. */
+function editStrings(v: unknown, edit: (text: string) => string): unknown {
+  if (typeof v === 'string') return edit(v);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = editStrings(v[i], edit);
+  } else if (isObj(v)) {
+    for (const k of Object.keys(v)) v[k] = editStrings(v[k], edit);
+  }
+  return v;
+}
+
+/**
+ * Tool-call arguments as OpenAI sends them (a JSON text): its string values are visited and the
+ * text re-serialised only when one changed; arguments that are not JSON are visited as one text.
+ */
+function editArguments(args: string, edit: (text: string) => string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(args);
+  } catch {
+    return edit(args);
+  }
+  if (typeof parsed !== 'object' || parsed === null) return edit(args);
+  let changed = false;
+  editStrings(parsed, (t) => {
+    const e = edit(t);
+    if (e !== t) changed = true;
+    return e;
+  });
+  return changed ? JSON.stringify(parsed) : args;
+}
+
 /**
  * Visits every user-visible text of a request or answer body, in place: OpenAI chat messages
  * (string content, text parts), Anthropic system and content blocks (text, tool results), Responses
- * `input` / `instructions`, embeddings `input`, answer message contents and text blocks. `edit`
- * returns the replacement (or the same string).
+ * `input` / `instructions`, embeddings `input`, answer message contents and text blocks, and the
+ * arguments of tool calls (OpenAI `tool_calls[].function.arguments`, Anthropic `tool_use.input`,
+ * Responses `function_call.arguments`) in requests and answers. `edit` returns the replacement (or
+ * the same string).
  */
 export function visitTexts(body: Json, edit: (text: string) => string): void {
   const fix = (holder: Json | unknown[], key: string | number): void => {
@@ -57,11 +103,15 @@ export function visitTexts(body: Json, edit: (text: string) => string): void {
       if (typeof v['text'] === 'string') v['text'] = edit(v['text']);
       if (v['content'] !== undefined) fix(v, 'content');
       if (typeof v['output'] === 'string') v['output'] = edit(v['output']);
+      if (typeof v['arguments'] === 'string') v['arguments'] = editArguments(v['arguments'], edit);
+      if (isObj(v['function'])) fix(v, 'function');
+      if (Array.isArray(v['tool_calls'])) fix(v, 'tool_calls');
+      if (v['type'] === 'tool_use' && isObj(v['input'])) editStrings(v['input'], edit);
     }
   };
-  for (const key of ['messages', 'system', 'input', 'instructions', 'prompt', 'content']) if (body[key] !== undefined) fix(body, key);
+  for (const key of ['system', 'instructions', 'messages', 'input', 'prompt', 'content']) if (body[key] !== undefined) fix(body, key);
   const choices = body['choices'];
-  if (Array.isArray(choices)) for (const c of choices) if (isObj(c) && isObj(c['message'])) fix(c['message'], 'content');
+  if (Array.isArray(choices)) for (const c of choices) if (isObj(c) && isObj(c['message'])) fix(c, 'message');
   const output = body['output'];
   if (Array.isArray(output)) output.forEach((_, i) => fix(output, i));
 }
@@ -103,8 +153,7 @@ export function applyGuardrails(guards: readonly CompiledGuardrail[], routeId: s
   const findings: GuardFinding[] = [];
   let changed = false;
   for (const g of guards) {
-    if (!(direction === 'input' ? g.input : g.output)) continue;
-    if (g.routes !== undefined && !g.routes.has(routeId)) continue;
+    if (!(direction === 'input' ? g.input : g.output) || !g.detects || !appliesTo(g, routeId)) continue;
     const counts = new Map<string, number>();
     visitTexts(body, (text) => {
       const found = g.scanner.scan(text);

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SluiceError } from '@sluice/core';
+import { moderate } from '@sluice/testkit';
+import { classifierRequest, parseLlamaGuard, parseModeration, tail, type ClassifierPolicy } from './classifier.js';
+
+const policy: ClassifierPolicy = { backend: 'b', model: 'omni-moderation-latest', format: 'openaiModeration', categories: undefined, thresholdMilli: 0, timeoutMs: 100, failClosed: false, maxChars: 20 };
+const answer = (...texts: string[]): string => JSON.stringify({ id: 'modr-1', model: 'm', results: texts.map(moderate) });
+
+test('moderation verdicts: flagged categories, a category filter, a score threshold', () => {
+  assert.deepEqual(parseModeration(answer('a calm day'), policy), []);
+  assert.deepEqual(parseModeration(answer('kill it, you idiot'), policy), ['harassment', 'violence']);
+  assert.deepEqual(parseModeration(answer('kill it, you idiot'), { ...policy, categories: new Set(['violence']) }), ['violence']);
+  assert.deepEqual(parseModeration(answer('a fair fight'), policy), [], 'a borderline score is not flagged by the endpoint');
+  assert.deepEqual(parseModeration(answer('a fair fight'), { ...policy, thresholdMilli: 300 }), ['violence'], '0.4 reaches 0.3');
+  assert.deepEqual(parseModeration(answer('a fair fight'), { ...policy, thresholdMilli: 500 }), []);
+  assert.deepEqual(parseModeration(answer('calm', 'counterfeit bills'), policy), ['illicit'], 'any of several results');
+  assert.deepEqual(parseModeration(JSON.stringify({ results: [{ flagged: true }] }), policy), ['flagged'], 'flagged without categories still counts');
+});
+
+test('moderation answers that are not verdicts throw (onError decides)', () => {
+  for (const bad of ['not json', '{}', '{"results":[]}', '{"results":[1]}', '[]']) {
+    assert.throws(() => parseModeration(bad, policy), (e: unknown) => e instanceof SluiceError && e.code === 'SLUICE_ERR_UPSTREAM_BAD_RESPONSE', bad);
+  }
+});
+
+test('Llama Guard verdicts: safe, unsafe with codes, unsafe alone, a category filter; anything else throws', () => {
+  const reply = (content: unknown): string => JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content } }] });
+  assert.deepEqual(parseLlamaGuard(reply('safe'), { categories: undefined }), []);
+  assert.deepEqual(parseLlamaGuard(reply('\n\nunsafe\nS1,S10'), { categories: undefined }), ['S1', 'S10']);
+  assert.deepEqual(parseLlamaGuard(reply('unsafe'), { categories: undefined }), ['unsafe']);
+  assert.deepEqual(parseLlamaGuard(reply('unsafe\nS1, S10'), { categories: new Set(['S10']) }), ['S10']);
+  for (const bad of [reply('maybe'), reply(null), 'nope', '{"choices":[]}']) assert.throws(() => parseLlamaGuard(bad, { categories: undefined }), SluiceError, bad);
+});
+
+test('requests: moderation input is the direction text cut to its end; Llama Guard gets the conversation', () => {
+  assert.equal(tail('abcdef', 4), 'cdef');
+  assert.deepEqual(JSON.parse(classifierRequest(policy, { direction: 'input', prompt: 'x'.repeat(30) + 'END' }).body), { model: 'omni-moderation-latest', input: ['x'.repeat(17) + 'END'] });
+  const out = classifierRequest(policy, { direction: 'output', prompt: 'q', answer: 'a' });
+  assert.equal(out.endpoint, 'moderations');
+  assert.deepEqual(JSON.parse(out.body).input, ['a']);
+  const lg = classifierRequest({ ...policy, format: 'llamaGuard', model: 'llama-guard-3' }, { direction: 'output', prompt: 'q', answer: 'a' });
+  assert.equal(lg.endpoint, 'chat');
+  assert.deepEqual(JSON.parse(lg.body).messages, [
+    { role: 'user', content: 'q' },
+    { role: 'assistant', content: 'a' },
+  ]);
+});
