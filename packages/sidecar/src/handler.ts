@@ -573,7 +573,7 @@ function recordFindings(deps: HandlerDeps, rec: RequestRecord, findings: readonl
   rec.guardrails = rec.guardrails === undefined ? summary : `${rec.guardrails},${summary}`;
   const who = deps.identity;
   for (const f of findings) {
-    deps.audit.info({ id: rec.id, guardrail: f.guardrail, direction: f.direction, action: f.action, detector: f.detector, count: f.count, route: rec.route, model: rec.model, namespace: who.namespace, serviceAccount: who.serviceAccount, team: who.labels[deps.config.teamLabel] ?? '', feature: rec.feature, user: rec.user }, 'guardrail finding');
+    deps.audit.info({ id: rec.id, guardrail: f.guardrail, direction: f.direction, action: f.action, detector: f.detector, count: f.count, ...(f.reason === undefined ? {} : { reason: f.reason }), route: rec.route, model: rec.model, namespace: who.namespace, serviceAccount: who.serviceAccount, team: who.labels[deps.config.teamLabel] ?? '', feature: rec.feature, user: rec.user }, 'guardrail finding');
     deps.metrics.observeGuardrail(f.guardrail, f.detector, f.direction, f.action, f.count);
   }
 }
@@ -605,7 +605,7 @@ async function classifyWith(deps: HandlerDeps, rec: RequestRecord, rt: Runtime, 
   for (const v of verdicts) {
     const p = v.g.classifier!;
     if (v.error !== undefined) {
-      findings.push({ guardrail: v.g.id, direction: input.direction, action: p.failClosed ? 'block' : 'allow', detector: 'classifierError', count: 1 });
+      findings.push({ guardrail: v.g.id, direction: input.direction, action: p.failClosed ? 'block' : 'allow', detector: 'classifierError', count: 1, reason: v.error.code });
       if (p.failClosed) stop ??= new SluiceError('SLUICE_ERR_GUARDRAIL_UNAVAILABLE', `The classifier of guardrail ${v.g.id} could not check the ${what} (${v.error.code}); it fails closed`);
       continue;
     }

@@ -248,6 +248,8 @@ export function transportError(e: unknown, midBody: boolean): SluiceError {
   if (e instanceof undiciErrors.RequestAbortedError || (e instanceof Error && e.name === 'AbortError')) {
     return new SluiceError('SLUICE_ERR_REQUEST_ABORTED', undefined, { cause: e });
   }
+  // AbortSignal.timeout() (control calls: classifiers, embeddings, batches) rejects with a TimeoutError.
+  if (e instanceof Error && e.name === 'TimeoutError') return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'The provider did not answer in time', { cause: e });
   if (e instanceof undiciErrors.HeadersTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'The provider did not start answering in time', { cause: e });
   if (e instanceof undiciErrors.BodyTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'The provider stopped sending in the middle of its answer', { cause: e });
   if (e instanceof undiciErrors.ConnectTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_CONNECT', 'Timed out connecting to the provider', { cause: e });

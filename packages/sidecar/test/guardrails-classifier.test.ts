@@ -102,6 +102,7 @@ test('classifier failures: a timeout fails open by default (recorded), a guardra
   assert.ok(Date.now() - t0 < 1400, 'the classifier timeout (300 ms) bounds the wait');
   const log = await logOf(open);
   assert.match(String(log['guardrails']), /b-moderation:input:allow:classifierErrorx1/u);
+  assert.ok(audit.logs.some((l) => l['id'] === log['id'] && l['detector'] === 'classifierError' && l['reason'] === 'SLUICE_ERR_UPSTREAM_TIMEOUT'), 'the audit record says why');
 
   for (const script of [{ latencyMs: 1500 }, { status: 500 }, { garbage: 'json' as const }]) {
     h.fake.reset();

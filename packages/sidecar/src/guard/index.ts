@@ -49,6 +49,8 @@ export interface GuardFinding {
   readonly action: string;
   readonly detector: string;
   readonly count: number;
+  /** Why a classifier gave no verdict (an error code), for `classifierError` findings. */
+  readonly reason?: string;
 }
 
 type Json = Record<string, unknown>;
