@@ -63,7 +63,7 @@ import { loadedAws, readUpstreamBody, sendUpstream, transportError, upstreamStat
 import { batchApiOf, type Batcher } from './batch/batcher.js';
 import { cacheScope, cacheUse, exactKey, type CachedAnswer, type CacheHit, type ResponseCache } from './cache/index.js';
 import { semanticQuery, semanticScope, type SemanticCache } from './cache/semantic.js';
-import { appliesTo, applyGuardrails, Placeholders, type CompiledGuardrail, type GuardFinding } from './guard/index.js';
+import { applyGuardrails, Placeholders, type CompiledGuardrail, type GuardFinding } from './guard/index.js';
 import { StreamGuard } from './guard/stream.js';
 import { classify, type ClassifierInput } from './guard/classifier.js';
 import { bodyText, loggable, logScanners } from './guard/log-texts.js';
@@ -763,21 +763,20 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     }
     // Guardrails on the request (LLMGuardrail input): redact in place, block, or log.
     // (Nothing is allocated for requests without guardrails: the hot path stays as it was.)
-    const names = rt.guardrails.length > 0 || target.rule.logPrompts || target.rule.logCompletions ? new Placeholders() : undefined;
+    const guards = rt.guardrails.length > 0 ? rt.guardsFor(routeId) : undefined;
+    const names = guards !== undefined || target.rule.logPrompts || target.rule.logCompletions ? new Placeholders() : undefined;
     // The request's texts (after input redaction), for classifiers and prompt logging; read once.
     let promptText: string | undefined;
     const promptOf = (): string => (promptText ??= bodyText(body));
-    if (names !== undefined && rt.guardrails.length > 0) {
-      const r = guard(deps, rec, rt.guardrails, routeId, 'input', body, names);
-      if (r) rawOut = JSON.stringify(body);
-      const classifiers = rt.guardrails.filter((g) => g.input && g.classifier !== undefined && appliesTo(g, routeId));
-      if (classifiers.length > 0) await classifyWith(deps, rec, rt, classifiers, { direction: 'input', prompt: promptOf() });
+    if (names !== undefined && guards !== undefined) {
+      if (guards.input.length > 0 && guard(deps, rec, guards.input, routeId, 'input', body, names)) rawOut = JSON.stringify(body);
+      if (guards.inputClassifiers.length > 0) await classifyWith(deps, rec, rt, guards.inputClassifiers, { direction: 'input', prompt: promptOf() });
       // The stream filter follows one choice: several streamed choices would pass unfiltered.
-      if (stream && typeof body['n'] === 'number' && body['n'] > 1 && rt.guardrails.some((g) => g.output && g.action !== 'log' && (g.routes === undefined || g.routes.has(routeId)))) {
+      if (stream && typeof body['n'] === 'number' && body['n'] > 1 && guards.filtersOutput) {
         throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', 'An output guardrail filters this route: streamed answers with n > 1 choices cannot be filtered', { param: 'n' });
       }
     }
-    if (names !== undefined && target.rule.logPrompts) rec.prompt = loggable(promptOf(), logScanners(rt.guardrails, routeId), names, target.rule.logMaxChars);
+    if (names !== undefined && target.rule.logPrompts) rec.prompt = loggable(promptOf(), logScanners(guards?.detecting ?? []), names, target.rule.logMaxChars);
     // Planned per attempt (each backend may need a translation); none before the first.
     let plan: Plan | undefined;
     const matching = rt.limits.limits.length === 0 ? [] : deps.limits.match(rt.limits, { routeId, model }, deps.identity, req);
@@ -1045,7 +1044,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       const read = readJsonResponse(plan, buf, rec);
       usage = read.usage;
       let out = read.out;
-      if (rt.guardrails.some((g) => g.output) || target.rule.logCompletions) {
+      if ((guards !== undefined && guards.output.length > 0) || target.rule.logCompletions) {
         // Guardrails on the answer (LLMGuardrail output), on its caller-shape JSON.
         let answer: unknown;
         try {
@@ -1055,10 +1054,9 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         }
         if (isObj(answer)) {
           const answerNames = names ?? new Placeholders();
-          if (guard(deps, rec, rt.guardrails, routeId, 'output', answer, answerNames)) out = JSON.stringify(answer);
-          const classifiers = rt.guardrails.filter((g) => g.output && g.classifier !== undefined && appliesTo(g, routeId));
-          if (classifiers.length > 0) await classifyWith(deps, rec, rt, classifiers, { direction: 'output', prompt: promptOf(), answer: bodyText(answer) });
-          if (target.rule.logCompletions) rec.completion = loggable(bodyText(answer), logScanners(rt.guardrails, routeId), answerNames, target.rule.logMaxChars);
+          if (guards !== undefined && guard(deps, rec, guards.output, routeId, 'output', answer, answerNames)) out = JSON.stringify(answer);
+          if (guards !== undefined && guards.outputClassifiers.length > 0) await classifyWith(deps, rec, rt, guards.outputClassifiers, { direction: 'output', prompt: promptOf(), answer: bodyText(answer) });
+          if (target.rule.logCompletions) rec.completion = loggable(bodyText(answer), logScanners(guards?.detecting ?? []), answerNames, target.rule.logMaxChars);
         }
       }
       const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), ...sluiceHeaders(rec, admission) };
@@ -1091,8 +1089,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     const tr = streamTranslator(plan, rec);
     // Output guardrails of the route filter the stream through their look-behind window; an output
     // classifier gets the answer once it is complete (the end of the stream waits for its verdict).
-    const outputGuards = names === undefined ? [] : rt.guardrails.filter((g) => g.output && appliesTo(g, routeId));
-    const outputClassifiers = outputGuards.filter((g) => g.classifier !== undefined);
+    const outputGuards = guards?.output ?? [];
+    const outputClassifiers = guards?.outputClassifiers ?? [];
     const collectChars = Math.max(0, ...outputClassifiers.map((g) => g.classifier!.maxChars), target.rule.logCompletions ? target.rule.logMaxChars + 4608 : 0);
     const streamGuard =
       outputGuards.length === 0 && !target.rule.logCompletions
@@ -1136,7 +1134,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       usage = tr.usage;
       if (streamGuard !== undefined) {
         recordFindings(deps, rec, [...streamGuard.findings.values()]);
-        if (target.rule.logCompletions) rec.completion = loggable(streamGuard.answer, logScanners(rt.guardrails, routeId), names ?? new Placeholders(), target.rule.logMaxChars);
+        if (target.rule.logCompletions) rec.completion = loggable(streamGuard.answer, logScanners(guards?.detecting ?? []), names ?? new Placeholders(), target.rule.logMaxChars);
       }
     }
   } catch (e) {

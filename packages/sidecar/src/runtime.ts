@@ -3,7 +3,7 @@ import type { Snapshot, SnapshotBackend, SnapshotCache } from '@sluice/policy';
 import { requestMatcher, type CompiledLimits } from '@sluice/policy/limits';
 import { compileSnapshotLimits } from './limits/enforce.js';
 import { createRouter, type Router } from './router.js';
-import { compileGuardrails, type CompiledGuardrail } from './guard/index.js';
+import { compileGuardrails, routeGuards, type CompiledGuardrail, type RouteGuards } from './guard/index.js';
 
 const PRICE_CACHE_MAX = 4096;
 
@@ -21,6 +21,8 @@ export interface Runtime {
   priceOf(backend: SnapshotBackend, model: string): ModelPrice | undefined;
   /** The snapshot's guardrails, compiled (one scanner each). */
   readonly guardrails: readonly CompiledGuardrail[];
+  /** The guardrails of one route (`namespace/name`), sorted by use (memoised per route). */
+  guardsFor(routeId: string): RouteGuards;
   /** The response cache policy of a request (the first LLMCache in precedence order that matches), if any. */
   cacheFor(routeId: string, model: string): SnapshotCache | undefined;
 }
@@ -41,13 +43,24 @@ export function createRuntime(snapshot: Snapshot): Runtime {
   const prices = new Map<string, ModelPrice | null>();
   const caches = snapshot.caches.map((c) => ({ cache: c, matches: requestMatcher(c) }));
   const cacheDecisions = new Map<string, SnapshotCache | null>();
+  const guardrails = compileGuardrails(snapshot.guardrails);
+  const byRoute = new Map<string, RouteGuards>();
   return {
     snapshot,
     router,
     modelsOpenAI,
     modelsAnthropic,
     limits: compileSnapshotLimits(snapshot.limits),
-    guardrails: compileGuardrails(snapshot.guardrails),
+    guardrails,
+    guardsFor(routeId) {
+      let g = byRoute.get(routeId);
+      if (g === undefined) {
+        g = routeGuards(guardrails, routeId);
+        // Route ids come from the snapshot's rules, so the map is bounded by them.
+        byRoute.set(routeId, g);
+      }
+      return g;
+    },
     priceOf(backend, model) {
       const key = `${backend.id}\u0000${model}`;
       const hit = prices.get(key);

@@ -7,6 +7,8 @@
  */
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
 import type { AnyPolicyObject } from '@sluice/policy';
 import { captureLogger } from '@sluice/testkit';
 import { startHarness, type Harness } from './harness.js';
@@ -246,4 +248,32 @@ test('log guardrails scan streams without holding them back: a match split acros
   assert.equal(deltas.join(''), 'Your number is 123-45-6789, keep it safe.', 'log does not change the answer');
   assert.equal(deltas.length, 12, 'every chunk went on as it came (none held and merged)');
   assert.match(String((await logOf(r))['guardrails']), /f-watch:output:log:ssnx1/u);
+});
+
+test('the SDKs see guardrail verdicts as errors: a blocked request, and a streamed answer whose end a classifier replaced', async () => {
+  const openai = new OpenAI({ apiKey: 'unused', baseURL: `${h.sidecar.url}/v1`, maxRetries: 0 });
+  const anthropic = new Anthropic({ apiKey: 'unused', baseURL: h.sidecar.url, maxRetries: 0 });
+  await assert.rejects(
+    openai.chat.completions.create({ model: 'mod-in', messages: [{ role: 'user', content: 'I will murder the build.' }] }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && e.code === 'SLUICE_ERR_GUARDRAIL_BLOCKED',
+  );
+  h.fake.forModel('strict-moderation', { status: 503 });
+  await assert.rejects(
+    anthropic.messages.create({ model: 'mod-closed', max_tokens: 10, messages: [{ role: 'user', content: 'hello' }] }),
+    (e: unknown) => e instanceof Anthropic.APIError && e.status === 503,
+  );
+
+  h.fake.forModel('gpt-4o', { text: 'They will fight tonight, and more text follows.', chunks: 6 });
+  const stream = await openai.chat.completions.create({ model: 'mod-out', stream: true, messages: [{ role: 'user', content: 'what now?' }] });
+  let text = '';
+  await assert.rejects(async () => {
+    for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
+  }, /SLUICE_ERR_GUARDRAIL_BLOCKED|blocked the answer/u);
+  assert.match(text, /fight/u, 'the text had been sent; the end was replaced by the error');
+
+  h.fake.forModel('claude-haiku-4-5', { text: 'A calm plan for the day.', chunks: 4 });
+  const ok = await anthropic.messages.create({ model: 'mod-out-a', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'plan?' }] });
+  let said = '';
+  for await (const ev of ok) if (ev.type === 'content_block_delta' && ev.delta.type === 'text_delta') said += ev.delta.text;
+  assert.equal(said, 'A calm plan for the day.');
 });

@@ -42,6 +42,33 @@ export function compileGuardrails(list: readonly SnapshotGuardrail[]): CompiledG
   }));
 }
 
+/** The guardrails of one route, sorted by use; built once per snapshot and route. */
+export interface RouteGuards {
+  /** Input guardrails with detectors, and those with a classifier. */
+  readonly input: readonly CompiledGuardrail[];
+  readonly inputClassifiers: readonly CompiledGuardrail[];
+  /** Every output guardrail (detectors or classifier), and those with a classifier. */
+  readonly output: readonly CompiledGuardrail[];
+  readonly outputClassifiers: readonly CompiledGuardrail[];
+  /** Some output guardrail changes or stops answers (a streamed answer must follow one choice). */
+  readonly filtersOutput: boolean;
+  /** Every guardrail of the route with detectors (what logged texts are redacted with). */
+  readonly detecting: readonly CompiledGuardrail[];
+}
+
+export function routeGuards(all: readonly CompiledGuardrail[], routeId: string): RouteGuards {
+  const mine = all.filter((g) => appliesTo(g, routeId));
+  const output = mine.filter((g) => g.output && (g.detects || g.classifier !== undefined));
+  return {
+    input: mine.filter((g) => g.input && g.detects),
+    inputClassifiers: mine.filter((g) => g.input && g.classifier !== undefined),
+    output,
+    outputClassifiers: output.filter((g) => g.classifier !== undefined),
+    filtersOutput: output.some((g) => g.action !== 'log'),
+    detecting: mine.filter((g) => g.detects),
+  };
+}
+
 /** What one guardrail found in one direction (counts per detector label; never the text). */
 export interface GuardFinding {
   readonly guardrail: string;

@@ -5,7 +5,7 @@ import { Placeholders } from './index.js';
 import { bodyText, loggable, logScanners } from './log-texts.js';
 
 test('logged texts: redacted with the request placeholders, cut without splitting a match', () => {
-  const scanners = logScanners([], 'ns/route');
+  const scanners = logScanners([]);
   const names = new Placeholders();
   names.for('email', 'a@example.com');
   assert.equal(loggable('to a@example.com and b@example.com', scanners, names, 1000), 'to [EMAIL_1] and [EMAIL_2]', 'the default PII detectors, the same placeholders as the request');

@@ -1,5 +1,5 @@
 import { compileScanner, type Finding, type Scanner } from './detectors.js';
-import { appliesTo, redact, visitTexts, type CompiledGuardrail, type Placeholders } from './index.js';
+import { redact, visitTexts, type CompiledGuardrail, type Placeholders } from './index.js';
 
 /**
  * Opt-in prompt logging (a route rule's `logging`): the texts of a request and of its answer in the
@@ -13,10 +13,9 @@ import { appliesTo, redact, visitTexts, type CompiledGuardrail, type Placeholder
 const DEFAULT_LOG_DETECTORS = ['email', 'phone', 'ssn', 'creditCard', 'iban', 'ip', 'secret'].map((kind) => ({ kind, values: [], name: '' }));
 let defaultScanner: Scanner | undefined;
 
-/** The scanners whose findings are redacted from logged texts of `routeId`. */
-export function logScanners(guards: readonly CompiledGuardrail[], routeId: string): Scanner[] {
-  const own = guards.filter((g) => g.detects && appliesTo(g, routeId)).map((g) => g.scanner);
-  if (own.length > 0) return own;
+/** The scanners whose findings are redacted from logged texts: the route's guardrails' (with detectors), else the default PII set. */
+export function logScanners(detecting: readonly CompiledGuardrail[]): Scanner[] {
+  if (detecting.length > 0) return detecting.map((g) => g.scanner);
   defaultScanner ??= compileScanner(DEFAULT_LOG_DETECTORS);
   return [defaultScanner];
 }
