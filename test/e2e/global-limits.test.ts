@@ -205,6 +205,12 @@ test('10 sidecars sharing 100,000 tokens/minute under saturating load admit at m
   // Every sidecar returns its unused credit: the shared counter then holds exactly what was used.
   await Promise.all(nodes.map((n) => n.quota.flush()));
   assert.equal(await spent('shop/tpm'), r.tokens, 'the counter in Redis equals the tokens used: no credit lost, none counted twice');
+  // The quota client's traffic is in each sidecar's metrics.
+  const n0 = nodes[0]!;
+  const m = await (await fetch(`${n0.sidecar.adminUrl}/metrics`)).text();
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'mu').exec(m)?.[1] ?? -1);
+  assert.equal(value('sluice_quota_acquires_total'), n0.quota.stats.acquires);
+  assert.ok(value('sluice_quota_acquires_total') > 0 && value('sluice_quota_granted_total') > 0 && value('sluice_quota_releases_total') > 0, 'credit asked for, granted and handed back');
 });
 
 test('a monthly micro-USD budget stops within one reservation, with the budget code', async () => {

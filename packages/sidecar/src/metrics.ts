@@ -1,5 +1,6 @@
 import { BoundedLabel, LATENCY_BUCKETS_SECONDS, MetricsRegistry, PER_TOKEN_BUCKETS_SECONDS, TOKEN_BUCKETS } from '@sluice/core';
 import type { RequestRecord } from './handler.js';
+import type { QuotaStats } from './limits/quota-stats.js';
 
 /** What the usage reporter exposes to metrics. */
 export interface UsageStats {
@@ -142,6 +143,20 @@ export class SidecarMetrics {
     this.registry.gauge('sluice_semantic_index_entries', 'Semantic cache: vectors in the in-memory index.', () => [{ value: index().size }]);
     this.registry.gauge('sluice_semantic_index_bytes', 'Semantic cache: bytes of the in-memory index (bounded by SLUICE_SIDECAR_SEMANTIC_MAX_BYTES).', () => [{ value: index().bytes }]);
     this.registry.gauge('sluice_semantic_loaded_total', 'Semantic cache: entries of other sidecars loaded from Redis.', () => [{ value: stats().loaded }], 'counter');
+  }
+
+  /** Global-limit credit over StreamQuota: the quota client's counters, read at scrape time. */
+  quota(stats: () => QuotaStats): void {
+    const c = (name: string, help: string, read: (s: QuotaStats) => number): void => {
+      this.registry.gauge(name, help, () => [{ value: read(stats()) }], 'counter');
+    };
+    c('sluice_quota_acquires_total', 'Global limits: credit requests sent to the control plane.', (s) => s.acquires);
+    c('sluice_quota_granted_total', 'Global limits: units of credit granted (tokens, requests or micro-USD, summed).', (s) => s.granted);
+    c('sluice_quota_releases_total', 'Global limits: leases handed back (unused credit, on idle, expiry or shutdown).', (s) => s.released);
+    c('sluice_quota_returned_total', 'Global limits: units of unused credit the control plane took back.', (s) => s.returned);
+    c('sluice_quota_unavailable_total', 'Global limits: credit requests that got no answer or an unavailable store (failure modes applied).', (s) => s.unavailable);
+    c('sluice_quota_resent_total', 'Global limits: requests sent again after the stream reconnected.', (s) => s.resent);
+    c('sluice_quota_dropped_total', 'Global limits: requests given up (too many in flight, or unanswered too long).', (s) => s.dropped);
   }
 
   readonly #guardrails = this.registry.counter('sluice_guardrail_findings_total', 'LLMGuardrail findings (matches), by guardrail, detector, direction and action.', ['guardrail', 'detector', 'direction', 'action']);

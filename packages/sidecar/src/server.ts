@@ -19,6 +19,7 @@ import { Batcher } from './batch/batcher.js';
 import { BatchResults } from './batch/results.js';
 import { ResponseCache } from './cache/index.js';
 import { SemanticCache } from './cache/semantic.js';
+import { NO_QUOTA_STATS, type QuotaStats } from './limits/quota-stats.js';
 import { batchStatusBody } from './handler.js';
 
 const ENDPOINTS: Readonly<Record<string, Endpoint>> = Object.freeze({
@@ -113,6 +114,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   metrics.caching(() => cache.stats, () => cache.local);
   const semantic = new SemanticCache({ pools, logger, local: cache.local, redis: () => cache.redis, maxBytes: config.semanticMaxBytes });
   metrics.semanticCache(() => semantic.stats, () => semantic.index);
+  // Global-limit credit traffic: the quota client's counters once one is set (zeros before).
+  let quotaStats: (() => QuotaStats) | undefined;
+  metrics.quota(() => quotaStats?.() ?? NO_QUOTA_STATS);
   const audit = options.audit ?? createAuditLogger(config.auditLog);
   const deps = {
     audit,
@@ -329,6 +333,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     },
     setQuota(quota) {
       deps.limits.setQuota(quota);
+      const counters = (quota as { readonly stats?: QuotaStats } | undefined)?.stats;
+      quotaStats = counters === undefined ? undefined : () => counters;
     },
     setUsage(sink) {
       usage = sink;

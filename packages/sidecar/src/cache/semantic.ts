@@ -89,6 +89,12 @@ interface ScopeSync {
 }
 
 const SYNC_EVERY_MS = 1000;
+/**
+ * Scopes whose sync state is remembered at most (a scope is a conversation context, so there may be
+ * many): the least recently synced are forgotten first; a forgotten scope is synced from scratch
+ * (entries already in the index are replaced, not duplicated).
+ */
+export const MAX_SYNCED_SCOPES = 10_000;
 /** The newest entries of a scope loaded at most. */
 const SYNC_MAX = 5000;
 const b64 = (v: Float32Array): string => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
@@ -103,6 +109,11 @@ export class SemanticCache {
   readonly #scopes = new Map<string, ScopeSync>();
   readonly #now: () => number;
   readonly stats = { embeddings: 0, embedErrors: 0, syncs: 0, loaded: 0 };
+
+  /** Scopes whose sync state is remembered (bounded by {@link MAX_SYNCED_SCOPES}). */
+  get syncedScopes(): number {
+    return this.#scopes.size;
+  }
 
   constructor(private readonly options: SemanticCacheOptions) {
     this.#now = options.now ?? Date.now;
@@ -189,7 +200,14 @@ export class SemanticCache {
     if (s !== undefined && now - s.syncedAtMs < SYNC_EVERY_MS) return;
     if (s === undefined) {
       s = { syncedAtMs: now, seen: new Set() };
-      this.#scopes.set(scope, s);
+    } else {
+      this.#scopes.delete(scope); // re-inserted below: the map's order is the order of last sync
+    }
+    this.#scopes.set(scope, s);
+    while (this.#scopes.size > MAX_SYNCED_SCOPES) {
+      const oldest = this.#scopes.keys().next().value;
+      if (oldest === undefined) break;
+      this.#scopes.delete(oldest);
     }
     s.syncedAtMs = now;
     this.stats.syncs++;

@@ -1,3 +1,4 @@
+import type { QuotaStats } from './quota-stats.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '@sluice/core';
 import { ControlClient, sluice, type ControlCall } from '@sluice/protocol';
@@ -120,7 +121,7 @@ export class QuotaClient {
   readonly #timer: NodeJS.Timeout;
   #closed = false;
   /** For tests and metrics. */
-  readonly stats = { acquires: 0, granted: 0, released: 0, returned: 0, unavailable: 0, resent: 0, dropped: 0 };
+  readonly stats: { -readonly [K in keyof QuotaStats]: number } = { acquires: 0, granted: 0, released: 0, returned: 0, unavailable: 0, resent: 0, dropped: 0 };
 
   constructor(o: QuotaClientOptions) {
     this.#o = o;
