@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { createLogger, infoLineWriter } from './logger.js';
+import { BatchedLineWriter, createLogger, infoLineWriter } from './logger.js';
 
 function capture(level = 'info'): { lines: string[]; logger: ReturnType<typeof createLogger> } {
   const lines: string[] = [];
@@ -30,4 +30,25 @@ test("the request-line fast path writes what pino's info() writes, field for fie
   const child = capture('warn');
   infoLineWriter(child.logger)({ id: 'x' }, 'request');
   assert.equal(child.lines.length, 0);
+});
+
+test('BatchedLineWriter: lines are written in order, in one write once enough are pending, the rest on flush; a closed fd drops them', async () => {
+  const { mkdtempSync, openSync, readFileSync, closeSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const file = join(mkdtempSync(join(tmpdir(), 'sluice-log-')), 'out.log');
+  const fd = openSync(file, 'w');
+  const w = new BatchedLineWriter(fd, 100);
+  w.write('a'.repeat(40) + '\n');
+  w.write('b'.repeat(40) + '\n');
+  assert.equal(readFileSync(file, 'utf8'), '', 'held until 100 characters are pending');
+  w.write('ü'.repeat(30) + '\n');
+  assert.equal(readFileSync(file, 'utf8'), `${'a'.repeat(40)}\n${'b'.repeat(40)}\n${'ü'.repeat(30)}\n`);
+  w.write('last\n');
+  w.flushSync();
+  w.flushSync();
+  assert.match(readFileSync(file, 'utf8'), /ü\nlast\n$/u);
+  closeSync(fd);
+  w.write('x'.repeat(200));
+  assert.doesNotThrow(() => w.flushSync());
 });
