@@ -243,7 +243,7 @@ async function shadowRequest(deps: HandlerDeps, rt: Runtime, ep: Endpoint, t: Ro
  * provider decides). The prompt is counted only when the body's byte length (an upper bound of its
  * tokens) does not already fit.
  */
-function capableCandidates<T extends RouteTarget>(order: T[], ingress: Ingress, body: Json, raw: string): { order: T[]; skipped: string[] } {
+function capableCandidates<T extends RouteTarget>(order: readonly T[], ingress: Ingress, body: Json, raw: string): { order: readonly T[]; skipped: string[] } {
   if (ingress === 'openai-embeddings') return { order, skipped: [] };
   const needs = requestNeeds(body);
   const maxOut = [body['max_tokens'], body['max_completion_tokens']].find((v): v is number => typeof v === 'number') ?? 0;

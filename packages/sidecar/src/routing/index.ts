@@ -37,7 +37,9 @@ export class Routing {
   }
 
   /** The candidates of a routing decision in the order to try them. */
-  order(d: RouteDecision, priceOf: (c: RouteCandidate) => number | undefined): RouteCandidate[] {
+  order(d: RouteDecision, priceOf: (c: RouteCandidate) => number | undefined): readonly RouteCandidate[] {
+    // One backend: nothing to choose (an ejected one is still tried: there is no other).
+    if (d.candidates.length === 1) return d.candidates;
     const idx = this.balancer.order(
       d.rule.strategy,
       d.candidates.map((c) => ({ backendId: c.backend.id, weight: c.weight, price: d.rule.strategy === 'cost' ? priceOf(c) : undefined })),
