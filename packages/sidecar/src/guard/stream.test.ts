@@ -88,3 +88,24 @@ test('tool-call arguments are a channel of their own: held, redacted, the call n
   a.push(delta('{"to":"ops@exa'));
   assert.throws(() => a.push(delta('mple.com"}') + `event: content_block_stop\ndata: {"type":"content_block_stop","index":1}\n\n`), /blocked the answer: email/u);
 });
+
+test('one OpenAI chunk with text and a tool call: each channel is held and flushed on its own', () => {
+  const g = new StreamGuard(compile('redact', ['email']), 'openai', new Placeholders());
+  const both = (content: string, args: string) => sseData({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content, tool_calls: [{ index: 2, function: { arguments: args } }] }, finish_reason: null }] });
+  let out = g.push(both('mail a@exa', '{"to":"b@exa'));
+  out += g.push(both('mple.com', 'mple.com"}'));
+  out += g.push(finish);
+  let content = '';
+  let args = '';
+  for (const b of out.split('\n\n')) {
+    if (!b.startsWith('data: {')) continue;
+    const d = (JSON.parse(b.slice(6)) as { choices: Array<{ delta: { content?: string; tool_calls?: Array<{ index: number; function: { arguments: string } }> } }> }).choices[0]?.delta;
+    content += d?.content ?? '';
+    for (const tc of d?.tool_calls ?? []) {
+      assert.equal(tc.index, 2);
+      args += tc.function.arguments;
+    }
+  }
+  assert.equal(content, 'mail [EMAIL_1]');
+  assert.deepEqual(JSON.parse(args), { to: '[EMAIL_2]' });
+});

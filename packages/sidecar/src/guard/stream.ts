@@ -184,7 +184,7 @@ export class StreamGuard {
         calls.forEach((tc, k) => {
           if (!isObj(tc) || !isObj(tc['function']) || typeof tc['function']['arguments'] !== 'string') return;
           const header = tc['id'] !== undefined || tc['function']['name'] !== undefined;
-          out.push({ channel: `tool${String(tc['index'] ?? k)}`, text: tc['function']['arguments'], header, put: (copy, t) => void ((((delta(copy)['tool_calls'] as Json[])[k] as Json)['function'] as Json)['arguments'] = t) });
+          out.push({ channel: `tool${typeof tc['index'] === 'number' ? tc['index'] : k}`, text: tc['function']['arguments'], header, put: (copy, t) => void ((((delta(copy)['tool_calls'] as Json[])[k] as Json)['function'] as Json)['arguments'] = t) });
         });
       }
       return out;
@@ -204,27 +204,18 @@ export class StreamGuard {
   }
 
   /** The flush event of a channel: a copy of its last delta event with the held text in place. */
-  #flushEvent(ch: Channel, text: string): string {
+  #flushEvent(name: string, ch: Channel, text: string): string {
     const tpl = ch.template;
     if (tpl === undefined || text === '') return '';
-    let copy: Json;
+    const copy = structuredClone(tpl.data);
     if (this.shape === 'openai') {
-      // A fresh delta: the template's may name the tool call (id, name), which must not repeat.
-      copy = structuredClone(tpl.data);
+      // A fresh delta of the channel alone: the template may name the tool call (id, name), which
+      // must not repeat, or carry another channel's delta.
       const choice = (copy['choices'] as Json[])[0] as Json;
-      const old = choice['delta'] as Json;
-      const calls = old['tool_calls'];
-      if (Array.isArray(calls)) {
-        const k = calls.findIndex((tc) => isObj(tc) && isObj(tc['function']) && typeof tc['function']['arguments'] === 'string');
-        const tc = calls[k] as Json;
-        choice['delta'] = { tool_calls: [{ index: tc['index'] ?? k, function: { arguments: text } }] };
-        return encodeSseEvent(JSON.stringify(copy), tpl.event);
-      }
-      choice['delta'] = { content: text };
-      return encodeSseEvent(JSON.stringify(copy), tpl.event);
+      choice['delta'] = name === 'text' ? { content: text } : { tool_calls: [{ index: Number(name.slice('tool'.length)), function: { arguments: text } }] };
+    } else {
+      tpl.put(copy, text);
     }
-    copy = structuredClone(tpl.data);
-    tpl.put(copy, text);
     return encodeSseEvent(JSON.stringify(copy), tpl.event);
   }
 
@@ -284,9 +275,9 @@ export class StreamGuard {
     let out = '';
     const wasEnded = this.#textEnded;
     if (this.#endsText(ev, data)) {
-      for (const ch of this.#channels.values()) {
+      for (const [name, ch] of this.#channels) {
         this.#logScan(ch, true);
-        if (ch.pending !== '') out += this.#flushEvent(ch, this.#release(ch, true));
+        if (ch.pending !== '') out += this.#flushEvent(name, ch, this.#release(ch, true));
       }
       // The answer's end (not a content block's): what follows may be held for a verdict.
       const t = ev.event ?? data?.['type'];
