@@ -183,10 +183,12 @@ export function checkSnapshot(s: Snapshot): SnapshotProblem[] {
   for (const g of s.guardrails) {
     if (g.classifierBackend !== '') {
       const b = s.backends.find((x) => x.id === g.classifierBackend);
-      const path = g.classifierFormat === 'llamaGuard' ? 'chat' : 'moderations';
+      const bedrock = g.classifierFormat === 'bedrockGuardrail';
+      const path = bedrock ? 'applyGuardrail' : g.classifierFormat === 'llamaGuard' ? 'chat' : 'moderations';
+      const schema = bedrock ? 'bedrock' : 'openai';
       if (b === undefined) fail(`guardrail ${g.id}`, `classifier backend ${g.classifierBackend} is not in the snapshot`);
-      else if (b.schema !== 'openai' || b.paths[path] === undefined) fail(`guardrail ${g.id}`, `classifier backend ${g.classifierBackend} has no OpenAI-schema ${path} API`);
-      if (g.classifierFormat !== 'openaiModeration' && g.classifierFormat !== 'llamaGuard') fail(`guardrail ${g.id}`, `unknown classifier format ${JSON.stringify(g.classifierFormat)}`);
+      else if (b.schema !== schema || b.paths[path] === undefined) fail(`guardrail ${g.id}`, `classifier backend ${g.classifierBackend} has no ${bedrock ? 'Bedrock' : 'OpenAI-schema'} ${path} API`);
+      if (!['openaiModeration', 'llamaGuard', 'bedrockGuardrail'].includes(g.classifierFormat)) fail(`guardrail ${g.id}`, `unknown classifier format ${JSON.stringify(g.classifierFormat)}`);
     }
     for (const d of g.detectors) {
       if (d.kind !== 'regex') continue;

@@ -240,8 +240,12 @@ export interface ClassifierSpec {
   /** LLMBackend serving the classifier. */
   backend: string;
   model: string;
-  /** `openaiModeration` (default): POST /v1/moderations; `llamaGuard`: a Llama Guard model behind a chat API. */
-  format?: 'openaiModeration' | 'llamaGuard';
+  /**
+   * `openaiModeration` (default): POST /v1/moderations; `llamaGuard`: a Llama Guard model behind a
+   * chat API; `bedrockGuardrail`: an Amazon Bedrock guardrail (ApplyGuardrail) through a Bedrock
+   * backend, `model` being `<guardrail id or ARN>:<version>`.
+   */
+  format?: 'openaiModeration' | 'llamaGuard' | 'bedrockGuardrail';
   /** Categories that count (default: every category the classifier flags). */
   categories?: string[];
   /** openaiModeration: a category counts when its score reaches this (0..1); default: the endpoint's own `flagged`. */

@@ -5,7 +5,7 @@
 export type WireSchema = 'openai' | 'anthropic' | 'gemini' | 'bedrock';
 
 /** `batches` / `files`: the provider's batch API (OpenAI Batch with its file uploads; Anthropic Message Batches). */
-export type Endpoint = 'responses' | 'chat' | 'embeddings' | 'moderations' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate' | 'converse' | 'converseStream';
+export type Endpoint = 'responses' | 'chat' | 'embeddings' | 'moderations' | 'applyGuardrail' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate' | 'converse' | 'converseStream';
 
 export interface ProviderSpec {
   readonly id: string;
@@ -144,7 +144,7 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     authHeader: '',
     authPrefix: '',
     headers: Object.freeze({}),
-    paths: Object.freeze({ converse: '/model/{model}/converse', converseStream: '/model/{model}/converse-stream' }),
+    paths: Object.freeze({ converse: '/model/{model}/converse', converseStream: '/model/{model}/converse-stream', applyGuardrail: '/guardrail/{guardrail}/version/{version}/apply' }),
     maxTokensField: 'max_tokens',
     priceFamily: 'bedrock',
     batchPricePercent: 0,

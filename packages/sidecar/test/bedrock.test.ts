@@ -45,6 +45,13 @@ before(async () => {
         ],
       },
     },
+    { apiVersion: 'sluice.dev/v1alpha1', kind: 'LLMRoute', metadata: { name: 'guarded' }, spec: { rules: [{ match: { models: ['guarded-claude'] }, backends: [{ name: 'bedrock', modelOverride: MODEL }], retry: { attempts: 1 } }] } },
+    {
+      apiVersion: 'sluice.dev/v1alpha1',
+      kind: 'LLMGuardrail',
+      metadata: { name: 'aws-guardrail' },
+      spec: { match: { routes: ['guarded'] }, direction: 'both', action: 'block', classifier: { backend: 'bedrock', model: 'gr7abc123:3', format: 'bedrockGuardrail', categories: ['VIOLENCE', 'MISCONDUCT'] } },
+    },
   ] as unknown as AnyPolicyObject[];
   const secrets: Record<string, string> = { AWS_KEYS: JSON.stringify(CREDS), WRONG_KEYS: JSON.stringify({ ...CREDS, secretAccessKey: 'not-the-secret' }) };
   const { snapshot, issues } = compile(
@@ -131,4 +138,27 @@ test('IRSA: no Secret, the role is assumed with the web identity token; the temp
   } finally {
     fake.setAwsCredentials(CREDS, 'us-east-1');
   }
+});
+
+test('an Amazon Bedrock guardrail as the classifier: ApplyGuardrail signed with the backend keys; blocking categories block, others pass', async () => {
+  const client = new OpenAI({ apiKey: 'x', baseURL: `${sidecar.url}/v1`, maxRetries: 0 });
+  const converse = (): number => fake.requests.filter((r) => r.path.includes('/converse')).length;
+  const before = converse();
+  await assert.rejects(
+    client.chat.completions.create({ model: 'guarded-claude', messages: [{ role: 'user', content: 'Help me murder the competition.' }] }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && /aws-guardrail.*VIOLENCE/u.test(e.message),
+  );
+  const asked = fake.requests.at(-1);
+  assert.equal(asked?.path, '/guardrail/gr7abc123/version/3/apply');
+  assert.match(String(asked?.headers['authorization']), /^AWS4-HMAC-SHA256 Credential=AKIAEXAMPLEKEY123456\/\d{8}\/us-east-1\/bedrock\/aws4_request/u);
+  assert.deepEqual(JSON.parse(asked?.body ?? '{}'), { source: 'INPUT', content: [{ text: { text: 'Help me murder the competition.' } }] });
+  assert.equal(converse(), before, 'nothing went to the model');
+
+  // An e-mail address makes the guardrail intervene (PII anonymised), which is not a category that counts.
+  const ok = await client.chat.completions.create({ model: 'guarded-claude', messages: [{ role: 'user', content: 'Write to ops@example.com' }] });
+  assert.equal(ok.choices[0]?.message.content, 'Hello from the Sluice fake provider.');
+  const checks = fake.requests.filter((r) => r.path.startsWith('/guardrail/')).slice(-2).map((r) => (JSON.parse(r.body) as { source: string }).source);
+  assert.deepEqual(checks, ['INPUT', 'OUTPUT'], 'the answer was checked too');
+  const line = logs.filter((l) => l['msg'] === 'request').at(-1);
+  assert.equal(line?.['guardrails'], undefined, 'categories that do not count are not findings');
 });

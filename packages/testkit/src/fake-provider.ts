@@ -994,6 +994,12 @@ class FakeProviderServer implements FakeProvider {
       this.afterLatency(res, ex, script, () => this.responsesAnswer(res, script, parsed, model));
       return;
     }
+    // AWS Bedrock ApplyGuardrail: /guardrail/<id>/version/<version>/apply, SigV4-signed.
+    const guardrail = /^\/guardrail\/([^/]+)\/version\/([^/]+)\/apply$/u.exec(path);
+    if (guardrail !== null && method === 'POST') {
+      void this.bedrockGuardrail(req, res, ex, body, decodeURIComponent(guardrail[1] as string));
+      return;
+    }
     // AWS Bedrock Converse: /model/<model id>/converse | /converse-stream, SigV4-signed.
     const bedrock = /^\/model\/([^/]+)\/(converse|converse-stream)$/u.exec(path);
     if (bedrock !== null && method === 'POST') {
@@ -1203,6 +1209,50 @@ class FakeProviderServer implements FakeProvider {
   }
 
   /** A Converse answer (JSON) or a ConverseStream (event-stream frames), after checking the SigV4 signature. */
+  /**
+   * ApplyGuardrail: the texts judged by {@link moderate}; a flagged category becomes a content filter
+   * that blocked (violence → VIOLENCE, harassment → INSULTS, illicit → MISCONDUCT, self-harm →
+   * MISCONDUCT), an e-mail address an anonymised PII entity. The guardrail id's script (forModel)
+   * applies latency and errors.
+   */
+  private async bedrockGuardrail(req: IncomingMessage, res: ServerResponse, ex: Exchange, body: string, id: string): Promise<void> {
+    const refuse = (status: number, type: string, message: string): void => {
+      res.setHeader('x-amzn-errortype', `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/`);
+      sendBody(res, status, JSON_CONTENT_TYPE, JSON.stringify({ message }));
+    };
+    if (this.aws === undefined) return refuse(403, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
+    const problem = await checkSigV4(req, body, this.aws.creds, this.aws.region);
+    if (problem !== undefined) return refuse(403, 'InvalidSignatureException', `The request signature we calculated does not match the signature you provided (${problem}).`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      parsed = undefined;
+    }
+    const content = isObject(parsed) ? parsed['content'] : undefined;
+    if (!isObject(parsed) || (parsed['source'] !== 'INPUT' && parsed['source'] !== 'OUTPUT') || !Array.isArray(content)) return refuse(400, 'ValidationException', 'Malformed input request: source and content are required.');
+    const script = this.byModel.get(id) ?? NO_SCRIPT;
+    this.afterLatency(res, ex, script, () => {
+      if (script.status !== undefined && script.status >= 400) return refuse(script.status, script.status >= 500 ? 'InternalServerException' : 'ValidationException', script.errorMessage ?? 'Request failed.');
+      const text = content.map((c) => (isObject(c) && isObject(c['text']) && typeof c['text']['text'] === 'string' ? c['text']['text'] : '')).join('\n');
+      const verdict = moderate(text);
+      const types: Record<string, string> = { violence: 'VIOLENCE', harassment: 'INSULTS', illicit: 'MISCONDUCT', 'self-harm': 'MISCONDUCT' };
+      const filters = Object.entries(types)
+        .filter(([c]) => verdict.categories[c] === true)
+        .map(([, type]) => ({ type, confidence: 'HIGH', filterStrength: 'HIGH', action: 'BLOCKED', detected: true }));
+      const pii = /[\w.+-]+@[\w-]+\.[\w.]+/u.exec(text);
+      const piiEntities = pii === null ? [] : [{ match: pii[0], type: 'EMAIL', action: 'ANONYMIZED', detected: true }];
+      const intervened = filters.length > 0 || piiEntities.length > 0;
+      sendBody(res, 200, JSON_CONTENT_TYPE, JSON.stringify({
+        usage: { topicPolicyUnits: 1, contentPolicyUnits: 1, wordPolicyUnits: 1, sensitiveInformationPolicyUnits: 1, sensitiveInformationPolicyFreeUnits: 0, contextualGroundingPolicyUnits: 0 },
+        action: intervened ? 'GUARDRAIL_INTERVENED' : 'NONE',
+        ...(intervened ? { actionReason: 'Guardrail blocked.' } : {}),
+        outputs: intervened ? [{ text: 'Sorry, the model cannot answer this question.' }] : [],
+        assessments: [{ ...(filters.length > 0 ? { contentPolicy: { filters } } : {}), ...(piiEntities.length > 0 ? { sensitiveInformationPolicy: { piiEntities } } : {}) }],
+      }));
+    });
+  }
+
   private async bedrockAnswer(req: IncomingMessage, res: ServerResponse, ex: Exchange, body: string, model: string, stream: boolean): Promise<void> {
     const refuse = (status: number, type: string, message: string): void => {
       res.setHeader('x-amzn-errortype', `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/`);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SluiceError } from '@sluice/core';
 import { moderate } from '@sluice/testkit';
-import { classifierRequest, parseLlamaGuard, parseModeration, tail, type ClassifierPolicy } from './classifier.js';
+import { classifierRequest, guardrailRef, parseBedrockGuardrail, parseLlamaGuard, parseModeration, tail, type ClassifierPolicy } from './classifier.js';
 
 const policy: ClassifierPolicy = { backend: 'b', model: 'omni-moderation-latest', format: 'openaiModeration', categories: undefined, thresholdMilli: 0, timeoutMs: 100, failClosed: false, maxChars: 20 };
 const answer = (...texts: string[]): string => JSON.stringify({ id: 'modr-1', model: 'm', results: texts.map(moderate) });
@@ -45,4 +45,31 @@ test('requests: moderation input is the direction text cut to its end; Llama Gua
     { role: 'user', content: 'q' },
     { role: 'assistant', content: 'a' },
   ]);
+});
+
+test('Bedrock guardrails: the reference, the request, and the policies that acted as categories', () => {
+  assert.deepEqual(guardrailRef('gr1:3'), { id: 'gr1', version: '3' });
+  assert.deepEqual(guardrailRef('gr1'), { id: 'gr1', version: 'DRAFT' });
+  assert.deepEqual(guardrailRef('arn:aws:bedrock:us-east-1:123456789012:guardrail/abc'), { id: 'arn:aws:bedrock:us-east-1:123456789012:guardrail/abc', version: 'DRAFT' });
+  assert.deepEqual(guardrailRef('arn:aws:bedrock:us-east-1:123456789012:guardrail/abc:DRAFT'), { id: 'arn:aws:bedrock:us-east-1:123456789012:guardrail/abc', version: 'DRAFT' });
+  const req = classifierRequest({ ...policy, format: 'bedrockGuardrail', model: 'gr1:3' }, { direction: 'output', prompt: 'q', answer: 'a' });
+  assert.equal(req.endpoint, 'applyGuardrail');
+  assert.deepEqual(JSON.parse(req.body), { source: 'OUTPUT', content: [{ text: { text: 'a' } }] });
+
+  const answer = JSON.stringify({
+    action: 'GUARDRAIL_INTERVENED',
+    assessments: [
+      {
+        contentPolicy: { filters: [{ type: 'VIOLENCE', confidence: 'HIGH', action: 'BLOCKED' }, { type: 'INSULTS', confidence: 'LOW', action: 'NONE' }] },
+        topicPolicy: { topics: [{ name: 'Investment advice', type: 'DENY', action: 'BLOCKED' }] },
+        wordPolicy: { customWords: [{ match: 'acme', action: 'BLOCKED' }] },
+        sensitiveInformationPolicy: { piiEntities: [{ match: 'a@b.co', type: 'EMAIL', action: 'ANONYMIZED' }], regexes: [{ name: 'ticket', match: 'T-1', action: 'NONE' }] },
+      },
+    ],
+  });
+  assert.deepEqual(parseBedrockGuardrail(answer, { categories: undefined }), ['VIOLENCE', 'pii:EMAIL', 'topic:Investment advice', 'word']);
+  assert.deepEqual(parseBedrockGuardrail(answer, { categories: new Set(['VIOLENCE', 'HATE']) }), ['VIOLENCE']);
+  assert.deepEqual(parseBedrockGuardrail(JSON.stringify({ action: 'NONE', assessments: [] }), { categories: undefined }), []);
+  assert.deepEqual(parseBedrockGuardrail(JSON.stringify({ action: 'GUARDRAIL_INTERVENED', assessments: [{}] }), { categories: undefined }), ['intervened']);
+  for (const bad of ['nope', '{}', '{"action":"MAYBE"}']) assert.throws(() => parseBedrockGuardrail(bad, { categories: undefined }), SluiceError, bad);
 });

@@ -13,6 +13,10 @@ import { callUpstream, upstreamStatusError, type UpstreamPools } from '../upstre
  * - `llamaGuard`: a Llama Guard model behind an OpenAI-schema chat API (vLLM, Ollama, …). The
  *   conversation is sent as chat messages; the model answers `safe`, or `unsafe` and a line of
  *   category codes (`S1,S10`).
+ * - `bedrockGuardrail`: an Amazon Bedrock guardrail, `POST /guardrail/<id>/version/<v>/apply`
+ *   through a Bedrock backend (SigV4 with its credentials); `GUARDRAIL_INTERVENED` with the
+ *   policies that acted (content filter types such as `VIOLENCE`, `topic:<name>`, `word`,
+ *   `pii:<TYPE>`, `regex:<name>`, `grounding:<type>`).
  *
  * The parsers are pure; {@link classify} does the one HTTP exchange.
  */
@@ -20,7 +24,7 @@ import { callUpstream, upstreamStatusError, type UpstreamPools } from '../upstre
 export interface ClassifierPolicy {
   readonly backend: string;
   readonly model: string;
-  readonly format: 'openaiModeration' | 'llamaGuard';
+  readonly format: 'openaiModeration' | 'llamaGuard' | 'bedrockGuardrail';
   /** Categories that count; undefined = every flagged one. */
   readonly categories: ReadonlySet<string> | undefined;
   /** Score (0..1000) at which a category counts; 0 = the endpoint's own flags. */
@@ -35,7 +39,7 @@ export function classifierPolicy(g: SnapshotGuardrail): ClassifierPolicy | undef
   return {
     backend: g.classifierBackend,
     model: g.classifierModel,
-    format: g.classifierFormat === 'llamaGuard' ? 'llamaGuard' : 'openaiModeration',
+    format: g.classifierFormat === 'llamaGuard' || g.classifierFormat === 'bedrockGuardrail' ? g.classifierFormat : 'openaiModeration',
     categories: g.classifierCategories.length === 0 ? undefined : new Set(g.classifierCategories),
     thresholdMilli: g.classifierThresholdMilli,
     timeoutMs: g.classifierTimeoutMs > 0 ? g.classifierTimeoutMs : 2000,
@@ -58,8 +62,21 @@ export function tail(text: string, max: number): string {
   return text.length <= max ? text : text.slice(text.length - max);
 }
 
+/** A Bedrock guardrail's identifier (id or ARN) and version from `<id>:<version>` (no version: DRAFT). */
+export function guardrailRef(model: string): { id: string; version: string } {
+  const at = model.lastIndexOf(':');
+  const version = at === -1 ? '' : model.slice(at + 1);
+  // An ARN without a version ends in `guardrail/<id>`: its last colon is not a version separator.
+  if (at === -1 || !/^(?:[1-9][0-9]{0,7}|DRAFT)$/u.test(version)) return { id: model, version: 'DRAFT' };
+  return { id: model.slice(0, at), version };
+}
+
 /** The request body for the classifier, and the backend endpoint (`paths` key) it goes to. */
-export function classifierRequest(p: ClassifierPolicy, input: ClassifierInput): { endpoint: 'moderations' | 'chat'; body: string } {
+export function classifierRequest(p: ClassifierPolicy, input: ClassifierInput): { endpoint: 'moderations' | 'chat' | 'applyGuardrail'; body: string } {
+  if (p.format === 'bedrockGuardrail') {
+    const text = input.direction === 'output' ? (input.answer ?? '') : input.prompt;
+    return { endpoint: 'applyGuardrail', body: JSON.stringify({ source: input.direction === 'output' ? 'OUTPUT' : 'INPUT', content: [{ text: { text: tail(text, p.maxChars) } }] }) };
+  }
   if (p.format === 'llamaGuard') {
     const messages: Array<{ role: string; content: string }> = [{ role: 'user', content: tail(input.prompt, p.maxChars) }];
     if (input.direction === 'output') messages.push({ role: 'assistant', content: tail(input.answer ?? '', p.maxChars) });
@@ -129,12 +146,45 @@ export function parseLlamaGuard(text: string, p: Pick<ClassifierPolicy, 'categor
   return p.categories === undefined ? all : all.filter((c) => p.categories!.has(c));
 }
 
+/**
+ * The categories of an ApplyGuardrail answer: none for `NONE`; for `GUARDRAIL_INTERVENED`, every
+ * assessed policy entry that acted (blocked or anonymised), or `intervened` when none is named.
+ */
+export function parseBedrockGuardrail(text: string, p: Pick<ClassifierPolicy, 'categories'>): string[] {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The guardrail answer is not JSON');
+  }
+  const action = isObj(j) ? j['action'] : undefined;
+  if (action === 'NONE') return [];
+  if (action !== 'GUARDRAIL_INTERVENED') throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The guardrail answer has no action');
+  const found = new Set<string>();
+  const acted = (e: unknown): e is Json => isObj(e) && (e['action'] === 'BLOCKED' || e['action'] === 'ANONYMIZED' || (e['action'] === undefined && e['detected'] === true));
+  const list = (o: unknown, key: string): unknown[] => (isObj(o) && Array.isArray(o[key]) ? (o[key] as unknown[]) : []);
+  for (const a of isObj(j) && Array.isArray(j['assessments']) ? (j['assessments'] as unknown[]) : []) {
+    if (!isObj(a)) continue;
+    for (const f of list(a['contentPolicy'], 'filters')) if (acted(f)) found.add(String(f['type']));
+    for (const t of list(a['topicPolicy'], 'topics')) if (acted(t)) found.add(`topic:${String(t['name'])}`);
+    for (const w of [...list(a['wordPolicy'], 'customWords'), ...list(a['wordPolicy'], 'managedWordLists')]) if (acted(w)) found.add('word');
+    for (const e of list(a['sensitiveInformationPolicy'], 'piiEntities')) if (acted(e)) found.add(`pii:${String(e['type'])}`);
+    for (const r of list(a['sensitiveInformationPolicy'], 'regexes')) if (acted(r)) found.add(`regex:${String(r['name'])}`);
+    for (const g of list(a['contextualGroundingPolicy'], 'filters')) if (acted(g)) found.add(`grounding:${String(g['type'])}`);
+  }
+  const all = found.size === 0 ? ['intervened'] : [...found].sort();
+  return p.categories === undefined ? all : all.filter((c) => p.categories!.has(c));
+}
+
 /** Asks the classifier. Resolves to the categories that count; throws SluiceError when it fails. */
 export async function classify(pools: UpstreamPools, backend: SnapshotBackend, p: ClassifierPolicy, input: ClassifierInput): Promise<string[]> {
   const req = classifierRequest(p, input);
-  const path = backend.paths[req.endpoint];
-  if (path === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} has no ${req.endpoint} API`);
-  const r = await callUpstream(pools, backend, { method: 'POST', path: path.replace('{model}', encodeURIComponent(p.model)), body: req.body, timeoutMs: p.timeoutMs, maxBytes: 1024 * 1024 });
+  const template = backend.paths[req.endpoint];
+  if (template === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} has no ${req.endpoint} API`);
+  const ref = guardrailRef(p.model);
+  const path = template.replace('{model}', encodeURIComponent(p.model)).replace('{guardrail}', encodeURIComponent(ref.id)).replace('{version}', encodeURIComponent(ref.version));
+  const r = await callUpstream(pools, backend, { method: 'POST', path, body: req.body, timeoutMs: p.timeoutMs, maxBytes: 1024 * 1024 });
   if (r.status >= 300) throw upstreamStatusError(r.status, {}, r.text);
+  if (p.format === 'bedrockGuardrail') return parseBedrockGuardrail(r.text, p);
   return p.format === 'llamaGuard' ? parseLlamaGuard(r.text, p) : parseModeration(r.text, p);
 }
