@@ -1216,21 +1216,11 @@ class FakeProviderServer implements FakeProvider {
    * applies latency and errors.
    */
   private async bedrockGuardrail(req: IncomingMessage, res: ServerResponse, ex: Exchange, body: string, id: string): Promise<void> {
-    const refuse = (status: number, type: string, message: string): void => {
-      res.setHeader('x-amzn-errortype', `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/`);
-      sendBody(res, status, JSON_CONTENT_TYPE, JSON.stringify({ message }));
-    };
-    if (this.aws === undefined) return refuse(403, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
-    const problem = await checkSigV4(req, body, this.aws.creds, this.aws.region);
-    if (problem !== undefined) return refuse(403, 'InvalidSignatureException', `The request signature we calculated does not match the signature you provided (${problem}).`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      parsed = undefined;
-    }
-    const content = isObject(parsed) ? parsed['content'] : undefined;
-    if (!isObject(parsed) || (parsed['source'] !== 'INPUT' && parsed['source'] !== 'OUTPUT') || !Array.isArray(content)) return refuse(400, 'ValidationException', 'Malformed input request: source and content are required.');
+    const refuse = bedrockRefusal(res);
+    const parsed = await this.bedrockBody(req, body, refuse);
+    if (parsed === undefined) return;
+    const content = parsed['content'];
+    if ((parsed['source'] !== 'INPUT' && parsed['source'] !== 'OUTPUT') || !Array.isArray(content)) return refuse(400, 'ValidationException', 'Malformed input request: source and content are required.');
     const script = this.byModel.get(id) ?? NO_SCRIPT;
     this.afterLatency(res, ex, script, () => {
       if (script.status !== undefined && script.status >= 400) return refuse(script.status, script.status >= 500 ? 'InternalServerException' : 'ValidationException', script.errorMessage ?? 'Request failed.');
@@ -1253,11 +1243,8 @@ class FakeProviderServer implements FakeProvider {
     });
   }
 
-  private async bedrockAnswer(req: IncomingMessage, res: ServerResponse, ex: Exchange, body: string, model: string, stream: boolean): Promise<void> {
-    const refuse = (status: number, type: string, message: string): void => {
-      res.setHeader('x-amzn-errortype', `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/`);
-      sendBody(res, status, JSON_CONTENT_TYPE, JSON.stringify({ message }));
-    };
+  /** A Bedrock request's JSON body once its SigV4 signature checks out; otherwise refused (undefined). */
+  private async bedrockBody(req: IncomingMessage, body: string, refuse: ReturnType<typeof bedrockRefusal>): Promise<Record<string, unknown> | undefined> {
     if (this.aws === undefined) return refuse(403, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
     const problem = await checkSigV4(req, body, this.aws.creds, this.aws.region);
     if (problem !== undefined) return refuse(403, 'InvalidSignatureException', `The request signature we calculated does not match the signature you provided (${problem}).`);
@@ -1267,7 +1254,14 @@ class FakeProviderServer implements FakeProvider {
     } catch {
       parsed = undefined;
     }
-    if (!isObject(parsed) || !Array.isArray(parsed['messages'])) return refuse(400, 'ValidationException', 'Malformed input request: messages is required.');
+    return isObject(parsed) ? parsed : refuse(400, 'ValidationException', 'Malformed input request: the body is not a JSON object.');
+  }
+
+  private async bedrockAnswer(req: IncomingMessage, res: ServerResponse, ex: Exchange, body: string, model: string, stream: boolean): Promise<void> {
+    const refuse = bedrockRefusal(res);
+    const parsed = await this.bedrockBody(req, body, refuse);
+    if (parsed === undefined) return;
+    if (!Array.isArray(parsed['messages'])) return refuse(400, 'ValidationException', 'Malformed input request: messages is required.');
     const script = this.pick(model);
     this.afterLatency(res, ex, script, () => {
       if (script.status !== undefined && script.status >= 400) {
@@ -1545,4 +1539,13 @@ export function moderate(text: string): { flagged: boolean; categories: Record<s
     categories[c] = hit;
   }
   return { flagged: Object.values(categories).some(Boolean), categories, category_scores: scores };
+}
+
+/** Answers a Bedrock request with an AWS error (its type in `x-amzn-errortype`); returns undefined. */
+function bedrockRefusal(res: ServerResponse): (status: number, type: string, message: string) => undefined {
+  return (status, type, message) => {
+    res.setHeader('x-amzn-errortype', `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/`);
+    sendBody(res, status, JSON_CONTENT_TYPE, JSON.stringify({ message }));
+    return undefined;
+  };
 }
