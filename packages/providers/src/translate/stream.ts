@@ -216,3 +216,14 @@ export class AnthropicUsageTracker {
     });
   }
 }
+
+/**
+ * Appends a turn to a conversation whose provider wants the roles to alternate (Gemini, Bedrock
+ * Converse): a turn of the same role as the last one is merged into it. Empty turns are dropped.
+ */
+export function pushAlternating<R extends string, T>(turns: Array<{ role: R; items: T[] }>, role: R, items: T[]): void {
+  if (items.length === 0) return;
+  const last = turns[turns.length - 1];
+  if (last !== undefined && last.role === role) last.items.push(...items);
+  else turns.push({ role, items });
+}

@@ -11,7 +11,7 @@ import type { Usage } from '../../usage.js';
 import { emptyUsage, usageToOpenAI } from '../../usage.js';
 import type { ChatChunkDelta, ChatCompletionChunk, ChatFinishReason, ChatToolCall } from '../../wire/openai.js';
 import type { StreamTranslator } from '../stream.js';
-import { anthropicStopToOpenAI, badResponse, interrupted, invalidRequest, isRecord, parseEventObject, parseToolArguments, stringifyOr, textOfParts, unsupported } from '../stream.js';
+import { anthropicStopToOpenAI, badResponse, interrupted, invalidRequest, isRecord, parseEventObject, parseToolArguments, pushAlternating, stringifyOr, textOfParts, unsupported } from '../stream.js';
 
 type Json = Record<string, unknown>;
 const opt = (req: Json, key: string): unknown => (req[key] === null ? undefined : req[key]);
@@ -45,14 +45,9 @@ export function chatRequestToConverse(req: Json): Json {
   const messages = req['messages'];
   if (!Array.isArray(messages) || messages.length === 0) throw invalidRequest('messages', 'must be a non-empty array');
   const system: Json[] = [];
-  const turns: Array<{ role: 'user' | 'assistant'; content: Json[] }> = [];
-  const push = (role: 'user' | 'assistant', content: Json[]): void => {
-    if (content.length === 0) return;
-    const last = turns[turns.length - 1];
-    // Converse wants user and assistant turns to alternate: consecutive ones are merged.
-    if (last !== undefined && last.role === role) last.content.push(...content);
-    else turns.push({ role, content });
-  };
+  // Converse wants user and assistant turns to alternate: consecutive ones are merged.
+  const turns: Array<{ role: 'user' | 'assistant'; items: Json[] }> = [];
+  const push = (role: 'user' | 'assistant', content: Json[]): void => pushAlternating(turns, role, content);
   messages.forEach((m, i) => {
     const path = `messages[${i}]`;
     if (!isRecord(m)) throw invalidRequest(path, 'must be an object');
@@ -92,7 +87,7 @@ export function chatRequestToConverse(req: Json): Json {
     }
   });
   if (turns.length === 0) throw invalidRequest('messages', 'has no user or assistant message');
-  const out: Json = { messages: turns };
+  const out: Json = { messages: turns.map((t) => ({ role: t.role, content: t.items })) };
   if (system.length > 0) out['system'] = system;
   const inference: Json = {};
   const maxOut = opt(req, 'max_completion_tokens') ?? opt(req, 'max_tokens');

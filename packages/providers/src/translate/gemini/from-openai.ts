@@ -11,7 +11,7 @@ import type { Usage } from '../../usage.js';
 import { emptyUsage, usageToOpenAI } from '../../usage.js';
 import type { ChatChunkDelta, ChatCompletionChunk, ChatFinishReason, ChatToolCall } from '../../wire/openai.js';
 import type { StreamTranslator } from '../stream.js';
-import { badResponse, interrupted, invalidRequest, isRecord, parseEventObject, parseToolArguments, stringifyOr, textOfParts, unsupported } from '../stream.js';
+import { badResponse, interrupted, invalidRequest, isRecord, parseEventObject, parseToolArguments, pushAlternating, stringifyOr, textOfParts, unsupported } from '../stream.js';
 
 type Json = Record<string, unknown>;
 
@@ -72,16 +72,11 @@ export function chatRequestToGemini(req: Json): Json {
   const messages = req['messages'];
   if (!Array.isArray(messages) || messages.length === 0) throw invalidRequest('messages', 'must be a non-empty array');
   const system: string[] = [];
-  const contents: Content[] = [];
+  // Gemini wants user and model turns to alternate: consecutive turns of one role are merged.
+  const turns: Array<{ role: Content['role']; items: Json[] }> = [];
   /** tool_call_id → function name, for the function responses that answer them. */
   const callNames = new Map<string, string>();
-  const push = (role: Content['role'], parts: Json[]): void => {
-    if (parts.length === 0) return;
-    const last = contents[contents.length - 1];
-    // Gemini wants user and model turns to alternate: consecutive turns of one role are merged.
-    if (last !== undefined && last.role === role) last.parts.push(...parts);
-    else contents.push({ role, parts });
-  };
+  const push = (role: Content['role'], parts: Json[]): void => pushAlternating(turns, role, parts);
   messages.forEach((m, i) => {
     const path = `messages[${i}]`;
     if (!isRecord(m)) throw invalidRequest(path, 'must be an object');
@@ -131,7 +126,8 @@ export function chatRequestToGemini(req: Json): Json {
         throw invalidRequest(`${path}.role`, `${JSON.stringify(m['role'])} is not a known role`);
     }
   });
-  if (contents.length === 0) throw invalidRequest('messages', 'has no user or assistant message');
+  if (turns.length === 0) throw invalidRequest('messages', 'has no user or assistant message');
+  const contents: Content[] = turns.map((t) => ({ role: t.role, parts: t.items }));
 
   const out: Json = { contents };
   if (system.length > 0) out['systemInstruction'] = { parts: [{ text: system.join('\n\n') }] };
