@@ -55,7 +55,7 @@ export interface UsageSink {
   /** For /metrics (queue length, drops). */
   readonly usageStats?: UsageStats;
 }
-import { drained, readBody, sendError } from './http-util.js';
+import { drained, MAX_JSON_DEPTH, nestedDeeperThan, readBody, sendError } from './http-util.js';
 import type { Runtime } from './runtime.js';
 import type { RouteTarget } from './router.js';
 import { canonicalJson, Coalescer, type Leader } from './routing/coalesce.js';
@@ -358,8 +358,11 @@ function parseJsonBody(raw: string): Json {
     throw new SluiceError('SLUICE_ERR_REQUEST_MALFORMED_JSON', `Request body is not valid JSON: ${(e as Error).message}`);
   }
   if (!isObj(body)) throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', 'Request body must be a JSON object');
+  if (nestedDeeperThan(body, MAX_JSON_DEPTH)) throw new SluiceError('SLUICE_ERR_REQUEST_INVALID', `Request body nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`);
   return body;
 }
+
+
 
 /**
  * How a request goes to one backend. `promptCacheMin` > 0: Anthropic prompt caching (LLMCache
@@ -1052,6 +1055,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         } catch {
           answer = undefined;
         }
+        // An answer nested deeper than any request may be is not scanned half-way: it is refused.
+        if (isObj(answer) && nestedDeeperThan(answer, MAX_JSON_DEPTH)) throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `The provider's answer nests more than ${MAX_JSON_DEPTH} levels deep`);
         if (isObj(answer)) {
           const answerNames = names ?? new Placeholders();
           if (guards !== undefined && guard(deps, rec, guards.output, routeId, 'output', answer, answerNames)) out = JSON.stringify(answer);

@@ -77,3 +77,36 @@ export function drained(res: ServerResponse): Promise<void> {
     res.on('close', done);
   });
 }
+
+/**
+ * Deepest nesting of objects and arrays a request may have. Real requests stay far below (tool
+ * schemas included); deeper ones would overflow the stack of every recursive walk over the body
+ * (guardrail scans, cache keys, prompt logging), so they are refused up front.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+/** Whether `root` nests objects/arrays more than `limit` levels deep (iterative: no recursion). */
+export function nestedDeeperThan(root: unknown, limit: number): boolean {
+  const values: unknown[] = [root];
+  const depths: number[] = [1];
+  while (values.length > 0) {
+    const v = values.pop();
+    const d = depths.pop() as number;
+    if (d > limit) return true;
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        if (typeof x !== 'object' || x === null) continue;
+        values.push(x);
+        depths.push(d + 1);
+      }
+    } else if (typeof v === 'object' && v !== null) {
+      for (const k in v) {
+        const x = (v as Record<string, unknown>)[k];
+        if (typeof x !== 'object' || x === null) continue;
+        values.push(x);
+        depths.push(d + 1);
+      }
+    }
+  }
+  return false;
+}

@@ -277,3 +277,18 @@ test('the SDKs see guardrail verdicts as errors: a blocked request, and a stream
   for await (const ev of ok) if (ev.type === 'content_block_delta' && ev.delta.type === 'text_delta') said += ev.delta.text;
   assert.equal(said, 'A calm plan for the day.');
 });
+
+test('bodies nested too deep for a walk are refused with 400, not a stack overflow; deep tool arguments are scanned as text', async () => {
+  const deep = (n: number): string => `${'['.repeat(n)}"x"${']'.repeat(n)}`;
+  for (const model of ['mod-in', 'chatty']) {
+    const r = await fetch(`${h.sidecar.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"model":"${model}","messages":[{"role":"user","content":${deep(20_000)}}]}` });
+    assert.equal(r.status, 400, model);
+    assert.equal(r.headers.get('x-sluice-error-code'), 'SLUICE_ERR_REQUEST_INVALID');
+    assert.match(await r.text(), /more than 128 levels deep/u);
+  }
+  const args = `{"to":"jane@example.com","nested":${deep(5_000)}}`;
+  const ok = await post('/v1/chat/completions', { model: 'tools', messages: [{ role: 'user', content: 'go' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: args } }] }, { role: 'tool', tool_call_id: 'c1', content: 'done' }] });
+  assert.equal(ok.status, 200);
+  const sentArgs = ((toUpstream('/v1/chat/completions').at(-1)?.['messages'] as Array<{ tool_calls?: Array<{ function: { arguments: string } }> }>)[1]?.tool_calls?.[0]?.function.arguments ?? '');
+  assert.match(sentArgs, /^\{"to":"\[EMAIL_1\]","nested":\[\[\[/u, 'redacted as text, the rest as it was');
+});

@@ -991,7 +991,7 @@ class FakeProviderServer implements FakeProvider {
       }
       const model = typeof parsed['model'] === 'string' ? parsed['model'] : '';
       const script = this.pick(model);
-      this.afterLatency(res, ex, script, () => this.responsesAnswer(res, script, parsed, model));
+      this.afterLatency(res, ex, script, () => this.responsesAnswer(res, script, parsed, model, body));
       return;
     }
     // AWS Bedrock ApplyGuardrail: /guardrail/<id>/version/<version>/apply, SigV4-signed.
@@ -1160,10 +1160,11 @@ class FakeProviderServer implements FakeProvider {
     sendBody(res, 200, JSON_CONTENT_TYPE, body);
   }
 
-  private responsesAnswer(res: ServerResponse, script: FakeScript, body: Record<string, unknown>, model: string): void {
+  private responsesAnswer(res: ServerResponse, script: FakeScript, body: Record<string, unknown>, model: string, raw: string): void {
     if (this.preface(res, script, 'openai')) return;
     const input = body['input'];
-    const inputTokens = Math.max(1, typeof input === 'string' ? countWords(input) : countWords(JSON.stringify(input)));
+    // The raw body's words stand for a structured input (JSON.stringify of a deeply nested one would overflow).
+    const inputTokens = Math.max(1, typeof input === 'string' ? countWords(input) : countWords(raw));
     const r = resolveReply(script, inputTokens);
     const id = nextId();
     const created = String(Math.floor(Date.now() / 1000));

@@ -2,6 +2,7 @@ import { SluiceError } from '@sluice/core';
 import type { SnapshotGuardrail } from '@sluice/policy';
 import { compileScanner, type Finding, type Scanner } from './detectors.js';
 import { classifierPolicy, type ClassifierPolicy } from './classifier.js';
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../http-util.js';
 
 /**
  * LLMGuardrail on the request path: each guardrail's detectors compiled once per snapshot into one
@@ -105,7 +106,8 @@ function editArguments(args: string, edit: (text: string) => string): string {
   } catch {
     return edit(args);
   }
-  if (typeof parsed !== 'object' || parsed === null) return edit(args);
+  // Not an object, or nested too deep to walk: the arguments are one text.
+  if (typeof parsed !== 'object' || parsed === null || nestedDeeperThan(parsed, MAX_JSON_DEPTH)) return edit(args);
   let changed = false;
   editStrings(parsed, (t) => {
     const e = edit(t);
