@@ -8,12 +8,22 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { seededRandom } from '@sluice/core';
+import type { AnyPolicyObject } from '@sluice/policy';
 import { startHarness, type Harness } from './harness.js';
+
+const obj = (kind: string, name: string, spec: unknown): AnyPolicyObject => ({ apiVersion: 'sluice.dev/v1alpha1', kind, metadata: { name }, spec }) as unknown as AnyPolicyObject;
+// A route with everything that walks the body: guardrails (redact, block), the response cache, prompt logging.
+const GUARDED = [
+  obj('LLMRoute', 'guarded', { rules: [{ match: { models: ['fuzz-guarded'] }, backends: [{ name: 'openai', modelOverride: 'gpt-4o-mini' }], retry: { attempts: 1 }, logging: { prompts: true, completions: true, maxChars: 200 } }] }),
+  obj('LLMGuardrail', 'pii', { match: { routes: ['guarded'] }, direction: 'both', action: 'redact', detectors: [{ kind: 'email' }, { kind: 'creditCard' }, { kind: 'secret' }] }),
+  obj('LLMGuardrail', 'injection', { match: { routes: ['guarded'] }, direction: 'input', action: 'block', detectors: [{ kind: 'injection' }] }),
+  obj('LLMCache', 'cache', { match: { routes: ['guarded'] }, exact: true, cacheNonDeterministic: true }),
+];
 
 let h: Harness;
 let port = 0;
 before(async () => {
-  h = await startHarness({ maxBodyBytes: 256 * 1024, bodyTimeoutMs: 200 });
+  h = await startHarness({ maxBodyBytes: 256 * 1024, bodyTimeoutMs: 200 }, GUARDED);
   port = Number(new URL(h.sidecar.url).port);
 });
 after(() => h.close());
@@ -53,13 +63,16 @@ const VALID: Array<[string, Record<string, unknown>]> = [
   ['/v1/embeddings', { model: 'text-embedding-3-small', input: ['a'] }],
   ['/v1/responses', { model: 'claude-haiku-4-5', instructions: 's', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi' }] }, { type: 'function_call', call_id: 'c', name: 'f', arguments: '{}' }, { type: 'function_call_output', call_id: 'c', output: 'x' }], tools: [{ type: 'function', name: 'f', parameters: { type: 'object' } }], stream: true }],
   ['/v1/responses', { model: 'gpt-4o-mini', input: 'hi' }],
+  ['/v1/chat/completions', { model: 'fuzz-guarded', messages: [{ role: 'user', content: 'mail a@example.com' }, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{"to":"b@example.com"}' } }] }, { role: 'tool', tool_call_id: 'c', content: 'ok' }] }],
+  ['/v1/messages', { model: 'fuzz-guarded', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'text', text: 'card 4111 1111 1111 1111' }] }, { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: { q: 'x@example.com' } }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: 'r' }] }], stream: true }],
+  ['/v1/responses', { model: 'fuzz-guarded', instructions: 'be nice', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi a@example.com' }] }] }],
 ];
 const WEIRD: unknown[] = [null, 0, -1, 1e308, true, '', 'x'.repeat(300), [], [null], {}, { type: 'nope' }, [{ role: 7 }], [{ role: 'tool' }], [{ type: 'image_url', image_url: 7 }], [{ role: 'assistant', tool_calls: [{ function: { arguments: '{bad' } }] }]];
 
 function mutate(obj: Record<string, unknown>): string {
   const o = structuredClone(obj);
   const json = JSON.stringify(o);
-  switch (int(7)) {
+  switch (int(8)) {
     case 0:
       return json.slice(0, int(json.length));
     case 1: {
@@ -84,6 +97,13 @@ function mutate(obj: Record<string, unknown>): string {
       return '['.repeat(5000 + int(50000));
     case 5:
       return pick(['', 'null', '"str"', '123', 'true', '{"model":{}}', '{"model":"gpt-4o-mini","messages":[]}']);
+    case 6: {
+      // Valid JSON nested deep inside a field (deeper than any walk over the body may recurse).
+      const n = 50 + int(5000);
+      const key = pick(['messages', 'input', 'tools', 'system', 'metadata']);
+      const text = JSON.stringify(o);
+      return `${text.slice(0, -1)},"${key}":${'['.repeat(n)}"x"${']'.repeat(n)}}`;
+    }
     default:
       o[pick(['tools', 'tool_choice', 'stop', 'stream_options', 'max_tokens', 'system', 'temperature', 'input'])] = pick(WEIRD);
       return JSON.stringify(o);
