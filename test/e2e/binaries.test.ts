@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { SIDECAR_NODE_FLAGS } from '@sluice/core';
 import { startFakeProvider, type FakeProvider, waitFor, freePorts } from '@sluice/testkit';
 
 const until = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10000): Promise<number> => waitFor(what, cond, timeoutMs);
@@ -27,8 +28,8 @@ interface Proc {
   stop(): Promise<number | null>;
 }
 
-function run(file: string, env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(file: string, env: Record<string, string>, nodeFlags: readonly string[] = []): Proc {
+  const child = spawn(process.execPath, [...nodeFlags, file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   child.stdout?.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr?.on('data', (d: Buffer) => output.push(d.toString()));
@@ -72,7 +73,8 @@ function startSidecar(): Proc {
     SLUICE_SIDECAR_STATE_DIR: stateDir,
     SLUICE_POD_NAME: 'e2e-pod',
     SLUICE_POD_NAMESPACE: 'default',
-  });
+    // As the injected container starts it (its command carries the same flags).
+  }, SIDECAR_NODE_FLAGS);
   procs.push(p);
   return p;
 }
@@ -101,6 +103,17 @@ apiVersion: sluice.dev/v1alpha1
 kind: LLMRoute
 metadata: { name: main }
 spec: { rules: [{ match: { models: ["gpt-*"] }, backends: [{ name: openai }] }, { match: { models: ["claude-*"] }, backends: [{ name: anthropic }] }] }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMRoute
+metadata: { name: guarded }
+spec: { rules: [{ match: { models: [guarded] }, backends: [{ name: openai, modelOverride: gpt-4o-mini }] }] }
+---
+# A pattern that backtracks catastrophically on "aaaa…!" (exponential in the run of a's).
+apiVersion: sluice.dev/v1alpha1
+kind: LLMGuardrail
+metadata: { name: bad-pattern }
+spec: { match: { routes: [guarded] }, direction: input, action: redact, detectors: [{ kind: regex, name: runs, values: ["(a+)+$"] }] }
 `,
   );
 });
@@ -148,4 +161,22 @@ test('control plane and sidecar binaries: serve, survive a control plane outage,
   const status = await sidecars();
   assert.equal(status.length, 1);
   assert.equal(status[0]?.pod, 'e2e-pod');
+});
+
+test('a custom guardrail pattern that backtracks catastrophically cannot stall the sidecar binary', async () => {
+  const procsBefore = procs.length;
+  if (!(await ready().catch(() => false))) {
+    startCp();
+    startSidecar();
+    await until('sidecar ready', ready);
+  }
+  await until('the guarded route is served', async () => (await fetch(`http://127.0.0.1:${ports.api}/v1/models`).then((r) => r.text())).includes('guarded'));
+  const openai = new OpenAI({ baseURL: `http://127.0.0.1:${ports.api}/v1`, apiKey: 'client-key', maxRetries: 0, timeout: 20_000 });
+  const t0 = Date.now();
+  // 40 a's then "!": about 2^40 backtracking steps for (a+)+$ on V8's backtracking engine.
+  const r = await openai.chat.completions.create({ model: 'guarded', messages: [{ role: 'user', content: `${'a'.repeat(40)}!` }] });
+  assert.ok(r.choices[0]?.message.content);
+  assert.ok(Date.now() - t0 < 5000, `answered in ${Date.now() - t0} ms`);
+  assert.equal(JSON.parse(fake.requests.at(-1)?.body ?? '{}').messages[0].content, `${'a'.repeat(40)}!`, 'no match (the text does not end in a run of a’s): sent as it was');
+  assert.ok(procs.length >= procsBefore);
 });

@@ -6,6 +6,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SIDECAR_NODE_FLAGS } from '@sluice/core';
 import { freePorts } from '@sluice/testkit';
 import { Child, crashed, LineHub, waitForLine } from './procs.js';
 import type { LoadJob, LoadResult } from './protocol.js';
@@ -147,7 +148,7 @@ export async function startSidecar(o: {
     SLUICE_LOG_LEVEL: 'info',
     ...o.env,
   };
-  const child = new Child(o.name, NODE, [...(o.nodeFlags ?? []), SIDECAR_MAIN], { cpu: o.cpu, env, stdout: 'ignore', critical: true });
+  const child = new Child(o.name, NODE, [...SIDECAR_NODE_FLAGS, ...(o.nodeFlags ?? []), SIDECAR_MAIN], { cpu: o.cpu, env, stdout: 'ignore', critical: true });
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   await waitReady(`${adminUrl}/ready`, 30_000);
   return { child, url: `http://127.0.0.1:${port}`, adminUrl };

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { missingSidecarNodeFlags } from '@sluice/core';
 import type { FakeMode } from './dev.js';
 import { fetchSidecars, formatSidecars } from './status.js';
 import { fetchUsage, FILTER_DIMENSIONS, formatUsage } from './usage.js';
@@ -36,6 +37,8 @@ async function dev(args: string[]): Promise<void> {
     .map(([id, where]) => `${id} → ${where === 'fake' ? 'built-in fake provider (no key set)' : where}`)
     .join(', ');
   process.stderr.write(`sluice: gateway listening on ${gw.sidecar.url} (admin ${gw.sidecar.adminUrl}, control plane ${gw.controlPlane.adminUrl}); backends: ${list}\n`);
+  const missing = missingSidecarNodeFlags();
+  if (missing.length > 0) process.stderr.write(`sluice: started without ${missing.join(' ')}: custom guardrail patterns are not protected against catastrophic backtracking (npm start passes it)\n`);
   let closing = false;
   const stop = (): void => {
     if (closing) return;

@@ -72,7 +72,7 @@ test('Deployment pod: native sidecar first, volumes appended, app env only where
   const s = pod.spec.initContainers[0];
   assert.equal(s.restartPolicy, 'Always');
   assert.equal(s.image, OPTS.image);
-  assert.deepEqual(s.command, ['node', 'packages/sidecar/dist/src/main.js']);
+  assert.deepEqual(s.command, ['node', '--enable-experimental-regexp-engine-on-excessive-backtracks', 'packages/sidecar/dist/src/main.js']);
   assert.deepEqual(s.ports, [{ name: 'sluice-admin', containerPort: 4001, protocol: 'TCP' }]);
   assert.deepEqual(env(s), {
     SLUICE_SIDECAR_CONTROL_ADDRESS: 'sluice-control-plane.sluice-system.svc:9443',

@@ -10,6 +10,7 @@
  * placed first, so it is started (its startup probe passed) before any other init container or app
  * container starts, and is stopped after them.
  */
+import { SIDECAR_NODE_FLAGS } from '@sluice/core';
 
 /** Name of the injected container; its presence makes injection idempotent. */
 export const SIDECAR_NAME = 'sluice-sidecar';
@@ -375,7 +376,7 @@ export function sidecarContainer(opts: InjectorOptions): Record<string, unknown>
     image: opts.image,
     ...(opts.imagePullPolicy === undefined ? {} : { imagePullPolicy: opts.imagePullPolicy }),
     restartPolicy: 'Always',
-    command: ['node', 'packages/sidecar/dist/src/main.js'],
+    command: ['node', ...SIDECAR_NODE_FLAGS, 'packages/sidecar/dist/src/main.js'],
     // The LLM API (4000) listens on 127.0.0.1 only: not declared. The admin port serves the probes.
     ports: [{ name: 'sluice-admin', containerPort: opts.adminPort ?? SIDECAR_ADMIN_PORT, protocol: 'TCP' }],
     env,

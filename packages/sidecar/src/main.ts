@@ -4,7 +4,7 @@
  * Configuration: SLUICE_SIDECAR_* (see config.ts and the README).
  */
 import { randomBytes } from 'node:crypto';
-import { createLogger } from '@sluice/core';
+import { createLogger, missingSidecarNodeFlags } from '@sluice/core';
 import { loadSidecarConfig } from './config.js';
 import { readLabels } from './labels.js';
 import { startSidecar } from './server.js';
@@ -14,6 +14,8 @@ import { createTracing } from './tracing.js';
 async function main(): Promise<void> {
   const config = loadSidecarConfig();
   const logger = createLogger({ name: 'sluice-sidecar', level: config.logLevel });
+  const missing = missingSidecarNodeFlags();
+  if (missing.length > 0) logger.warn({ missing }, 'started without the node flags the sidecar expects: custom guardrail patterns are not protected against catastrophic backtracking');
   if (config.controlAddress === '') throw new Error('SLUICE_SIDECAR_CONTROL_ADDRESS is required (host:port of the control plane)');
   const node = {
     pod: config.podName,

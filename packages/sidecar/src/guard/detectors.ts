@@ -14,9 +14,11 @@
  *  - Offsets are UTF-16 code-unit offsets (what `String.prototype.slice` takes), so `text.slice(start, end)`
  *    is the matched text whatever the script or emoji in it.
  *
- * Custom `regex` values are compiled with the `u` flag (case-sensitive, like the policy validator). A value
- * that uses backreferences or named groups cannot be spliced into the combined RegExp (group numbers would
- * shift, names could clash), so such a value is scanned on its own; everything else shares the one scan.
+ * Custom `regex` values (case-sensitive; valid when the policy validator's `u`-mode compile accepts them) are
+ * not spliced into the combined RegExp: each scans the text on its own, compiled without the `u` flag unless
+ * it needs it (property or code point escapes), so that a pattern prone to catastrophic backtracking stays
+ * confined to its own scan and V8 can switch it to its linear-time engine (which has no `u` mode) when the
+ * sidecar runs with --enable-experimental-regexp-engine-on-excessive-backtracks, as it is started.
  *
  * Streaming look-behind (`maxMatchChars`): each detector has a character bound. Custom regexes cannot be
  * bounded in general; {@link CUSTOM_REGEX_BOUND} is assumed. Private key blocks are capped at
@@ -483,11 +485,29 @@ interface Candidate {
 }
 
 /** True when a pattern cannot be spliced into an alternation unchanged (numbered/named backrefs, named groups). */
-function needsOwnRegExp(src: string): boolean {
-  return /\\[1-9]|\\k<|\(\?<[A-Za-z_$]/.test(src);
+/** Whether a custom pattern needs the `u` flag to mean what it says (property escapes, code point escapes, astral characters). */
+function needsUnicode(src: string): boolean {
+  return /\\[pP]\{|\\u\{|[\uD800-\uDFFF]/u.test(src);
 }
 
-/** Compiles the detectors once: ONE combined RegExp (alternation with named groups or an index mapping) plus per-kind validators; deny-list words case-insensitive on word boundaries; custom regex values compiled with the 'u' flag (invalid ones throw an Error naming the pattern). */
+/**
+ * A custom pattern compiled for its own scan. Without the `u` flag when the pattern does not need it:
+ * V8's linear-time engine (which takes over from backtracking after too many backtracks when the
+ * sidecar runs with --enable-experimental-regexp-engine-on-excessive-backtracks) does not support
+ * `u`, so such a pattern cannot backtrack catastrophically on hostile text.
+ */
+function customRegExp(src: string, flags: 'g' | 'y'): RegExp {
+  if (!needsUnicode(src)) {
+    try {
+      return new RegExp(src, flags);
+    } catch {
+      // valid only in unicode mode: below
+    }
+  }
+  return new RegExp(src, `u${flags}`);
+}
+
+/** Compiles the detectors once: ONE combined RegExp for the built-in kinds and deny-lists (case-insensitive, on word boundaries) plus per-kind validators; each custom regex value its own scan (invalid ones throw an Error naming the pattern). */
 export function compileScanner(detectors: readonly DetectorSpec[]): Scanner {
   const parts: Compiled[] = [];
   const combined: string[] = [];
@@ -513,18 +533,15 @@ export function compileScanner(detectors: readonly DetectorSpec[]): Scanner {
       maxMatchChars = Math.max(maxMatchChars, Math.min(words[0]!.length * 2 + 16, 2048));
     } else if (d.kind === 'regex') {
       for (const v of d.values) {
-        let re: RegExp;
         try {
-          re = new RegExp(v, 'uy');
+          new RegExp(v, 'u'); // what the policy validator accepts
         } catch (e) {
           throw new Error(`detector ${label}: invalid regex ${JSON.stringify(v)}: ${(e as Error).message}`, { cause: e });
         }
-        if (needsOwnRegExp(v)) {
-          parts.push({ label, kind: d.kind, priority: PRIORITY.regex!, sticky: re, validate: undefined });
-          separate.push(new RegExp(v, 'gu'));
-        } else {
-          add(label, d.kind, v);
-        }
+        // Each custom pattern scans on its own (never inside the combined RegExp): a pattern that
+        // backtracks badly then stays confined to itself, and can fall back to the linear engine.
+        parts.push({ label, kind: d.kind, priority: PRIORITY.regex!, sticky: customRegExp(v, 'y'), validate: undefined });
+        separate.push(customRegExp(v, 'g'));
       }
       if (d.values.length > 0) maxMatchChars = Math.max(maxMatchChars, CUSTOM_REGEX_BOUND);
     } else {
