@@ -136,6 +136,7 @@ export function visitTexts(body: Json, edit: (text: string) => string): void {
       if (typeof v['output'] === 'string') v['output'] = edit(v['output']);
       if (typeof v['arguments'] === 'string') v['arguments'] = editArguments(v['arguments'], edit);
       if (isObj(v['function'])) fix(v, 'function');
+      if (isObj(v['function_call'])) fix(v, 'function_call'); // the legacy OpenAI functions API
       if (Array.isArray(v['tool_calls'])) fix(v, 'tool_calls');
       if (v['type'] === 'tool_use' && isObj(v['input'])) editStrings(v['input'], edit);
     }

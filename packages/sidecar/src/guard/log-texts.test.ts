@@ -22,3 +22,7 @@ test('bodyText: the texts of a request in order, tool arguments included', () =>
     'be nice\n\nhi\n\nx',
   );
 });
+
+test('bodyText: the legacy function_call arguments are texts too', () => {
+  assert.equal(bodyText({ messages: [{ role: 'assistant', content: null, function_call: { name: 'f', arguments: '{"to":"a@b.co"}' } }] }), 'a@b.co');
+});
