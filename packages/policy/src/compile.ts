@@ -398,6 +398,7 @@ export function buildSnapshot(set: PolicySet, selected: readonly AnyPolicyObject
           classifierTimeoutMs: s.classifier?.timeoutMs ?? 2000,
           classifierFailClosed: s.classifier?.onError === 'block',
           classifierMaxChars: s.classifier?.maxChars ?? 32_000,
+          classifierStreamCheckChars: s.classifier?.streamCheckChars ?? 0,
         });
         break;
       }

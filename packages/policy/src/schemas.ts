@@ -256,6 +256,7 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
           timeoutMs: int(10, 60_000, 'longest wait for a verdict (default 2000)'),
           onError: oneOf(['allow', 'block'], 'when the classifier fails or times out: allow (fail open, default) or block (fail closed)'),
           maxChars: int(100, 1_000_000, 'longest text sent, in characters (default 32000)'),
+          streamCheckChars: int(0, 1_000_000, 'streamed answers, action block: also ask every this many characters of answer, so a flagged stream stops early (default 0: only at its end)'),
         },
         ['backend', 'model'],
         'an external moderation endpoint asked about the texts (action block or log)',

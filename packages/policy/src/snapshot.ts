@@ -145,6 +145,8 @@ export interface SnapshotGuardrail {
   /** Fail closed (block) when the classifier fails or times out; else fail open. */
   readonly classifierFailClosed: boolean;
   readonly classifierMaxChars: number;
+  /** Streamed answers: ask every this many characters too (0 = only at the end). */
+  readonly classifierStreamCheckChars: number;
 }
 
 /** A problem that makes a sidecar refuse (NACK) a snapshot. */

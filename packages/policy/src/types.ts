@@ -256,6 +256,8 @@ export interface ClassifierSpec {
   onError?: 'allow' | 'block';
   /** Longest text sent, in characters (default 32 000; the end is cut). */
   maxChars?: number;
+  /** Streamed answers, `block` guardrails: also ask every this many characters of answer (default 0: only at the end). */
+  streamCheckChars?: number;
 }
 
 export interface PolicyObject<K extends Kind = Kind, S = unknown> {

@@ -178,6 +178,7 @@ export function sampleSnapshot() {
         classifierTimeoutMs: 1500,
         classifierFailClosed: true,
         classifierMaxChars: 32000,
+        classifierStreamCheckChars: 2000,
       },
     ],
   };

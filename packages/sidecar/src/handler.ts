@@ -1106,7 +1106,35 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       let recorded: string[] | undefined = cacheKey === undefined && semantic === undefined ? undefined : [];
       let recordedChars = 0;
       const forward = (raw: string): Promise<void> | undefined => (raw.length === 0 || clientGone ? undefined : send(streamGuard === undefined ? raw : streamGuard.push(raw)));
+      // Blocking classifiers with `streamCheckChars` are also asked while the answer streams (one
+      // check at a time, on the answer so far): a flagged verdict ends the stream at the next event.
+      const early = streamGuard === undefined ? [] : outputClassifiers.filter((g) => g.action === 'block' && g.classifier!.streamCheckChars > 0);
+      const earlyStep = Math.min(...early.map((g) => g.classifier!.streamCheckChars));
+      let checkedChars = 0;
+      let checking: Promise<void> | undefined;
+      let earlyStop: SluiceError | undefined;
+      const checkEarly = (): void => {
+        if (checking !== undefined || earlyStop !== undefined || streamGuard === undefined || streamGuard.answer.length - checkedChars < earlyStep) return;
+        checkedChars = streamGuard.answer.length;
+        const answer = streamGuard.answer;
+        checking = Promise.all(
+          early.map((g) =>
+            (async () => {
+              const backend = rt.snapshot.backends.find((b) => b.id === g.classifier!.backend);
+              return { g, categories: backend === undefined ? [] : await classify(deps.pools, backend, g.classifier!, { direction: 'output', prompt: promptOf(), answer }) };
+            })().catch(() => ({ g, categories: [] as string[] })), // a failed interim check waits for the final one
+          ),
+        ).then((verdicts) => {
+          checking = undefined;
+          const flagged = verdicts.filter((v) => v.categories.length > 0);
+          if (flagged.length === 0 || earlyStop !== undefined) return;
+          recordFindings(deps, rec, flagged.flatMap((v) => v.categories.map((c) => ({ guardrail: v.g.id, direction: 'output' as const, action: 'block', detector: `classifier:${c}`, count: 1 }))));
+          earlyStop = new SluiceError('SLUICE_ERR_GUARDRAIL_BLOCKED', `Guardrail ${flagged[0]!.g.id} blocked the answer: its classifier flagged ${flagged[0]!.categories.join(', ')}`);
+        });
+      };
       const send = async (text: string): Promise<void> => {
+        if (earlyStop !== undefined) throw earlyStop;
+        if (early.length > 0) checkEarly();
         if (text.length === 0 || clientGone) return;
         if (rec.ttftMs === null) rec.ttftMs = ms(t0);
         if (recorded !== undefined) {
@@ -1123,6 +1151,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       for (const ev of parser.end()) await forward(tr.push(ev));
       await forward(tr.end());
       if (streamGuard !== undefined && outputClassifiers.length > 0) {
+        if (checking !== undefined) await checking;
+        if (earlyStop !== undefined) throw earlyStop;
         await classifyWith(deps, rec, rt, outputClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer });
         await send(streamGuard.takeTail());
       }

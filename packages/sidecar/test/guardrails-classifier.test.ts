@@ -28,12 +28,14 @@ const policyObjects = [
   route('tools', 'tools', 'gpt-4o'),
   route('tools-anthropic', 'tools-a', 'claude-haiku-4-5', {}, 'anthropic'),
   route('watched', 'watched', 'gpt-4o'),
+  route('early', 'mod-early', 'gpt-4.1'),
   obj('LLMGuardrail', 'a-pii', { match: { routes: ['moderated', 'tools', 'tools-anthropic'] }, direction: 'both', action: 'redact', detectors: [{ kind: 'email' }] }),
   obj('LLMGuardrail', 'b-moderation', { match: { routes: ['moderated'] }, direction: 'input', action: 'block', classifier: { backend: 'openai', model: MODERATION, timeoutMs: 300 } }),
   obj('LLMGuardrail', 'c-closed', { match: { routes: ['closed'] }, direction: 'input', action: 'block', classifier: { backend: 'openai', model: 'strict-moderation', timeoutMs: 300, onError: 'block' } }),
   obj('LLMGuardrail', 'd-violence', { match: { routes: ['answers', 'answers-anthropic'] }, direction: 'output', action: 'block', classifier: { backend: 'openai', model: MODERATION, categories: ['violence'], threshold: 0.3 } }),
   obj('LLMGuardrail', 'e-llama', { match: { routes: ['llama'] }, direction: 'both', action: 'block', classifier: { backend: 'openai', model: 'llama-guard-3', format: 'llamaGuard', categories: ['S1', 'S9'] } }),
   obj('LLMGuardrail', 'f-watch', { match: { routes: ['watched'] }, direction: 'output', action: 'log', detectors: [{ kind: 'ssn' }] }),
+  obj('LLMGuardrail', 'h-early', { match: { routes: ['early'] }, direction: 'output', action: 'block', classifier: { backend: 'openai', model: MODERATION, categories: ['violence'], streamCheckChars: 40 } }),
   obj('LLMGuardrail', 'g-moderation-log', { match: { routes: ['chatty'] }, direction: 'input', action: 'log', classifier: { backend: 'openai', model: MODERATION } }),
 ];
 
@@ -291,4 +293,23 @@ test('bodies nested too deep for a walk are refused with 400, not a stack overfl
   assert.equal(ok.status, 200);
   const sentArgs = ((toUpstream('/v1/chat/completions').at(-1)?.['messages'] as Array<{ tool_calls?: Array<{ function: { arguments: string } }> }>)[1]?.tool_calls?.[0]?.function.arguments ?? '');
   assert.match(sentArgs, /^\{"to":"\[EMAIL_1\]","nested":\[\[\[/u, 'redacted as text, the rest as it was');
+});
+
+test('streamCheckChars: a blocking classifier is also asked while the answer streams, and a flagged stream stops early', async () => {
+  const text = `Sure. Step one: murder the old process. ${'Then the rest of a long and harmless answer follows. '.repeat(12)}`;
+  h.fake.forModel('gpt-4.1', { text, chunks: 60, chunkIntervalMs: 10 });
+  const r = await chat('mod-early', 'plan?', { stream: true });
+  const ev = events(await r.text());
+  const got = ev.map((e) => (e === '[DONE]' ? '' : ((e['choices'] as Array<{ delta: { content?: string } }> | undefined)?.[0]?.delta.content ?? ''))).join('');
+  assert.ok(got.length > 0 && got.length < text.length / 2, `stopped early: ${got.length} of ${text.length} characters sent`);
+  assert.match(JSON.stringify(ev.at(-1)), /SLUICE_ERR_GUARDRAIL_BLOCKED/u);
+  assert.ok(!ev.includes('[DONE]'));
+  const log = await logOf(r);
+  assert.match(String(log['guardrails']), /h-early:output:block:classifier:violencex1/u);
+  assert.ok(toUpstream('/v1/moderations').length >= 1);
+
+  // A clean stream is checked on the way and at the end, and ends normally.
+  h.fake.forModel('gpt-4.1', { text: 'A harmless answer. '.repeat(20), chunks: 20, chunkIntervalMs: 2 });
+  const ok = events(await (await chat('mod-early', 'plan?', { stream: true })).text());
+  assert.equal(ok.at(-1), '[DONE]');
 });

@@ -3358,6 +3358,9 @@ export namespace sluice {
             /** Guardrail classifierMaxChars. */
             classifierMaxChars: number;
 
+            /** Guardrail classifierStreamCheckChars. */
+            classifierStreamCheckChars: number;
+
             /**
              * Creates a new Guardrail instance using the specified properties.
              * @param [properties] Properties to set
@@ -3480,6 +3483,9 @@ export namespace sluice {
 
                 /** Guardrail classifierMaxChars */
                 classifierMaxChars?: (number|null);
+
+                /** Guardrail classifierStreamCheckChars */
+                classifierStreamCheckChars?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -10343,6 +10343,7 @@ export const sluice = $root.sluice = (() => {
              * @property {number|null} [classifierTimeoutMs] Guardrail classifierTimeoutMs
              * @property {boolean|null} [classifierFailClosed] Guardrail classifierFailClosed
              * @property {number|null} [classifierMaxChars] Guardrail classifierMaxChars
+             * @property {number|null} [classifierStreamCheckChars] Guardrail classifierStreamCheckChars
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -10482,6 +10483,14 @@ export const sluice = $root.sluice = (() => {
             Guardrail.prototype.classifierMaxChars = 0;
 
             /**
+             * Guardrail classifierStreamCheckChars.
+             * @member {number} classifierStreamCheckChars
+             * @memberof sluice.v1.Guardrail
+             * @instance
+             */
+            Guardrail.prototype.classifierStreamCheckChars = 0;
+
+            /**
              * Creates a new Guardrail instance using the specified properties.
              * @function create
              * @memberof sluice.v1.Guardrail
@@ -10542,6 +10551,8 @@ export const sluice = $root.sluice = (() => {
                     writer.uint32(/* id 12, wireType 0 =*/96).bool(message.classifierFailClosed);
                 if (message.classifierMaxChars != null && $Object.hasOwnProperty.call(message, "classifierMaxChars") && message.classifierMaxChars !== 0)
                     writer.uint32(/* id 13, wireType 0 =*/104).uint32(message.classifierMaxChars);
+                if (message.classifierStreamCheckChars != null && $Object.hasOwnProperty.call(message, "classifierStreamCheckChars") && message.classifierStreamCheckChars !== 0)
+                    writer.uint32(/* id 14, wireType 0 =*/112).uint32(message.classifierStreamCheckChars);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -10713,6 +10724,15 @@ export const sluice = $root.sluice = (() => {
                                 delete message.classifierMaxChars;
                             continue;
                         }
+                    case 14: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.classifierStreamCheckChars = value;
+                            else
+                                delete message.classifierStreamCheckChars;
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -10814,6 +10834,9 @@ export const sluice = $root.sluice = (() => {
                 if (message.classifierMaxChars != null && $Object.hasOwnProperty.call(message, "classifierMaxChars"))
                     if (!$util.isInteger(message.classifierMaxChars))
                         return "classifierMaxChars: integer expected";
+                if (message.classifierStreamCheckChars != null && $Object.hasOwnProperty.call(message, "classifierStreamCheckChars"))
+                    if (!$util.isInteger(message.classifierStreamCheckChars))
+                        return "classifierStreamCheckChars: integer expected";
                 return null;
             };
 
@@ -10889,6 +10912,9 @@ export const sluice = $root.sluice = (() => {
                 if (object.classifierMaxChars != null)
                     if ($Number(object.classifierMaxChars) !== 0)
                         message.classifierMaxChars = object.classifierMaxChars >>> 0;
+                if (object.classifierStreamCheckChars != null)
+                    if ($Number(object.classifierStreamCheckChars) !== 0)
+                        message.classifierStreamCheckChars = object.classifierStreamCheckChars >>> 0;
                 return message;
             };
 
@@ -10925,6 +10951,7 @@ export const sluice = $root.sluice = (() => {
                     object.classifierTimeoutMs = 0;
                     object.classifierFailClosed = false;
                     object.classifierMaxChars = 0;
+                    object.classifierStreamCheckChars = 0;
                 }
                 if (message.id != null && $Object.hasOwnProperty.call(message, "id"))
                     object.id = message.id;
@@ -10961,6 +10988,8 @@ export const sluice = $root.sluice = (() => {
                     object.classifierFailClosed = message.classifierFailClosed;
                 if (message.classifierMaxChars != null && $Object.hasOwnProperty.call(message, "classifierMaxChars"))
                     object.classifierMaxChars = message.classifierMaxChars;
+                if (message.classifierStreamCheckChars != null && $Object.hasOwnProperty.call(message, "classifierStreamCheckChars"))
+                    object.classifierStreamCheckChars = message.classifierStreamCheckChars;
                 return object;
             };
 

@@ -32,6 +32,8 @@ export interface ClassifierPolicy {
   readonly timeoutMs: number;
   readonly failClosed: boolean;
   readonly maxChars: number;
+  /** Streamed answers: ask every this many characters too (0 = only at the end). */
+  readonly streamCheckChars: number;
 }
 
 export function classifierPolicy(g: SnapshotGuardrail): ClassifierPolicy | undefined {
@@ -45,6 +47,7 @@ export function classifierPolicy(g: SnapshotGuardrail): ClassifierPolicy | undef
     timeoutMs: g.classifierTimeoutMs > 0 ? g.classifierTimeoutMs : 2000,
     failClosed: g.classifierFailClosed,
     maxChars: g.classifierMaxChars > 0 ? g.classifierMaxChars : 32_000,
+    streamCheckChars: g.classifierStreamCheckChars,
   };
 }
 

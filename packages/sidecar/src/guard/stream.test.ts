@@ -4,7 +4,7 @@ import { sseData } from '@sluice/providers';
 import { compileGuardrails, Placeholders } from './index.js';
 import { StreamGuard } from './stream.js';
 
-const NO_CLASSIFIER = { classifierBackend: '', classifierModel: '', classifierFormat: '', classifierCategories: [], classifierThresholdMilli: 0, classifierTimeoutMs: 0, classifierFailClosed: false, classifierMaxChars: 0 };
+const NO_CLASSIFIER = { classifierBackend: '', classifierModel: '', classifierFormat: '', classifierCategories: [], classifierThresholdMilli: 0, classifierTimeoutMs: 0, classifierFailClosed: false, classifierMaxChars: 0, classifierStreamCheckChars: 0 };
 
 const guards = compileGuardrails([{ id: 'ns/pii', direction: 'output', action: 'redact', detectors: [{ kind: 'email', values: [], name: '' }, { kind: 'ssn', values: [], name: '' }], routes: [], ...NO_CLASSIFIER }]);
 const chunk = (content: string): string => sseData({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content }, logprobs: null, finish_reason: null }] });
