@@ -1096,11 +1096,15 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     // classifier gets the answer once it is complete (the end of the stream waits for its verdict).
     const outputGuards = guards?.output ?? [];
     const outputClassifiers = guards?.outputClassifiers ?? [];
+    // Only a verdict that can stop the answer holds its end: `log` classifiers that fail open are
+    // asked after the stream has ended (the log line waits for them, the caller does not).
+    const stoppingClassifiers = outputClassifiers.filter((g) => g.action === 'block' || g.classifier!.failClosed);
+    const loggingClassifiers = outputClassifiers.filter((g) => !stoppingClassifiers.includes(g));
     const collectChars = Math.max(0, ...outputClassifiers.map((g) => g.classifier!.maxChars), target.rule.logCompletions ? target.rule.logMaxChars + 4608 : 0);
     const streamGuard =
       outputGuards.length === 0 && !target.rule.logCompletions
         ? undefined
-        : new StreamGuard(outputGuards, ep.ingress === 'openai-responses' ? 'responses' : ep.shape, names ?? new Placeholders(), { collectChars, holdTail: outputClassifiers.length > 0 });
+        : new StreamGuard(outputGuards, ep.ingress === 'openai-responses' ? 'responses' : ep.shape, names ?? new Placeholders(), { collectChars, holdTail: stoppingClassifiers.length > 0 });
     try {
       // A cacheable stream is recorded as it passes (never delaying it), up to the entry size bound.
       let recorded: string[] | undefined = cacheKey === undefined && semantic === undefined ? undefined : [];
@@ -1150,13 +1154,14 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (clientGone) throw new SluiceError('SLUICE_ERR_REQUEST_ABORTED');
       for (const ev of parser.end()) await forward(tr.push(ev));
       await forward(tr.end());
-      if (streamGuard !== undefined && outputClassifiers.length > 0) {
+      if (streamGuard !== undefined && stoppingClassifiers.length > 0) {
         if (checking !== undefined) await checking;
         if (earlyStop !== undefined) throw earlyStop;
-        await classifyWith(deps, rec, rt, outputClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer });
+        await classifyWith(deps, rec, rt, stoppingClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer });
         await send(streamGuard.takeTail());
       }
       res.end();
+      if (streamGuard !== undefined && loggingClassifiers.length > 0) await classifyWith(deps, rec, rt, loggingClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer });
       if (recorded !== undefined && !clientGone) {
         // Stored only once complete: usage read (the cost a hit avoids) and no error on the way.
         const price = tr.usage === undefined ? undefined : rt.priceOf(backend, rec.upstreamModel ?? target.upstreamModel);

@@ -36,6 +36,7 @@ const policyObjects = [
   obj('LLMGuardrail', 'e-llama', { match: { routes: ['llama'] }, direction: 'both', action: 'block', classifier: { backend: 'openai', model: 'llama-guard-3', format: 'llamaGuard', categories: ['S1', 'S9'] } }),
   obj('LLMGuardrail', 'f-watch', { match: { routes: ['watched'] }, direction: 'output', action: 'log', detectors: [{ kind: 'ssn' }] }),
   obj('LLMGuardrail', 'h-early', { match: { routes: ['early'] }, direction: 'output', action: 'block', classifier: { backend: 'openai', model: MODERATION, categories: ['violence'], streamCheckChars: 40 } }),
+  obj('LLMGuardrail', 'i-watch-moderation', { match: { routes: ['watched'] }, direction: 'output', action: 'log', classifier: { backend: 'openai', model: MODERATION } }),
   obj('LLMGuardrail', 'g-moderation-log', { match: { routes: ['chatty'] }, direction: 'input', action: 'log', classifier: { backend: 'openai', model: MODERATION } }),
 ];
 
@@ -53,7 +54,7 @@ const toUpstream = (path: string): Array<Record<string, unknown>> => h.fake.requ
 /** The request's log line (written after the answer; waited for). */
 async function logOf(r: Response): Promise<Record<string, unknown>> {
   const id = r.headers.get('x-request-id');
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     const line = h.requestLogs().find((l) => l['id'] === id);
     if (line !== undefined) return line;
     await new Promise((ok) => setTimeout(ok, 5));
@@ -312,4 +313,15 @@ test('streamCheckChars: a blocking classifier is also asked while the answer str
   h.fake.forModel('gpt-4.1', { text: 'A harmless answer. '.repeat(20), chunks: 20, chunkIntervalMs: 2 });
   const ok = events(await (await chat('mod-early', 'plan?', { stream: true })).text());
   assert.equal(ok.at(-1), '[DONE]');
+});
+
+test('a log classifier on streamed answers holds nothing: the stream ends as it came, the verdict is in the log line', async () => {
+  h.fake.forModel('gpt-4o', { text: 'They will kill the old job tonight.', chunks: 5 });
+  h.fake.forModel(MODERATION, { latencyMs: 1500 });
+  const t0 = Date.now();
+  const r = await chat('watched', 'plan?', { stream: true, stream_options: { include_usage: true } });
+  const ev = events(await r.text());
+  assert.equal(ev.at(-1), '[DONE]');
+  assert.ok(Date.now() - t0 < 1200, `the stream was not held for the 1,500 ms verdict (${Date.now() - t0} ms)`);
+  assert.match(String((await logOf(r))['guardrails']), /i-watch-moderation:output:log:classifier:violencex1/u);
 });
