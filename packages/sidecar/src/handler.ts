@@ -709,6 +709,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
   let usage: Usage | undefined;
   let backend: SnapshotBackend | undefined;
   let admission: Admission | undefined;
+  /** Guardrail classifiers that only record, running alongside the request (awaited before the log line). */
+  let inputLogCheck: Promise<void> | undefined;
   /** The provider answered 2xx (it may have produced tokens). */
   let answered = false;
   const ac = new AbortController();
@@ -773,7 +775,10 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     const promptOf = (): string => (promptText ??= bodyText(body));
     if (names !== undefined && guards !== undefined) {
       if (guards.input.length > 0 && guard(deps, rec, guards.input, routeId, 'input', body, names)) rawOut = JSON.stringify(body);
-      if (guards.inputClassifiers.length > 0) await classifyWith(deps, rec, rt, guards.inputClassifiers, { direction: 'input', prompt: promptOf() });
+      const ic = guards.inputClassifiers;
+      // Classifiers that only record run alongside the request (the log line waits for them).
+      if (ic.logging.length > 0) inputLogCheck = classifyWith(deps, rec, rt, ic.logging, { direction: 'input', prompt: promptOf() }).catch(() => undefined);
+      if (ic.stopping.length > 0) await classifyWith(deps, rec, rt, ic.stopping, { direction: 'input', prompt: promptOf() });
       // The stream filter follows one choice: several streamed choices would pass unfiltered.
       if (stream && typeof body['n'] === 'number' && body['n'] > 1 && guards.filtersOutput) {
         throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', 'An output guardrail filters this route: streamed answers with n > 1 choices cannot be filtered', { param: 'n' });
@@ -1060,7 +1065,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         if (isObj(answer)) {
           const answerNames = names ?? new Placeholders();
           if (guards !== undefined && guard(deps, rec, guards.output, routeId, 'output', answer, answerNames)) out = JSON.stringify(answer);
-          if (guards !== undefined && guards.outputClassifiers.length > 0) await classifyWith(deps, rec, rt, guards.outputClassifiers, { direction: 'output', prompt: promptOf(), answer: bodyText(answer) });
+          const oc = guards?.outputClassifiers;
+          if (oc !== undefined && oc.stopping.length + oc.logging.length > 0) await classifyWith(deps, rec, rt, [...oc.stopping, ...oc.logging], { direction: 'output', prompt: promptOf(), answer: bodyText(answer) });
           if (target.rule.logCompletions) rec.completion = loggable(bodyText(answer), logScanners(guards?.detecting ?? []), answerNames, target.rule.logMaxChars);
         }
       }
@@ -1095,11 +1101,11 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     // Output guardrails of the route filter the stream through their look-behind window; an output
     // classifier gets the answer once it is complete (the end of the stream waits for its verdict).
     const outputGuards = guards?.output ?? [];
-    const outputClassifiers = guards?.outputClassifiers ?? [];
     // Only a verdict that can stop the answer holds its end: `log` classifiers that fail open are
     // asked after the stream has ended (the log line waits for them, the caller does not).
-    const stoppingClassifiers = outputClassifiers.filter((g) => g.action === 'block' || g.classifier!.failClosed);
-    const loggingClassifiers = outputClassifiers.filter((g) => !stoppingClassifiers.includes(g));
+    const stoppingClassifiers = guards?.outputClassifiers.stopping ?? [];
+    const loggingClassifiers = guards?.outputClassifiers.logging ?? [];
+    const outputClassifiers = [...stoppingClassifiers, ...loggingClassifiers];
     const collectChars = Math.max(0, ...outputClassifiers.map((g) => g.classifier!.maxChars), target.rule.logCompletions ? target.rule.logMaxChars + 4608 : 0);
     const streamGuard =
       outputGuards.length === 0 && !target.rule.logCompletions
@@ -1214,6 +1220,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       deps.limits.settle(admission, !answered ? 'none' : rec.code === undefined ? 'complete' : 'partial', actual);
     }
     rec.durMs = ms(t0);
+    if (inputLogCheck !== undefined) await inputLogCheck;
     endAttempt?.();
     leader?.done();
     if (deadline !== undefined) clearTimeout(deadline);

@@ -325,3 +325,13 @@ test('a log classifier on streamed answers holds nothing: the stream ends as it 
   assert.ok(Date.now() - t0 < 1200, `the stream was not held for the 1,500 ms verdict (${Date.now() - t0} ms)`);
   assert.match(String((await logOf(r))['guardrails']), /i-watch-moderation:output:log:classifier:violencex1/u);
 });
+
+test('a log classifier on requests runs alongside the request: a slow verdict does not delay the answer, and is in the log line', async () => {
+  h.fake.forModel(MODERATION, { latencyMs: 1500 });
+  const t0 = Date.now();
+  const r = await chat('chatty', 'I will murder this bug today.');
+  assert.equal(r.status, 200);
+  await r.text();
+  assert.ok(Date.now() - t0 < 1200, `answered without waiting for the 1,500 ms verdict (${Date.now() - t0} ms)`);
+  assert.match(String((await logOf(r))['guardrails']), /g-moderation-log:input:log:classifier:violencex1/u);
+});

@@ -45,12 +45,17 @@ export function compileGuardrails(list: readonly SnapshotGuardrail[]): CompiledG
 
 /** The guardrails of one route, sorted by use; built once per snapshot and route. */
 export interface RouteGuards {
-  /** Input guardrails with detectors, and those with a classifier. */
+  /** Input guardrails with detectors. */
   readonly input: readonly CompiledGuardrail[];
-  readonly inputClassifiers: readonly CompiledGuardrail[];
-  /** Every output guardrail (detectors or classifier), and those with a classifier. */
+  /**
+   * Guardrails with a classifier, by direction: those whose verdict can stop the request or answer
+   * (`block`, or failing closed) and those that only record (`log`, failing open), which need not be
+   * waited for.
+   */
+  readonly inputClassifiers: { readonly stopping: readonly CompiledGuardrail[]; readonly logging: readonly CompiledGuardrail[] };
+  readonly outputClassifiers: { readonly stopping: readonly CompiledGuardrail[]; readonly logging: readonly CompiledGuardrail[] };
+  /** Every output guardrail (detectors or classifier). */
   readonly output: readonly CompiledGuardrail[];
-  readonly outputClassifiers: readonly CompiledGuardrail[];
   /** Some output guardrail changes or stops answers (a streamed answer must follow one choice). */
   readonly filtersOutput: boolean;
   /** Every guardrail of the route with detectors (what logged texts are redacted with). */
@@ -60,11 +65,16 @@ export interface RouteGuards {
 export function routeGuards(all: readonly CompiledGuardrail[], routeId: string): RouteGuards {
   const mine = all.filter((g) => appliesTo(g, routeId));
   const output = mine.filter((g) => g.output && (g.detects || g.classifier !== undefined));
+  const split = (list: readonly CompiledGuardrail[]): RouteGuards['inputClassifiers'] => {
+    const withClassifier = list.filter((g) => g.classifier !== undefined);
+    const stops = (g: CompiledGuardrail): boolean => g.action === 'block' || g.classifier?.failClosed === true;
+    return { stopping: withClassifier.filter(stops), logging: withClassifier.filter((g) => !stops(g)) };
+  };
   return {
     input: mine.filter((g) => g.input && g.detects),
-    inputClassifiers: mine.filter((g) => g.input && g.classifier !== undefined),
+    inputClassifiers: split(mine.filter((g) => g.input)),
+    outputClassifiers: split(output),
     output,
-    outputClassifiers: output.filter((g) => g.classifier !== undefined),
     filtersOutput: output.some((g) => g.action !== 'log'),
     detecting: mine.filter((g) => g.detects),
   };
