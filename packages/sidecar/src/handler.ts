@@ -1052,6 +1052,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       const read = readJsonResponse(plan, buf, rec);
       usage = read.usage;
       let out = read.out;
+      /** The answer's texts, for classifiers that only record (asked once the answer is sent). */
+      let loggedAnswer: string | undefined;
       if ((guards !== undefined && guards.output.length > 0) || target.rule.logCompletions) {
         // Guardrails on the answer (LLMGuardrail output), on its caller-shape JSON.
         let answer: unknown;
@@ -1066,7 +1068,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
           const answerNames = names ?? new Placeholders();
           if (guards !== undefined && guard(deps, rec, guards.output, routeId, 'output', answer, answerNames)) out = JSON.stringify(answer);
           const oc = guards?.outputClassifiers;
-          if (oc !== undefined && oc.stopping.length + oc.logging.length > 0) await classifyWith(deps, rec, rt, [...oc.stopping, ...oc.logging], { direction: 'output', prompt: promptOf(), answer: bodyText(answer) });
+          if (oc !== undefined && oc.stopping.length > 0) await classifyWith(deps, rec, rt, oc.stopping, { direction: 'output', prompt: promptOf(), answer: bodyText(answer) });
+          if (oc !== undefined && oc.logging.length > 0) loggedAnswer = bodyText(answer);
           if (target.rule.logCompletions) rec.completion = loggable(bodyText(answer), logScanners(guards?.detecting ?? []), answerNames, target.rule.logMaxChars);
         }
       }
@@ -1084,6 +1087,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       rec.status = 200;
       if (cacheKey !== undefined || semantic !== undefined) remember(cachedAnswer('json', typeof out === 'string' ? out : out.toString('utf8'), rec));
       leader?.resolve({ out, backend: backend.id, upstreamModel: rec.upstreamModel ?? target.upstreamModel, leaderId: rec.id });
+      // The answer is sent: nothing may throw from here (it never does: these classifiers only record).
+      if (loggedAnswer !== undefined && guards !== undefined) await classifyWith(deps, rec, rt, guards.outputClassifiers.logging, { direction: 'output', prompt: promptOf(), answer: loggedAnswer }).catch(() => undefined);
       return;
     }
     const contentType = String(up.headers['content-type'] ?? '');
@@ -1167,7 +1172,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         await send(streamGuard.takeTail());
       }
       res.end();
-      if (streamGuard !== undefined && loggingClassifiers.length > 0) await classifyWith(deps, rec, rt, loggingClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer });
+      if (streamGuard !== undefined && loggingClassifiers.length > 0) await classifyWith(deps, rec, rt, loggingClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer }).catch(() => undefined);
       if (recorded !== undefined && !clientGone) {
         // Stored only once complete: usage read (the cost a hit avoids) and no error on the way.
         const price = tr.usage === undefined ? undefined : rt.priceOf(backend, rec.upstreamModel ?? target.upstreamModel);

@@ -335,3 +335,13 @@ test('a log classifier on requests runs alongside the request: a slow verdict do
   assert.ok(Date.now() - t0 < 1200, `answered without waiting for the 1,500 ms verdict (${Date.now() - t0} ms)`);
   assert.match(String((await logOf(r))['guardrails']), /g-moderation-log:input:log:classifier:violencex1/u);
 });
+
+test('a log classifier on a non-streamed answer is asked after the answer is sent', async () => {
+  h.fake.forModel('gpt-4o', { text: 'We kill the job at noon.' });
+  h.fake.forModel(MODERATION, { latencyMs: 1500 });
+  const t0 = Date.now();
+  const r = await chat('watched', 'plan?');
+  assert.equal(((await r.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content, 'We kill the job at noon.');
+  assert.ok(Date.now() - t0 < 1200, `not held for the 1,500 ms verdict (${Date.now() - t0} ms)`);
+  assert.match(String((await logOf(r))['guardrails']), /i-watch-moderation:output:log:classifier:violencex1/u);
+});
