@@ -72,7 +72,7 @@ kind: Thing
   const { snapshot, issues } = compile(bad.objects, secrets);
   const text = issues.map(formatIssue);
   for (const want of [
-    'LLMBackend default/x: spec.provider: must be one of "openai", "anthropic", "openai-compatible", "azure-openai", "gemini", "vertex-ai", "bedrock", "mistral", "groq", "deepseek", "together", "fireworks", "openrouter", "xai", "vllm", "ollama"',
+    'LLMBackend default/x: spec.provider: must be one of "openai", "anthropic", "openai-compatible", "azure-openai", "azure-content-safety", "gemini", "vertex-ai", "bedrock", "mistral", "groq", "deepseek", "together", "fireworks", "openrouter", "xai", "vllm", "ollama"',
     'LLMBackend default/x: spec.models[0].id: must be string',
     'LLMBackend default/x: spec.timeouts.idleMs: must be >= 1',
     'LLMBackend default/x: spec.extra: is not a known field',

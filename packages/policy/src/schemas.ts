@@ -250,7 +250,7 @@ export const SPEC_SCHEMAS: Readonly<Record<Kind, Schema>> = {
         {
           backend: str({ pattern: NAME, description: 'LLMBackend serving the classifier' }),
           model: str({ pattern: MODEL }),
-          format: oneOf(['openaiModeration', 'llamaGuard', 'bedrockGuardrail'], 'openaiModeration (default): POST /v1/moderations; llamaGuard: a Llama Guard model behind a chat API; bedrockGuardrail: an Amazon Bedrock guardrail through a Bedrock backend (model: <guardrail id or ARN>:<version>)'),
+          format: oneOf(['openaiModeration', 'llamaGuard', 'bedrockGuardrail', 'azureContentSafety'], 'openaiModeration (default): POST /v1/moderations; llamaGuard: a Llama Guard model behind a chat API; bedrockGuardrail: an Amazon Bedrock guardrail through a Bedrock backend (model: <guardrail id or ARN>:<version>); azureContentSafety: Azure AI Content Safety text analysis through an azure-content-safety backend'),
           categories: list(str({ maxLength: 100 }), { description: 'categories that count (default: every flagged category)' }),
           threshold: { type: 'number', minimum: 0, maximum: 1, description: "openaiModeration: a category counts at this score or above (default: the endpoint's flagged)" },
           timeoutMs: int(10, 60_000, 'longest wait for a verdict (default 2000)'),

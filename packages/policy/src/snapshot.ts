@@ -186,11 +186,11 @@ export function checkSnapshot(s: Snapshot): SnapshotProblem[] {
     if (g.classifierBackend !== '') {
       const b = s.backends.find((x) => x.id === g.classifierBackend);
       const bedrock = g.classifierFormat === 'bedrockGuardrail';
-      const path = bedrock ? 'applyGuardrail' : g.classifierFormat === 'llamaGuard' ? 'chat' : 'moderations';
+      const path = bedrock ? 'applyGuardrail' : g.classifierFormat === 'llamaGuard' ? 'chat' : g.classifierFormat === 'azureContentSafety' ? 'contentSafety' : 'moderations';
       const schema = bedrock ? 'bedrock' : 'openai';
       if (b === undefined) fail(`guardrail ${g.id}`, `classifier backend ${g.classifierBackend} is not in the snapshot`);
       else if (b.schema !== schema || b.paths[path] === undefined) fail(`guardrail ${g.id}`, `classifier backend ${g.classifierBackend} has no ${bedrock ? 'Bedrock' : 'OpenAI-schema'} ${path} API`);
-      if (!['openaiModeration', 'llamaGuard', 'bedrockGuardrail'].includes(g.classifierFormat)) fail(`guardrail ${g.id}`, `unknown classifier format ${JSON.stringify(g.classifierFormat)}`);
+      if (!['openaiModeration', 'llamaGuard', 'bedrockGuardrail', 'azureContentSafety'].includes(g.classifierFormat)) fail(`guardrail ${g.id}`, `unknown classifier format ${JSON.stringify(g.classifierFormat)}`);
     }
     for (const d of g.detectors) {
       if (d.kind !== 'regex') continue;

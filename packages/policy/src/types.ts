@@ -243,9 +243,10 @@ export interface ClassifierSpec {
   /**
    * `openaiModeration` (default): POST /v1/moderations; `llamaGuard`: a Llama Guard model behind a
    * chat API; `bedrockGuardrail`: an Amazon Bedrock guardrail (ApplyGuardrail) through a Bedrock
-   * backend, `model` being `<guardrail id or ARN>:<version>`.
+   * backend, `model` being `<guardrail id or ARN>:<version>`; `azureContentSafety`: Azure AI
+   * Content Safety text analysis through an `azure-content-safety` backend.
    */
-  format?: 'openaiModeration' | 'llamaGuard' | 'bedrockGuardrail';
+  format?: 'openaiModeration' | 'llamaGuard' | 'bedrockGuardrail' | 'azureContentSafety';
   /** Categories that count (default: every category the classifier flags). */
   categories?: string[];
   /** openaiModeration: a category counts when its score reaches this (0..1); default: the endpoint's own `flagged`. */

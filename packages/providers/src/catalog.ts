@@ -5,7 +5,7 @@
 export type WireSchema = 'openai' | 'anthropic' | 'gemini' | 'bedrock';
 
 /** `batches` / `files`: the provider's batch API (OpenAI Batch with its file uploads; Anthropic Message Batches). */
-export type Endpoint = 'responses' | 'chat' | 'embeddings' | 'moderations' | 'applyGuardrail' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate' | 'converse' | 'converseStream';
+export type Endpoint = 'responses' | 'chat' | 'embeddings' | 'moderations' | 'applyGuardrail' | 'contentSafety' | 'messages' | 'batches' | 'files' | 'generate' | 'streamGenerate' | 'converse' | 'converseStream';
 
 export interface ProviderSpec {
   readonly id: string;
@@ -100,6 +100,22 @@ export const PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze({
     batchPricePercent: 0,
     defaultModels: ['gpt-4.1', 'gpt-4.1-mini', 'gpt-4o', 'gpt-4o-mini', 'o4-mini', 'text-embedding-3-small'],
     displayName: 'Azure OpenAI',
+  }),
+  // Azure AI Content Safety (text:analyze): a guardrail classifier only, never a route's backend. The
+  // resource key in `Ocp-Apim-Subscription-Key`, or Entra ID tokens (LLMBackend `spec.azure`).
+  'azure-content-safety': Object.freeze({
+    id: 'azure-content-safety',
+    schema: 'openai',
+    baseUrl: undefined,
+    authHeader: 'ocp-apim-subscription-key',
+    authPrefix: '',
+    headers: Object.freeze({}),
+    paths: Object.freeze({ contentSafety: '/contentsafety/text:analyze?api-version=2024-09-01' }),
+    maxTokensField: 'max_tokens',
+    priceFamily: 'self-hosted',
+    batchPricePercent: 0,
+    defaultModels: [],
+    displayName: 'Azure AI Content Safety (guardrail classifier only; endpoint required)',
   }),
   // Google Gemini API: generateContent / streamGenerateContent (SSE), model in the path, API key header.
   gemini: Object.freeze({

@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import type { AnyPolicyObject } from '@sluice/policy';
 import { captureLogger } from '@sluice/testkit';
-import { startHarness, type Harness } from './harness.js';
+import { OPENAI_KEY, policy, snapshotFor, startHarness, type Harness } from './harness.js';
 
 const obj = (kind: string, name: string, spec: unknown): AnyPolicyObject => ({ apiVersion: 'sluice.dev/v1alpha1', kind, metadata: { name }, spec }) as unknown as AnyPolicyObject;
 const route = (name: string, model: string, upstream: string, extra: Record<string, unknown> = {}, backend = 'openai'): AnyPolicyObject =>
@@ -29,6 +29,8 @@ const policyObjects = [
   route('tools-anthropic', 'tools-a', 'claude-haiku-4-5', {}, 'anthropic'),
   route('watched', 'watched', 'gpt-4o'),
   route('early', 'mod-early', 'gpt-4.1'),
+  route('azure-guarded', 'mod-azure', 'gpt-4o-mini'),
+  obj('LLMBackend', 'content-safety', { provider: 'azure-content-safety', endpoint: 'http://placeholder.invalid', auth: { env: 'OPENAI_API_KEY' } }),
   obj('LLMGuardrail', 'a-pii', { match: { routes: ['moderated', 'tools', 'tools-anthropic'] }, direction: 'both', action: 'redact', detectors: [{ kind: 'email' }] }),
   obj('LLMGuardrail', 'b-moderation', { match: { routes: ['moderated'] }, direction: 'input', action: 'block', classifier: { backend: 'openai', model: MODERATION, timeoutMs: 300 } }),
   obj('LLMGuardrail', 'c-closed', { match: { routes: ['closed'] }, direction: 'input', action: 'block', classifier: { backend: 'openai', model: 'strict-moderation', timeoutMs: 300, onError: 'block' } }),
@@ -37,13 +39,17 @@ const policyObjects = [
   obj('LLMGuardrail', 'f-watch', { match: { routes: ['watched'] }, direction: 'output', action: 'log', detectors: [{ kind: 'ssn' }] }),
   obj('LLMGuardrail', 'h-early', { match: { routes: ['early'] }, direction: 'output', action: 'block', classifier: { backend: 'openai', model: MODERATION, categories: ['violence'], streamCheckChars: 40 } }),
   obj('LLMGuardrail', 'i-watch-moderation', { match: { routes: ['watched'] }, direction: 'output', action: 'log', classifier: { backend: 'openai', model: MODERATION } }),
+  obj('LLMGuardrail', 'j-azure', { match: { routes: ['azure-guarded'] }, direction: 'input', action: 'block', classifier: { backend: 'content-safety', model: 'text', format: 'azureContentSafety', threshold: 0.5 } }),
   obj('LLMGuardrail', 'g-moderation-log', { match: { routes: ['chatty'] }, direction: 'input', action: 'log', classifier: { backend: 'openai', model: MODERATION } }),
 ];
 
 let h: Harness;
 const audit = captureLogger({ name: 'audit' });
 before(async () => {
+  // The content safety backend's endpoint is the fake provider's (known once it is started).
   h = await startHarness({}, policyObjects, { audit: audit.logger });
+  const withFake = policyObjects.map((o) => (o.metadata.name === 'content-safety' ? obj('LLMBackend', 'content-safety', { provider: 'azure-content-safety', endpoint: h.fake.url, auth: { env: 'OPENAI_API_KEY' } }) : o));
+  assert.deepEqual(h.sidecar.applySnapshot(snapshotFor(policy(h.fake.url, withFake))), []);
 });
 after(() => h.close());
 beforeEach(() => h.fake.reset());
@@ -344,4 +350,16 @@ test('a log classifier on a non-streamed answer is asked after the answer is sen
   assert.equal(((await r.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content, 'We kill the job at noon.');
   assert.ok(Date.now() - t0 < 1200, `not held for the 1,500 ms verdict (${Date.now() - t0} ms)`);
   assert.match(String((await logOf(r))['guardrails']), /i-watch-moderation:output:log:classifier:violencex1/u);
+});
+
+test('Azure AI Content Safety as the classifier: severities against the threshold, the resource key sent', async () => {
+  const bad = await chat('mod-azure', 'I will murder the build server.');
+  assert.equal(bad.status, 400);
+  assert.match(String((await logOf(bad))['guardrails']), /j-azure:input:block:classifier:Violencex1/u);
+  const asked = h.fake.requests.filter((r) => r.path.startsWith('/contentsafety/text:analyze')).at(-1);
+  assert.equal(asked?.path, '/contentsafety/text:analyze', 'with an api-version (the fake answers 404 without one)');
+  assert.equal(asked?.headers['ocp-apim-subscription-key'], OPENAI_KEY);
+  assert.deepEqual(JSON.parse(asked?.body ?? '{}'), { text: 'I will murder the build server.', outputType: 'FourSeverityLevels' });
+  // "fight" scores severity 2 of 7: below the threshold 0.5.
+  assert.equal((await chat('mod-azure', 'Should we fight this bug?')).status, 200);
 });

@@ -994,6 +994,38 @@ class FakeProviderServer implements FakeProvider {
       this.afterLatency(res, ex, script, () => this.responsesAnswer(res, script, parsed, model, body));
       return;
     }
+    // Azure AI Content Safety: /contentsafety/text:analyze?api-version=…, the resource key (or an Entra
+    // token); scripts for the model name "content-safety" apply latency and errors.
+    if (path === '/contentsafety/text:analyze' && method === 'POST') {
+      const script = this.byModel.get('content-safety') ?? NO_SCRIPT;
+      const bearer = /^Bearer (.+)$/u.exec(String(req.headers['authorization'] ?? ''))?.[1];
+      const authorized = req.headers['ocp-apim-subscription-key'] !== undefined || (bearer !== undefined && (this.entra === undefined || this.entraTokens.has(bearer)));
+      if (!/(?:^|&)api-version=[^&]+/u.test(q === -1 ? '' : url.slice(q + 1))) return sendBody(res, 404, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: 'NotFound', message: 'Resource not found' } }));
+      if (!authorized) return sendBody(res, 401, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: '401', message: 'Access denied due to invalid subscription key or wrong API endpoint.' } }));
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        parsed = undefined;
+      }
+      const text = isObject(parsed) ? parsed['text'] : undefined;
+      if (typeof text !== 'string' || text.length > 10_000) return sendBody(res, 400, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: 'InvalidRequestBody', message: 'The text is missing or longer than 10000 characters.' } }));
+      this.afterLatency(res, ex, script, () => {
+        if (script.status !== undefined && script.status >= 400) return sendBody(res, script.status, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: 'InternalServerError', message: script.errorMessage ?? 'Request failed.' } }));
+        const v = moderate(text);
+        const severity = (hit: boolean, borderline: boolean, high: number): number => (hit ? high : borderline ? 2 : 0);
+        sendBody(res, 200, JSON_CONTENT_TYPE, JSON.stringify({
+          blocklistsMatch: [],
+          categoriesAnalysis: [
+            { category: 'Hate', severity: severity(v.categories['harassment'] === true, false, 4) },
+            { category: 'SelfHarm', severity: severity(v.categories['self-harm'] === true, false, 6) },
+            { category: 'Sexual', severity: 0 },
+            { category: 'Violence', severity: severity(v.categories['violence'] === true, (v.category_scores['violence'] ?? 0) >= 0.4, 6) },
+          ],
+        }));
+      });
+      return;
+    }
     // AWS Bedrock ApplyGuardrail: /guardrail/<id>/version/<version>/apply, SigV4-signed.
     const guardrail = /^\/guardrail\/([^/]+)\/version\/([^/]+)\/apply$/u.exec(path);
     if (guardrail !== null && method === 'POST') {

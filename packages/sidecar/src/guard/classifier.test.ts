@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SluiceError } from '@sluice/core';
 import { moderate } from '@sluice/testkit';
-import { classifierRequest, guardrailRef, parseBedrockGuardrail, parseLlamaGuard, parseModeration, tail, type ClassifierPolicy } from './classifier.js';
+import { classifierRequest, guardrailRef, parseAzureContentSafety, parseBedrockGuardrail, parseLlamaGuard, parseModeration, tail, type ClassifierPolicy } from './classifier.js';
 
 const policy: ClassifierPolicy = { backend: 'b', model: 'omni-moderation-latest', format: 'openaiModeration', categories: undefined, thresholdMilli: 0, timeoutMs: 100, failClosed: false, maxChars: 20, streamCheckChars: 0 };
 const answer = (...texts: string[]): string => JSON.stringify({ id: 'modr-1', model: 'm', results: texts.map(moderate) });
@@ -72,4 +72,15 @@ test('Bedrock guardrails: the reference, the request, and the policies that acte
   assert.deepEqual(parseBedrockGuardrail(JSON.stringify({ action: 'NONE', assessments: [] }), { categories: undefined }), []);
   assert.deepEqual(parseBedrockGuardrail(JSON.stringify({ action: 'GUARDRAIL_INTERVENED', assessments: [{}] }), { categories: undefined }), ['intervened']);
   for (const bad of ['nope', '{}', '{"action":"MAYBE"}']) assert.throws(() => parseBedrockGuardrail(bad, { categories: undefined }), SluiceError, bad);
+});
+
+test('Azure AI Content Safety: severities against the threshold (s / 7), blocklists, the 10,000-character cap', () => {
+  const answer = JSON.stringify({ blocklistsMatch: [{ blocklistName: 'brands', blocklistItemId: '1', blocklistItemText: 'acme' }], categoriesAnalysis: [{ category: 'Hate', severity: 2 }, { category: 'Violence', severity: 4 }, { category: 'Sexual', severity: 0 }] });
+  assert.deepEqual(parseAzureContentSafety(answer, { categories: undefined, thresholdMilli: 0 }), ['Hate', 'Violence', 'blocklist:brands']);
+  assert.deepEqual(parseAzureContentSafety(answer, { categories: undefined, thresholdMilli: 500 }), ['Violence', 'blocklist:brands'], '4/7 reaches 0.5, 2/7 does not');
+  assert.deepEqual(parseAzureContentSafety(answer, { categories: new Set(['Hate']), thresholdMilli: 0 }), ['Hate']);
+  for (const bad of ['nope', '{}', '{"categoriesAnalysis":7}']) assert.throws(() => parseAzureContentSafety(bad, { categories: undefined, thresholdMilli: 0 }), SluiceError, bad);
+  const req = classifierRequest({ ...policy, format: 'azureContentSafety', maxChars: 50_000 }, { direction: 'input', prompt: 'x'.repeat(12_000) });
+  assert.equal(req.endpoint, 'contentSafety');
+  assert.equal((JSON.parse(req.body) as { text: string }).text.length, 10_000);
 });

@@ -17,6 +17,9 @@ import { callUpstream, upstreamStatusError, type UpstreamPools } from '../upstre
  *   through a Bedrock backend (SigV4 with its credentials); `GUARDRAIL_INTERVENED` with the
  *   policies that acted (content filter types such as `VIOLENCE`, `topic:<name>`, `word`,
  *   `pii:<TYPE>`, `regex:<name>`, `grounding:<type>`).
+ * - `azureContentSafety`: Azure AI Content Safety `text:analyze` (at most 10,000 characters);
+ *   categories (`Hate`, `SelfHarm`, `Sexual`, `Violence`) count from severity 1 of 7, or from the
+ *   threshold × 7; blocklist hits are `blocklist:<name>`.
  *
  * The parsers are pure; {@link classify} does the one HTTP exchange.
  */
@@ -24,7 +27,7 @@ import { callUpstream, upstreamStatusError, type UpstreamPools } from '../upstre
 export interface ClassifierPolicy {
   readonly backend: string;
   readonly model: string;
-  readonly format: 'openaiModeration' | 'llamaGuard' | 'bedrockGuardrail';
+  readonly format: 'openaiModeration' | 'llamaGuard' | 'bedrockGuardrail' | 'azureContentSafety';
   /** Categories that count; undefined = every flagged one. */
   readonly categories: ReadonlySet<string> | undefined;
   /** Score (0..1000) at which a category counts; 0 = the endpoint's own flags. */
@@ -41,7 +44,7 @@ export function classifierPolicy(g: SnapshotGuardrail): ClassifierPolicy | undef
   return {
     backend: g.classifierBackend,
     model: g.classifierModel,
-    format: g.classifierFormat === 'llamaGuard' || g.classifierFormat === 'bedrockGuardrail' ? g.classifierFormat : 'openaiModeration',
+    format: g.classifierFormat === 'llamaGuard' || g.classifierFormat === 'bedrockGuardrail' || g.classifierFormat === 'azureContentSafety' ? g.classifierFormat : 'openaiModeration',
     categories: g.classifierCategories.length === 0 ? undefined : new Set(g.classifierCategories),
     thresholdMilli: g.classifierThresholdMilli,
     timeoutMs: g.classifierTimeoutMs > 0 ? g.classifierTimeoutMs : 2000,
@@ -65,6 +68,9 @@ export function tail(text: string, max: number): string {
   return text.length <= max ? text : text.slice(text.length - max);
 }
 
+/** Longest text Azure AI Content Safety analyses in one call. */
+const AZURE_CONTENT_SAFETY_MAX_CHARS = 10_000;
+
 /** A Bedrock guardrail's identifier (id or ARN) and version from `<id>:<version>` (no version: DRAFT). */
 export function guardrailRef(model: string): { id: string; version: string } {
   const at = model.lastIndexOf(':');
@@ -75,7 +81,11 @@ export function guardrailRef(model: string): { id: string; version: string } {
 }
 
 /** The request body for the classifier, and the backend endpoint (`paths` key) it goes to. */
-export function classifierRequest(p: ClassifierPolicy, input: ClassifierInput): { endpoint: 'moderations' | 'chat' | 'applyGuardrail'; body: string } {
+export function classifierRequest(p: ClassifierPolicy, input: ClassifierInput): { endpoint: 'moderations' | 'chat' | 'applyGuardrail' | 'contentSafety'; body: string } {
+  if (p.format === 'azureContentSafety') {
+    const text = input.direction === 'output' ? (input.answer ?? '') : input.prompt;
+    return { endpoint: 'contentSafety', body: JSON.stringify({ text: tail(text, Math.min(p.maxChars, AZURE_CONTENT_SAFETY_MAX_CHARS)), outputType: 'FourSeverityLevels' }) };
+  }
   if (p.format === 'bedrockGuardrail') {
     const text = input.direction === 'output' ? (input.answer ?? '') : input.prompt;
     return { endpoint: 'applyGuardrail', body: JSON.stringify({ source: input.direction === 'output' ? 'OUTPUT' : 'INPUT', content: [{ text: { text: tail(text, p.maxChars) } }] }) };
@@ -179,6 +189,31 @@ export function parseBedrockGuardrail(text: string, p: Pick<ClassifierPolicy, 'c
   return p.categories === undefined ? all : all.filter((c) => p.categories!.has(c));
 }
 
+/**
+ * The categories of an Azure AI Content Safety analysis: those whose severity (0–7) reaches the
+ * threshold × 7 (any severity above 0 without one), and the blocklists that matched.
+ */
+export function parseAzureContentSafety(text: string, p: Pick<ClassifierPolicy, 'categories' | 'thresholdMilli'>): string[] {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The content safety answer is not JSON');
+  }
+  const analysis = isObj(j) ? j['categoriesAnalysis'] : undefined;
+  if (!Array.isArray(analysis)) throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The content safety answer has no categoriesAnalysis');
+  const found = new Set<string>();
+  for (const a of analysis) {
+    if (!isObj(a) || typeof a['category'] !== 'string' || typeof a['severity'] !== 'number') continue;
+    // Severity s counts when s / 7 >= threshold (integer arithmetic: s × 1000 >= threshold‰ × 7).
+    if (p.thresholdMilli > 0 ? a['severity'] * 1000 >= p.thresholdMilli * 7 : a['severity'] > 0) found.add(a['category']);
+  }
+  const blocklists = isObj(j) ? j['blocklistsMatch'] : undefined;
+  if (Array.isArray(blocklists)) for (const b of blocklists) if (isObj(b) && typeof b['blocklistName'] === 'string') found.add(`blocklist:${b['blocklistName']}`);
+  const all = [...found].sort();
+  return p.categories === undefined ? all : all.filter((c) => p.categories!.has(c));
+}
+
 /** Asks the classifier. Resolves to the categories that count; throws SluiceError when it fails. */
 export async function classify(pools: UpstreamPools, backend: SnapshotBackend, p: ClassifierPolicy, input: ClassifierInput): Promise<string[]> {
   const req = classifierRequest(p, input);
@@ -189,5 +224,6 @@ export async function classify(pools: UpstreamPools, backend: SnapshotBackend, p
   const r = await callUpstream(pools, backend, { method: 'POST', path, body: req.body, timeoutMs: p.timeoutMs, maxBytes: 1024 * 1024 });
   if (r.status >= 300) throw upstreamStatusError(r.status, {}, r.text);
   if (p.format === 'bedrockGuardrail') return parseBedrockGuardrail(r.text, p);
+  if (p.format === 'azureContentSafety') return parseAzureContentSafety(r.text, p);
   return p.format === 'llamaGuard' ? parseLlamaGuard(r.text, p) : parseModeration(r.text, p);
 }
