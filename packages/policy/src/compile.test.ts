@@ -164,6 +164,16 @@ spec:
   classifier: { backend: oai, model: omni-moderation-latest }
 ---
 apiVersion: sluice.dev/v1alpha1
+kind: LLMBackend
+metadata: { name: safety }
+spec: { provider: azure-content-safety, endpoint: "https://x.cognitiveservices.azure.com", auth: { env: KEY } }
+---
+apiVersion: sluice.dev/v1alpha1
+kind: LLMRoute
+metadata: { name: wrong }
+spec: { rules: [{ match: { models: [nope] }, backends: [{ name: safety }] }] }
+---
+apiVersion: sluice.dev/v1alpha1
 kind: LLMGuardrail
 metadata: { name: nowhere }
 spec:
@@ -175,7 +185,7 @@ spec:
   const { snapshot, issues } = compile(objects, secrets);
   assert.deepEqual(
     issues.map((i) => `${i.object} ${i.path}`).sort(),
-    ['LLMGuardrail default/empty spec', 'LLMGuardrail default/nowhere spec.classifier.backend', 'LLMGuardrail default/redacting spec.action'],
+    ['LLMGuardrail default/empty spec', 'LLMGuardrail default/nowhere spec.classifier.backend', 'LLMGuardrail default/redacting spec.action', 'LLMRoute default/wrong spec.rules[0].backends[0].name'],
   );
   const g = snapshot.guardrails.find((x) => x.id === 'default/mod');
   assert.equal(g?.classifierBackend, 'default/oai');

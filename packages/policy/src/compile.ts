@@ -59,6 +59,12 @@ export function contentHash(v: unknown): string {
   return createHash('sha256').update(canonicalJson(v)).digest('hex').slice(0, 16);
 }
 
+/** Whether a provider preset serves any model API a route can send requests to. */
+function servesModels(provider: string): boolean {
+  const paths = providerSpec(provider)?.paths;
+  return paths === undefined || ['chat', 'messages', 'responses', 'embeddings', 'generate', 'converse'].some((k) => k in paths);
+}
+
 /** Backend lookup for an object in `ns`: its own namespace first, then the root namespace. */
 function findBackend(objects: ReadonlyMap<string, AnyPolicyObject>, ns: string, name: string, root: string): LLMBackend | undefined {
   const own = objects.get(`LLMBackend ${ns}/${name}`);
@@ -76,7 +82,11 @@ function referenceIssues(o: AnyPolicyObject, objects: ReadonlyMap<string, AnyPol
   if (o.kind === 'LLMRoute') {
     o.spec.rules.forEach((rule, i) =>
       rule.backends.forEach((ref, j) => {
-        if (findBackend(objects, ns, ref.name, root) === undefined) missing(`spec.rules[${i}].backends[${j}].name`, ref.name);
+        const b = findBackend(objects, ns, ref.name, root);
+        if (b === undefined) missing(`spec.rules[${i}].backends[${j}].name`, ref.name);
+        else if (!servesModels(b.spec.provider)) {
+          issues.push({ object: objectKey(o), path: `spec.rules[${i}].backends[${j}].name`, message: `LLMBackend ${JSON.stringify(ref.name)} (provider ${b.spec.provider}) serves no model API: it can only be a guardrail classifier`, code: 'SLUICE_ERR_POLICY_REFERENCE' });
+        }
       }),
     );
   } else if (o.kind === 'LLMCache' && o.spec.semantic !== undefined) {
