@@ -588,6 +588,8 @@ function recordFindings(deps: HandlerDeps, rec: RequestRecord, findings: readonl
  * guardrail fails closed. Throws SLUICE_ERR_GUARDRAIL_BLOCKED / _UNAVAILABLE after recording.
  */
 async function classifyWith(deps: HandlerDeps, rec: RequestRecord, rt: Runtime, guards: readonly CompiledGuardrail[], input: ClassifierInput): Promise<void> {
+  // No text (an image-only request, an empty answer): nothing to ask about.
+  if ((input.direction === 'output' ? (input.answer ?? '') : input.prompt).trim() === '') return;
   const t0 = performance.now();
   const verdicts = await Promise.all(
     guards.map(async (g) => {

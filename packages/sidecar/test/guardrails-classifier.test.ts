@@ -363,3 +363,10 @@ test('Azure AI Content Safety as the classifier: severities against the threshol
   // "fight" scores severity 2 of 7: below the threshold 0.5.
   assert.equal((await chat('mod-azure', 'Should we fight this bug?')).status, 200);
 });
+
+test('nothing to classify, nothing asked: a request without text passes a fail-closed classifier that is down', async () => {
+  h.fake.forModel('strict-moderation', { status: 500 });
+  const r = await post('/v1/chat/completions', { model: 'mod-closed', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] }] });
+  assert.equal(r.status, 200);
+  assert.equal(toUpstream('/v1/moderations').length, 0);
+});
