@@ -164,7 +164,6 @@ test('control plane and sidecar binaries: serve, survive a control plane outage,
 });
 
 test('a custom guardrail pattern that backtracks catastrophically cannot stall the sidecar binary', async () => {
-  const procsBefore = procs.length;
   if (!(await ready().catch(() => false))) {
     startCp();
     startSidecar();
@@ -178,5 +177,4 @@ test('a custom guardrail pattern that backtracks catastrophically cannot stall t
   assert.ok(r.choices[0]?.message.content);
   assert.ok(Date.now() - t0 < 5000, `answered in ${Date.now() - t0} ms`);
   assert.equal(JSON.parse(fake.requests.at(-1)?.body ?? '{}').messages[0].content, `${'a'.repeat(40)}!`, 'no match (the text does not end in a run of a’s): sent as it was');
-  assert.ok(procs.length >= procsBefore);
 });

@@ -66,7 +66,7 @@ import { semanticQuery, semanticScope, type SemanticCache } from './cache/semant
 import { applyGuardrails, Placeholders, type CompiledGuardrail, type GuardFinding } from './guard/index.js';
 import { StreamGuard } from './guard/stream.js';
 import { classify, type ClassifierInput } from './guard/classifier.js';
-import { bodyText, loggable, logScanners } from './guard/log-texts.js';
+import { bodyText, CUT_LOOKAHEAD, loggable, logScanners } from './guard/log-texts.js';
 import type { BatchResults, ResponseSink } from './batch/results.js';
 
 export type Ingress = 'openai-chat' | 'openai-embeddings' | 'anthropic-messages' | 'openai-responses';
@@ -473,23 +473,15 @@ function readJsonResponse(plan: Plan, buf: Buffer, rec: Pick<RequestRecord, 'id'
       const r = chatResponseToAnthropic(json, { model, id: `msg_${rec.id}` });
       return { out: JSON.stringify(r.body), usage: r.usage };
     }
-    case 'openai-to-gemini': {
-      const r = geminiResponseToChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
-      return { out: JSON.stringify(r.body), usage: r.usage };
-    }
-    case 'anthropic-to-gemini': {
-      const chat = geminiResponseToChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
-      const r = chatResponseToAnthropic(chat.body, { model, id: `msg_${rec.id}` });
-      return { out: JSON.stringify(r.body), usage: chat.usage };
-    }
-    case 'openai-to-bedrock': {
-      const r = converseResponseToChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
-      return { out: JSON.stringify(r.body), usage: r.usage };
-    }
+    case 'openai-to-gemini':
+    case 'anthropic-to-gemini':
+    case 'openai-to-bedrock':
     case 'anthropic-to-bedrock': {
-      const chat = converseResponseToChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
-      const r = chatResponseToAnthropic(chat.body, { model, id: `msg_${rec.id}` });
-      return { out: JSON.stringify(r.body), usage: chat.usage };
+      // Gemini and Converse answers become a chat completion; Anthropic callers get it translated on.
+      const toChat = plan.mode.endsWith('gemini') ? geminiResponseToChat : converseResponseToChat;
+      const chat = toChat(json, { model, id: `chatcmpl-${rec.id}`, created: Math.floor(Date.now() / 1000) });
+      const body = plan.mode.startsWith('anthropic') ? chatResponseToAnthropic(chat.body, { model, id: `msg_${rec.id}` }).body : chat.body;
+      return { out: JSON.stringify(body), usage: chat.usage };
     }
     case 'responses-via-chat':
       throw new SluiceError('SLUICE_ERR_INTERNAL', 'responses plan without its chat plan');
@@ -581,41 +573,55 @@ function recordFindings(deps: HandlerDeps, rec: RequestRecord, findings: readonl
   }
 }
 
+/** One classifier's verdict: the categories it flagged that count, or why it gave none. */
+interface Verdict {
+  readonly g: CompiledGuardrail;
+  readonly categories: readonly string[];
+  readonly error: SluiceError | undefined;
+}
+
+/** Asks the external classifiers of `guards` in parallel; never throws (a failure is a verdict). */
+function askClassifiers(deps: HandlerDeps, guards: readonly CompiledGuardrail[], input: ClassifierInput): Promise<Verdict[]> {
+  return Promise.all(
+    guards.map((g) =>
+      classify(deps.pools, g.classifier!, input).then(
+        (categories): Verdict => ({ g, categories, error: undefined }),
+        (e: unknown): Verdict => ({ g, categories: [], error: toSluiceError(e) }),
+      ),
+    ),
+  );
+}
+
+/** The findings of flagged verdicts (`classifier:<category>`, the guardrail's action) and the block they make, if any. */
+function flaggedFindings(verdicts: readonly Verdict[], direction: 'input' | 'output'): { findings: GuardFinding[]; stop: SluiceError | undefined } {
+  const findings: GuardFinding[] = [];
+  let stop: SluiceError | undefined;
+  for (const v of verdicts) {
+    for (const c of v.categories) findings.push({ guardrail: v.g.id, direction, action: v.g.action, detector: `classifier:${c}`, count: 1 });
+    if (v.categories.length > 0 && v.g.action === 'block') stop ??= new SluiceError('SLUICE_ERR_GUARDRAIL_BLOCKED', `Guardrail ${v.g.id} blocked the ${direction === 'input' ? 'request' : 'answer'}: its classifier flagged ${v.categories.join(', ')}`);
+  }
+  return { findings, stop };
+}
+
 /**
  * Asks the external classifiers of `guards` (in parallel) about one direction of the request: the
  * categories each flags become findings (`classifier:<category>`) with the guardrail's action; a
  * classifier that fails or times out is a `classifierError` finding, and blocks only when its
  * guardrail fails closed. Throws SLUICE_ERR_GUARDRAIL_BLOCKED / _UNAVAILABLE after recording.
  */
-async function classifyWith(deps: HandlerDeps, rec: RequestRecord, rt: Runtime, guards: readonly CompiledGuardrail[], input: ClassifierInput): Promise<void> {
+async function classifyWith(deps: HandlerDeps, rec: RequestRecord, guards: readonly CompiledGuardrail[], input: ClassifierInput): Promise<void> {
   // No text (an image-only request, an empty answer): nothing to ask about.
   if ((input.direction === 'output' ? (input.answer ?? '') : input.prompt).trim() === '') return;
   const t0 = performance.now();
-  const verdicts = await Promise.all(
-    guards.map(async (g) => {
-      const p = g.classifier!;
-      try {
-        const backend = rt.snapshot.backends.find((b) => b.id === p.backend);
-        if (backend === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `The classifier backend ${p.backend} is not in the policy`);
-        return { g, categories: await classify(deps.pools, backend, p, input), error: undefined };
-      } catch (e) {
-        return { g, categories: [], error: toSluiceError(e) };
-      }
-    }),
-  );
+  const verdicts = await askClassifiers(deps, guards, input);
   rec.classifierMs = (rec.classifierMs ?? 0) + ms(t0);
-  const findings: GuardFinding[] = [];
-  let stop: SluiceError | undefined;
-  const what = input.direction === 'input' ? 'request' : 'answer';
+  const { findings, stop: blocked } = flaggedFindings(verdicts, input.direction);
+  let stop = blocked;
   for (const v of verdicts) {
-    const p = v.g.classifier!;
-    if (v.error !== undefined) {
-      findings.push({ guardrail: v.g.id, direction: input.direction, action: p.failClosed ? 'block' : 'allow', detector: 'classifierError', count: 1, reason: v.error.code });
-      if (p.failClosed) stop ??= new SluiceError('SLUICE_ERR_GUARDRAIL_UNAVAILABLE', `The classifier of guardrail ${v.g.id} could not check the ${what} (${v.error.code}); it fails closed`);
-      continue;
-    }
-    for (const c of v.categories) findings.push({ guardrail: v.g.id, direction: input.direction, action: v.g.action, detector: `classifier:${c}`, count: 1 });
-    if (v.categories.length > 0 && v.g.action === 'block') stop ??= new SluiceError('SLUICE_ERR_GUARDRAIL_BLOCKED', `Guardrail ${v.g.id} blocked the ${what}: its classifier flagged ${v.categories.join(', ')}`);
+    if (v.error === undefined) continue;
+    const failClosed = v.g.classifier!.failClosed;
+    findings.push({ guardrail: v.g.id, direction: input.direction, action: failClosed ? 'block' : 'allow', detector: 'classifierError', count: 1, reason: v.error.code });
+    if (failClosed) stop ??= new SluiceError('SLUICE_ERR_GUARDRAIL_UNAVAILABLE', `The classifier of guardrail ${v.g.id} could not check the ${input.direction === 'input' ? 'request' : 'answer'} (${v.error.code}); it fails closed`);
   }
   recordFindings(deps, rec, findings);
   if (stop !== undefined) throw stop;
@@ -779,8 +785,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (guards.input.length > 0 && guard(deps, rec, guards.input, routeId, 'input', body, names)) rawOut = JSON.stringify(body);
       const ic = guards.inputClassifiers;
       // Classifiers that only record run alongside the request (the log line waits for them).
-      if (ic.logging.length > 0) inputLogCheck = classifyWith(deps, rec, rt, ic.logging, { direction: 'input', prompt: promptOf() }).catch(() => undefined);
-      if (ic.stopping.length > 0) await classifyWith(deps, rec, rt, ic.stopping, { direction: 'input', prompt: promptOf() });
+      if (ic.logging.length > 0) inputLogCheck = classifyWith(deps, rec, ic.logging, { direction: 'input', prompt: promptOf() }).catch(() => undefined);
+      if (ic.stopping.length > 0) await classifyWith(deps, rec, ic.stopping, { direction: 'input', prompt: promptOf() });
       // The stream filter follows one choice: several streamed choices would pass unfiltered.
       if (stream && typeof body['n'] === 'number' && body['n'] > 1 && guards.filtersOutput) {
         throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', 'An output guardrail filters this route: streamed answers with n > 1 choices cannot be filtered', { param: 'n' });
@@ -1070,7 +1076,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
           const answerNames = names ?? new Placeholders();
           if (guards !== undefined && guard(deps, rec, guards.output, routeId, 'output', answer, answerNames)) out = JSON.stringify(answer);
           const oc = guards?.outputClassifiers;
-          if (oc !== undefined && oc.stopping.length > 0) await classifyWith(deps, rec, rt, oc.stopping, { direction: 'output', prompt: promptOf(), answer: bodyText(answer) });
+          if (oc !== undefined && oc.stopping.length > 0) await classifyWith(deps, rec, oc.stopping, { direction: 'output', prompt: promptOf(), answer: bodyText(answer) });
           if (oc !== undefined && oc.logging.length > 0) loggedAnswer = bodyText(answer);
           if (target.rule.logCompletions) rec.completion = loggable(bodyText(answer), logScanners(guards?.detecting ?? []), answerNames, target.rule.logMaxChars);
         }
@@ -1090,7 +1096,7 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (cacheKey !== undefined || semantic !== undefined) remember(cachedAnswer('json', typeof out === 'string' ? out : out.toString('utf8'), rec));
       leader?.resolve({ out, backend: backend.id, upstreamModel: rec.upstreamModel ?? target.upstreamModel, leaderId: rec.id });
       // The answer is sent: nothing may throw from here (it never does: these classifiers only record).
-      if (loggedAnswer !== undefined && guards !== undefined) await classifyWith(deps, rec, rt, guards.outputClassifiers.logging, { direction: 'output', prompt: promptOf(), answer: loggedAnswer }).catch(() => undefined);
+      if (loggedAnswer !== undefined && guards !== undefined) await classifyWith(deps, rec, guards.outputClassifiers.logging, { direction: 'output', prompt: promptOf(), answer: loggedAnswer }).catch(() => undefined);
       return;
     }
     const contentType = String(up.headers['content-type'] ?? '');
@@ -1112,8 +1118,9 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
     // asked after the stream has ended (the log line waits for them, the caller does not).
     const stoppingClassifiers = guards?.outputClassifiers.stopping ?? [];
     const loggingClassifiers = guards?.outputClassifiers.logging ?? [];
-    const outputClassifiers = [...stoppingClassifiers, ...loggingClassifiers];
-    const collectChars = Math.max(0, ...outputClassifiers.map((g) => g.classifier!.maxChars), target.rule.logCompletions ? target.rule.logMaxChars + 4608 : 0);
+    // Kept of the answer: what the classifiers read, and what completion logging shows (plus the
+    // look-ahead that keeps a match at its cut whole).
+    const collectChars = Math.max(guards?.outputClassifierChars ?? 0, target.rule.logCompletions ? target.rule.logMaxChars + CUT_LOOKAHEAD : 0);
     const streamGuard =
       outputGuards.length === 0 && !target.rule.logCompletions
         ? undefined
@@ -1125,8 +1132,8 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       const forward = (raw: string): Promise<void> | undefined => (raw.length === 0 || clientGone ? undefined : send(streamGuard === undefined ? raw : streamGuard.push(raw)));
       // Blocking classifiers with `streamCheckChars` are also asked while the answer streams (one
       // check at a time, on the answer so far): a flagged verdict ends the stream at the next event.
-      const early = streamGuard === undefined ? [] : outputClassifiers.filter((g) => g.action === 'block' && g.classifier!.streamCheckChars > 0);
-      const earlyStep = Math.min(...early.map((g) => g.classifier!.streamCheckChars));
+      const early = streamGuard === undefined ? [] : (guards?.earlyChecks ?? []);
+      const earlyStep = guards?.earlyCheckChars ?? Infinity;
       let checkedChars = 0;
       let checking: Promise<void> | undefined;
       let earlyStop: SluiceError | undefined;
@@ -1134,19 +1141,13 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
         if (checking !== undefined || earlyStop !== undefined || streamGuard === undefined || streamGuard.answer.length - checkedChars < earlyStep) return;
         checkedChars = streamGuard.answer.length;
         const answer = streamGuard.answer;
-        checking = Promise.all(
-          early.map((g) =>
-            (async () => {
-              const backend = rt.snapshot.backends.find((b) => b.id === g.classifier!.backend);
-              return { g, categories: backend === undefined ? [] : await classify(deps.pools, backend, g.classifier!, { direction: 'output', prompt: promptOf(), answer }) };
-            })().catch(() => ({ g, categories: [] as string[] })), // a failed interim check waits for the final one
-          ),
-        ).then((verdicts) => {
+        // A failed interim check is ignored: the final one applies `onError`.
+        checking = askClassifiers(deps, early, { direction: 'output', prompt: promptOf(), answer }).then((verdicts) => {
           checking = undefined;
-          const flagged = verdicts.filter((v) => v.categories.length > 0);
-          if (flagged.length === 0 || earlyStop !== undefined) return;
-          recordFindings(deps, rec, flagged.flatMap((v) => v.categories.map((c) => ({ guardrail: v.g.id, direction: 'output' as const, action: 'block', detector: `classifier:${c}`, count: 1 }))));
-          earlyStop = new SluiceError('SLUICE_ERR_GUARDRAIL_BLOCKED', `Guardrail ${flagged[0]!.g.id} blocked the answer: its classifier flagged ${flagged[0]!.categories.join(', ')}`);
+          const { findings, stop } = flaggedFindings(verdicts, 'output');
+          if (stop === undefined || earlyStop !== undefined) return;
+          recordFindings(deps, rec, findings);
+          earlyStop = stop;
         });
       };
       const send = async (text: string): Promise<void> => {
@@ -1170,11 +1171,11 @@ export async function handleLlmRequest(deps: HandlerDeps, ep: Endpoint, req: Inc
       if (streamGuard !== undefined && stoppingClassifiers.length > 0) {
         if (checking !== undefined) await checking;
         if (earlyStop !== undefined) throw earlyStop;
-        await classifyWith(deps, rec, rt, stoppingClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer });
+        await classifyWith(deps, rec, stoppingClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer });
         await send(streamGuard.takeTail());
       }
       res.end();
-      if (streamGuard !== undefined && loggingClassifiers.length > 0) await classifyWith(deps, rec, rt, loggingClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer }).catch(() => undefined);
+      if (streamGuard !== undefined && loggingClassifiers.length > 0) await classifyWith(deps, rec, loggingClassifiers, { direction: 'output', prompt: promptOf(), answer: streamGuard.answer }).catch(() => undefined);
       if (recorded !== undefined && !clientGone) {
         // Stored only once complete: usage read (the cost a hit avoids) and no error on the way.
         const price = tr.usage === undefined ? undefined : rt.priceOf(backend, rec.upstreamModel ?? target.upstreamModel);

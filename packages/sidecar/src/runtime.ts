@@ -43,7 +43,7 @@ export function createRuntime(snapshot: Snapshot): Runtime {
   const prices = new Map<string, ModelPrice | null>();
   const caches = snapshot.caches.map((c) => ({ cache: c, matches: requestMatcher(c) }));
   const cacheDecisions = new Map<string, SnapshotCache | null>();
-  const guardrails = compileGuardrails(snapshot.guardrails);
+  const guardrails = compileGuardrails(snapshot.guardrails, snapshot.backends);
   const byRoute = new Map<string, RouteGuards>();
   return {
     snapshot,

@@ -979,12 +979,7 @@ class FakeProviderServer implements FakeProvider {
     // OpenAI Responses API: the Response object, or its event stream (built from the chat reply the
     // same script gives, through the gateway's own Chat→Responses converter).
     if (path === '/v1/responses' && method === 'POST') {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body);
-      } catch {
-        parsed = undefined;
-      }
+      const parsed = jsonOrUndefined(body);
       if (!isObject(parsed) || parsed['input'] === undefined) {
         this.sendError(res, 'openai', 400, 'invalid_request_error', "Missing required parameter: 'input'.");
         return;
@@ -1002,12 +997,7 @@ class FakeProviderServer implements FakeProvider {
       const authorized = req.headers['ocp-apim-subscription-key'] !== undefined || (bearer !== undefined && (this.entra === undefined || this.entraTokens.has(bearer)));
       if (!/(?:^|&)api-version=[^&]+/u.test(q === -1 ? '' : url.slice(q + 1))) return sendBody(res, 404, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: 'NotFound', message: 'Resource not found' } }));
       if (!authorized) return sendBody(res, 401, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: '401', message: 'Access denied due to invalid subscription key or wrong API endpoint.' } }));
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body);
-      } catch {
-        parsed = undefined;
-      }
+      const parsed = jsonOrUndefined(body);
       const text = isObject(parsed) ? parsed['text'] : undefined;
       if (typeof text !== 'string' || text.length > 10_000) return sendBody(res, 400, JSON_CONTENT_TYPE, JSON.stringify({ error: { code: 'InvalidRequestBody', message: 'The text is missing or longer than 10000 characters.' } }));
       this.afterLatency(res, ex, script, () => {
@@ -1054,12 +1044,7 @@ class FakeProviderServer implements FakeProvider {
         sendBody(res, 403, JSON_CONTENT_TYPE, geminiErrorBody(403, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."));
         return;
       }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body);
-      } catch {
-        parsed = undefined;
-      }
+      const parsed = jsonOrUndefined(body);
       if (!isObject(parsed) || !Array.isArray(parsed['contents'])) {
         sendBody(res, 400, JSON_CONTENT_TYPE, geminiErrorBody(400, 'Invalid JSON payload received. contents is required.'));
         return;
@@ -1113,12 +1098,7 @@ class FakeProviderServer implements FakeProvider {
       this.sendError(res, shape, 413, shape === 'anthropic' ? 'request_too_large' : undefined, 'Request too large.');
       return;
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      parsed = undefined;
-    }
+    const parsed = jsonOrUndefined(body);
     if (!isObject(parsed)) {
       const msg =
         shape === 'openai'
@@ -1281,12 +1261,7 @@ class FakeProviderServer implements FakeProvider {
     if (this.aws === undefined) return refuse(403, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
     const problem = await checkSigV4(req, body, this.aws.creds, this.aws.region);
     if (problem !== undefined) return refuse(403, 'InvalidSignatureException', `The request signature we calculated does not match the signature you provided (${problem}).`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      parsed = undefined;
-    }
+    const parsed = jsonOrUndefined(body);
     return isObject(parsed) ? parsed : refuse(400, 'ValidationException', 'Malformed input request: the body is not a JSON object.');
   }
 
@@ -1581,4 +1556,13 @@ function bedrockRefusal(res: ServerResponse): (status: number, type: string, mes
     sendBody(res, status, JSON_CONTENT_TYPE, JSON.stringify({ message }));
     return undefined;
   };
+}
+
+/** A request body as JSON, or undefined when it is not JSON. */
+function jsonOrUndefined(body: string): unknown {
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    return undefined;
+  }
 }

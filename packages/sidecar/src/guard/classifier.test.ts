@@ -4,7 +4,7 @@ import { SluiceError } from '@sluice/core';
 import { moderate } from '@sluice/testkit';
 import { classifierRequest, guardrailRef, parseAzureContentSafety, parseBedrockGuardrail, parseLlamaGuard, parseModeration, tail, type ClassifierPolicy } from './classifier.js';
 
-const policy: ClassifierPolicy = { backend: 'b', model: 'omni-moderation-latest', format: 'openaiModeration', categories: undefined, thresholdMilli: 0, timeoutMs: 100, failClosed: false, maxChars: 20, streamCheckChars: 0 };
+const policy: ClassifierPolicy = { backend: 'b', target: undefined, model: 'omni-moderation-latest', format: 'openaiModeration', categories: undefined, thresholdMilli: 0, timeoutMs: 100, failClosed: false, maxChars: 20, streamCheckChars: 0 };
 const answer = (...texts: string[]): string => JSON.stringify({ id: 'modr-1', model: 'm', results: texts.map(moderate) });
 
 test('moderation verdicts: flagged categories, a category filter, a score threshold', () => {

@@ -26,6 +26,8 @@ import { callUpstream, upstreamStatusError, type UpstreamPools } from '../upstre
 
 export interface ClassifierPolicy {
   readonly backend: string;
+  /** That backend in the snapshot (resolved once; `checkSnapshot` refuses a snapshot without it). */
+  readonly target: SnapshotBackend | undefined;
   readonly model: string;
   readonly format: 'openaiModeration' | 'llamaGuard' | 'bedrockGuardrail' | 'azureContentSafety';
   /** Categories that count; undefined = every flagged one. */
@@ -39,10 +41,11 @@ export interface ClassifierPolicy {
   readonly streamCheckChars: number;
 }
 
-export function classifierPolicy(g: SnapshotGuardrail): ClassifierPolicy | undefined {
+export function classifierPolicy(g: SnapshotGuardrail, backends: readonly SnapshotBackend[]): ClassifierPolicy | undefined {
   if (g.classifierBackend === '') return undefined;
   return {
     backend: g.classifierBackend,
+    target: backends.find((b) => b.id === g.classifierBackend),
     model: g.classifierModel,
     format: g.classifierFormat === 'llamaGuard' || g.classifierFormat === 'bedrockGuardrail' || g.classifierFormat === 'azureContentSafety' ? g.classifierFormat : 'openaiModeration',
     categories: g.classifierCategories.length === 0 ? undefined : new Set(g.classifierCategories),
@@ -102,17 +105,26 @@ export function classifierRequest(p: ClassifierPolicy, input: ClassifierInput): 
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** A classifier's answer as JSON; garbage is a failed classifier (`onError` decides). */
+function answerJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', `The ${what} answer is not JSON`);
+  }
+}
+
+/** The categories that count of those a classifier named (all of them without a filter). */
+function counting(named: readonly string[], p: Pick<ClassifierPolicy, 'categories'>): string[] {
+  return p.categories === undefined ? [...named] : named.filter((c) => p.categories!.has(c));
+}
+
 /**
  * The categories that count in a moderation answer (OpenAI shape). Throws on an answer that is not
  * one (a classifier that answers garbage has failed, and `onError` decides).
  */
 export function parseModeration(text: string, p: Pick<ClassifierPolicy, 'categories' | 'thresholdMilli'>): string[] {
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch {
-    throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The moderation answer is not JSON');
-  }
+  const j = answerJson(text, 'moderation');
   const results = isObj(j) ? j['results'] : undefined;
   if (!Array.isArray(results) || results.length === 0 || !results.every(isObj)) throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The moderation answer has no results');
   const found = new Set<string>();
@@ -137,15 +149,10 @@ export function parseModeration(text: string, p: Pick<ClassifierPolicy, 'categor
  * `unsafe` (or `unsafe` alone when it names none). Throws on anything else.
  */
 export function parseLlamaGuard(text: string, p: Pick<ClassifierPolicy, 'categories'>): string[] {
-  let content: unknown;
-  try {
-    const j = JSON.parse(text) as unknown;
-    const choices = isObj(j) ? j['choices'] : undefined;
-    const first = Array.isArray(choices) && isObj(choices[0]) ? choices[0] : undefined;
-    content = isObj(first?.['message']) ? first['message']['content'] : undefined;
-  } catch {
-    throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The classifier answer is not JSON');
-  }
+  const j = answerJson(text, 'classifier');
+  const choices = isObj(j) ? j['choices'] : undefined;
+  const first = Array.isArray(choices) && isObj(choices[0]) ? choices[0] : undefined;
+  const content = isObj(first?.['message']) ? first['message']['content'] : undefined;
   if (typeof content !== 'string') throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The classifier answer has no message content');
   const lines = content.trim().split(/\s*\n\s*/u);
   const verdict = (lines[0] ?? '').toLowerCase();
@@ -156,7 +163,7 @@ export function parseLlamaGuard(text: string, p: Pick<ClassifierPolicy, 'categor
     .map((c) => c.trim())
     .filter((c) => /^[A-Za-z0-9_/-]{1,40}$/u.test(c));
   const all = codes.length === 0 ? ['unsafe'] : codes;
-  return p.categories === undefined ? all : all.filter((c) => p.categories!.has(c));
+  return counting(all, p);
 }
 
 /**
@@ -164,12 +171,7 @@ export function parseLlamaGuard(text: string, p: Pick<ClassifierPolicy, 'categor
  * assessed policy entry that acted (blocked or anonymised), or `intervened` when none is named.
  */
 export function parseBedrockGuardrail(text: string, p: Pick<ClassifierPolicy, 'categories'>): string[] {
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch {
-    throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The guardrail answer is not JSON');
-  }
+  const j = answerJson(text, 'guardrail');
   const action = isObj(j) ? j['action'] : undefined;
   if (action === 'NONE') return [];
   if (action !== 'GUARDRAIL_INTERVENED') throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The guardrail answer has no action');
@@ -186,7 +188,7 @@ export function parseBedrockGuardrail(text: string, p: Pick<ClassifierPolicy, 'c
     for (const g of list(a['contextualGroundingPolicy'], 'filters')) if (acted(g)) found.add(`grounding:${String(g['type'])}`);
   }
   const all = found.size === 0 ? ['intervened'] : [...found].sort();
-  return p.categories === undefined ? all : all.filter((c) => p.categories!.has(c));
+  return counting(all, p);
 }
 
 /**
@@ -194,12 +196,7 @@ export function parseBedrockGuardrail(text: string, p: Pick<ClassifierPolicy, 'c
  * threshold × 7 (any severity above 0 without one), and the blocklists that matched.
  */
 export function parseAzureContentSafety(text: string, p: Pick<ClassifierPolicy, 'categories' | 'thresholdMilli'>): string[] {
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch {
-    throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The content safety answer is not JSON');
-  }
+  const j = answerJson(text, 'content safety');
   const analysis = isObj(j) ? j['categoriesAnalysis'] : undefined;
   if (!Array.isArray(analysis)) throw new SluiceError('SLUICE_ERR_UPSTREAM_BAD_RESPONSE', 'The content safety answer has no categoriesAnalysis');
   const found = new Set<string>();
@@ -211,11 +208,13 @@ export function parseAzureContentSafety(text: string, p: Pick<ClassifierPolicy, 
   const blocklists = isObj(j) ? j['blocklistsMatch'] : undefined;
   if (Array.isArray(blocklists)) for (const b of blocklists) if (isObj(b) && typeof b['blocklistName'] === 'string') found.add(`blocklist:${b['blocklistName']}`);
   const all = [...found].sort();
-  return p.categories === undefined ? all : all.filter((c) => p.categories!.has(c));
+  return counting(all, p);
 }
 
 /** Asks the classifier. Resolves to the categories that count; throws SluiceError when it fails. */
-export async function classify(pools: UpstreamPools, backend: SnapshotBackend, p: ClassifierPolicy, input: ClassifierInput): Promise<string[]> {
+export async function classify(pools: UpstreamPools, p: ClassifierPolicy, input: ClassifierInput): Promise<string[]> {
+  const backend = p.target;
+  if (backend === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `The classifier backend ${p.backend} is not in the policy`);
   const req = classifierRequest(p, input);
   const template = backend.paths[req.endpoint];
   if (template === undefined) throw new SluiceError('SLUICE_ERR_ROUTE_UNSUPPORTED', `Backend ${backend.id} has no ${req.endpoint} API`);

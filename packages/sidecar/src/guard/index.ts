@@ -1,5 +1,5 @@
 import { SluiceError } from '@sluice/core';
-import type { SnapshotGuardrail } from '@sluice/policy';
+import type { SnapshotBackend, SnapshotGuardrail } from '@sluice/policy';
 import { compileScanner, type Finding, type Scanner } from './detectors.js';
 import { classifierPolicy, type ClassifierPolicy } from './classifier.js';
 import { MAX_JSON_DEPTH, nestedDeeperThan } from '../http-util.js';
@@ -30,7 +30,7 @@ export function appliesTo(g: CompiledGuardrail, routeId: string): boolean {
   return g.routes === undefined || g.routes.has(routeId);
 }
 
-export function compileGuardrails(list: readonly SnapshotGuardrail[]): CompiledGuardrail[] {
+export function compileGuardrails(list: readonly SnapshotGuardrail[], backends: readonly SnapshotBackend[] = []): CompiledGuardrail[] {
   return list.map((g) => ({
     id: g.id,
     input: g.direction === 'input' || g.direction === 'both',
@@ -38,7 +38,7 @@ export function compileGuardrails(list: readonly SnapshotGuardrail[]): CompiledG
     action: g.action === 'block' ? 'block' : g.action === 'log' ? 'log' : 'redact',
     scanner: compileScanner(g.detectors),
     detects: g.detectors.length > 0,
-    classifier: classifierPolicy(g),
+    classifier: classifierPolicy(g, backends),
     routes: g.routes.length === 0 ? undefined : new Set(g.routes),
   }));
 }
@@ -54,6 +54,11 @@ export interface RouteGuards {
    */
   readonly inputClassifiers: { readonly stopping: readonly CompiledGuardrail[]; readonly logging: readonly CompiledGuardrail[] };
   readonly outputClassifiers: { readonly stopping: readonly CompiledGuardrail[]; readonly logging: readonly CompiledGuardrail[] };
+  /** The most answer text an output classifier reads (0 without one): what a stream keeps for them. */
+  readonly outputClassifierChars: number;
+  /** Blocking output classifiers also asked while an answer streams, and how often (characters). */
+  readonly earlyChecks: readonly CompiledGuardrail[];
+  readonly earlyCheckChars: number;
   /** Every output guardrail (detectors or classifier). */
   readonly output: readonly CompiledGuardrail[];
   /** Some output guardrail changes or stops answers (a streamed answer must follow one choice). */
@@ -70,10 +75,15 @@ export function routeGuards(all: readonly CompiledGuardrail[], routeId: string):
     const stops = (g: CompiledGuardrail): boolean => g.action === 'block' || g.classifier?.failClosed === true;
     return { stopping: withClassifier.filter(stops), logging: withClassifier.filter((g) => !stops(g)) };
   };
+  const outputClassifiers = split(output);
+  const earlyChecks = outputClassifiers.stopping.filter((g) => g.action === 'block' && g.classifier!.streamCheckChars > 0);
   return {
     input: mine.filter((g) => g.input && g.detects),
     inputClassifiers: split(mine.filter((g) => g.input)),
-    outputClassifiers: split(output),
+    outputClassifiers,
+    outputClassifierChars: Math.max(0, ...output.map((g) => g.classifier?.maxChars ?? 0)),
+    earlyChecks,
+    earlyCheckChars: Math.min(...earlyChecks.map((g) => g.classifier!.streamCheckChars)),
     output,
     filtersOutput: output.some((g) => g.action !== 'log'),
     detecting: mine.filter((g) => g.detects),

@@ -31,7 +31,7 @@ export function bodyText(body: Record<string, unknown>): string {
 }
 
 /** Look-ahead past the cut: longer than any match a scanner can produce (private key blocks, 4,200). */
-const CUT_LOOKAHEAD = 4608;
+export const CUT_LOOKAHEAD = 4608;
 
 /**
  * `text` redacted by `scanners` and cut to about `maxChars` characters (with a note of how much
