@@ -136,6 +136,8 @@ export async function startSidecar(o: {
   cpu: number | undefined;
   nodeFlags?: readonly string[];
   env?: Readonly<Record<string, string>>;
+  /** The sidecar binary to start (default: this build's). */
+  main?: string;
 }): Promise<{ child: Child; url: string; adminUrl: string }> {
   const [port, adminPort] = await freePorts(2);
   const env: NodeJS.ProcessEnv = {
@@ -148,7 +150,7 @@ export async function startSidecar(o: {
     SLUICE_LOG_LEVEL: 'info',
     ...o.env,
   };
-  const child = new Child(o.name, NODE, [...SIDECAR_NODE_FLAGS, ...(o.nodeFlags ?? []), SIDECAR_MAIN], { cpu: o.cpu, env, stdout: 'ignore', critical: true });
+  const child = new Child(o.name, NODE, [...SIDECAR_NODE_FLAGS, ...(o.nodeFlags ?? []), o.main ?? SIDECAR_MAIN], { cpu: o.cpu, env, stdout: 'ignore', critical: true });
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   await waitReady(`${adminUrl}/ready`, 30_000);
   return { child, url: `http://127.0.0.1:${port}`, adminUrl };
